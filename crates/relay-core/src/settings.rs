@@ -87,6 +87,9 @@ pub struct Settings {
     pub build_pull_requests_post_merge: bool,
     pub resync_pull_requests: bool,
     pub pull_requests_clone_parent_data: bool,
+    /// Pull requests whose source lives in another repository (a fork) are untrusted code:
+    /// they get no environment unless this is on.
+    pub build_fork_pull_requests: bool,
     /// The production environment's branch; `None` until learnt from Bitbucket.
     pub default_branch: Option<String>,
 }
@@ -100,6 +103,7 @@ impl Default for Settings {
             build_pull_requests_post_merge: false,
             resync_pull_requests: false,
             pull_requests_clone_parent_data: true,
+            build_fork_pull_requests: false,
             default_branch: None,
         }
     }
