@@ -140,7 +140,11 @@ mod tests {
                 prune_branches: prune,
                 ..Settings::default()
             };
-            assert_eq!(settings.effective_prune_branches(), effective, "{fetch} {prune}");
+            assert_eq!(
+                settings.effective_prune_branches(),
+                effective,
+                "{fetch} {prune}"
+            );
             assert_eq!(
                 settings.prune_override_notice().is_some(),
                 prune && !fetch,
@@ -162,7 +166,9 @@ mod tests {
         for ok in ["ws/repo", "PROJ/my-repo.git2", "~jdoe/repo", "a_b/c.d"] {
             assert!(validate_repository(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "repo", "/repo", "ws/", "ws/a/b", "ws/..", "w s/r", "ws/r?x"] {
+        for bad in [
+            "", "repo", "/repo", "ws/", "ws/a/b", "ws/..", "w s/r", "ws/r?x",
+        ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
     }

@@ -100,14 +100,22 @@ mod tests {
 
     #[test]
     fn uppercase_hex_is_accepted() {
-        let header = sign(b"k", b"body").to_uppercase().replacen("SHA256", "sha256", 1);
-        assert_eq!(verify_signature(b"k", b"body", Some(header.as_bytes())), Ok(()));
+        let header = sign(b"k", b"body")
+            .to_uppercase()
+            .replacen("SHA256", "sha256", 1);
+        assert_eq!(
+            verify_signature(b"k", b"body", Some(header.as_bytes())),
+            Ok(())
+        );
     }
 
     #[test]
     fn failures_are_typed() {
         let body = b"{}";
-        assert_eq!(verify_signature(b"k", body, None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_signature(b"k", body, None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             verify_signature(b"k", body, Some(b"nonsense")),
             Err(SignatureError::Malformed)
@@ -121,7 +129,11 @@ mod tests {
             Err(SignatureError::Malformed)
         );
         assert_eq!(
-            verify_signature(b"k", body, Some(b"sha1=0123456789abcdef0123456789abcdef01234567")),
+            verify_signature(
+                b"k",
+                body,
+                Some(b"sha1=0123456789abcdef0123456789abcdef01234567")
+            ),
             Err(SignatureError::UnsupportedAlgorithm)
         );
         assert_eq!(

@@ -1,1 +1,11 @@
-//! placeholder
+//! PostgreSQL storage of the relay. Every SQL query of the project lives in this crate, checked
+//! at compile time against the committed `.sqlx/` data.
+
+pub mod deliveries;
+pub mod error;
+pub mod integrations;
+pub mod pool;
+
+pub use error::StoreError;
+pub use pool::{connect, migrate, schema_is_current, PoolOptions, MIGRATOR};
+pub use sqlx::PgPool;

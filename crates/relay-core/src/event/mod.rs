@@ -1,0 +1,375 @@
+//! Bitbucket webhook bodies → one normalized [`Event`].
+//!
+//! Each product's JSON is read into small private structs that name only the fields the
+//! relay needs (unknown fields are ignored, optional ones may be absent or `null`), then
+//! converted into the public types here, so nothing downstream knows which product spoke.
+//! Every failure is a typed [`ParseError`]; no input panics.
+
+mod cloud;
+mod commit;
+mod keys;
+mod server;
+mod time;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use commit::{CommitHash, CommitHashError};
+pub use keys::Provider;
+
+pub(crate) use commit::same_opt;
+use keys::KeyKind;
+
+/// A webhook (or a reconciler listing) in the relay's own terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Refs moved: Cloud `repo:push`, Server `repo:refs_changed`.
+    Push {
+        /// Every ref the push touched, in payload order. May be empty (Server).
+        changes: Vec<RefChange>,
+        /// Cloud lists at most 5 commits per change; true when any list was cut. Refs are
+        /// never cut, so the planner needs nothing from the commit lists.
+        truncated: bool,
+    },
+    PullRequest {
+        action: PrAction,
+        pr: PullRequest,
+    },
+    /// Server's "Test connection" (`diagnostics:ping`).
+    Ping,
+    /// A recognised event the relay stores but does not act on.
+    Ignored { event_key: String, reason: String },
+    /// The whole truth of the remote at one moment, listed through the REST API by the
+    /// reconciler: every branch with its head, and every open pull request.
+    Snapshot {
+        branches: Vec<(String, CommitHash)>,
+        pull_requests: Vec<PullRequest>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+/// One ref's move. `old` is `None` when the ref was created, `new` when it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefChange {
+    pub kind: RefKind,
+    /// Short name (`feature/x`), never `refs/heads/feature/x`.
+    pub name: String,
+    pub old: Option<CommitHash>,
+    pub new: Option<CommitHash>,
+    /// Cloud says when history was rewritten; Server does not, so it is false there.
+    pub forced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrAction {
+    /// Cloud `pullrequest:created`, Server `pr:opened`.
+    Opened,
+    /// Cloud `pullrequest:updated`: new source commits, a new destination or only metadata;
+    /// the planner tells which by comparing with what it stored.
+    Updated,
+    /// Server `pr:from_ref_updated`: new source commits.
+    SourceUpdated,
+    /// Server `pr:modified`: title, description or target changed.
+    Modified { previous_target: Option<String> },
+    /// Cloud `pullrequest:fulfilled`, Server `pr:merged`.
+    Merged,
+    /// Cloud `pullrequest:rejected`, Server `pr:declined`.
+    Declined,
+    /// Server `pr:deleted`.
+    Deleted,
+    /// Server `pr:reopened`.
+    Reopened,
+}
+
+impl PrAction {
+    /// Merged, declined and deleted end a pull request's life.
+    pub fn is_closing(&self) -> bool {
+        matches!(self, Self::Merged | Self::Declined | Self::Deleted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrState {
+    Open,
+    Merged,
+    Declined,
+    /// Cloud's legacy state for a PR replaced by another; closed like declined.
+    Superseded,
+}
+
+impl PrState {
+    /// Text stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Declined => "declined",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        self == Self::Open
+    }
+}
+
+impl fmt::Display for PrState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Accepts the stored lowercase text and Bitbucket's upper-case spelling.
+impl FromStr for PrState {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "open" => Ok(Self::Open),
+            "merged" => Ok(Self::Merged),
+            "declined" => Ok(Self::Declined),
+            "superseded" => Ok(Self::Superseded),
+            _ => Err(UnknownValue {
+                what: "pull request state",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A text value that does not name any variant of a stored enum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// The repository one side of a pull request lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRef {
+    /// `workspace/repo` on Cloud, `PROJECT/slug` on Server (`~user/slug` for personal
+    /// projects). What git needs to fetch a fork's source.
+    pub full_name: String,
+    /// Stable identity: Cloud's `{uuid}`, Server's numeric id as text. Survives renames, so
+    /// fork detection prefers it over the name.
+    pub id: Option<String>,
+}
+
+impl RepoRef {
+    /// Whether both refer to the same repository: by id when both have one, else by name
+    /// (case-insensitively: Server project keys and Cloud slugs are case-insensitive).
+    pub fn same_repository(&self, other: &RepoRef) -> bool {
+        match (&self.id, &other.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => {
+                !self.full_name.is_empty()
+                    && self.full_name.eq_ignore_ascii_case(&other.full_name)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrEndpoint {
+    pub branch: String,
+    /// Abbreviated (12 characters) on Cloud; check [`CommitHash::is_full`].
+    pub commit: CommitHash,
+    pub repository: RepoRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub id: u64,
+    pub title: String,
+    pub state: PrState,
+    pub source: PrEndpoint,
+    pub target: PrEndpoint,
+    /// Cloud's `draft`, false when absent. Drafts are built like any other pull request.
+    pub draft: bool,
+    /// Last update, epoch milliseconds; orders events about the same pull request.
+    pub updated_at_ms: Option<i64>,
+}
+
+impl PullRequest {
+    /// Source in another repository than the target: untrusted code from a fork.
+    pub fn is_fork(&self) -> bool {
+        !self.source.repository.same_repository(&self.target.repository)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown event key {0:?}")]
+    UnknownEventKey(String),
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("body does not have the expected shape: {0}")]
+    UnexpectedShape(String),
+    #[error("missing field {0}")]
+    MissingField(String),
+    #[error("invalid value for {field}: {value:?}")]
+    InvalidValue { field: String, value: String },
+    #[error("X-Event-Key {header:?} does not match the body's eventKey {body:?}")]
+    EventKeyMismatch { header: String, body: String },
+}
+
+impl ParseError {
+    /// Short machine-readable label for metrics and the delivery's outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownEventKey(_) => "unknown_event_key",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnexpectedShape(_) => "unexpected_shape",
+            Self::MissingField(_) => "missing_field",
+            Self::InvalidValue { .. } => "invalid_value",
+            Self::EventKeyMismatch { .. } => "event_key_mismatch",
+        }
+    }
+
+    pub(crate) fn missing(path: &str) -> Self {
+        Self::MissingField(path.to_owned())
+    }
+
+    pub(crate) fn invalid(field: &str, value: impl Into<String>) -> Self {
+        Self::InvalidValue {
+            field: field.to_owned(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Parses a webhook body. `event_key` is the `X-Event-Key` header (on Server it equals the
+/// body's `eventKey`, and a body that disagrees is rejected).
+pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let (provider, kind) = keys::classify(event_key)
+        .ok_or_else(|| ParseError::UnknownEventKey(truncate_for_error(event_key)))?;
+    match kind {
+        // The ping body is `{"test": true}` but nothing depends on it, so it is not read.
+        KeyKind::Ping => Ok(Event::Ping),
+        KeyKind::Ignored(reason) => {
+            // Stored anyway, so it must at least be JSON.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(json_error)?;
+            Ok(Event::Ignored {
+                event_key: event_key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        }
+        KeyKind::Push => match provider {
+            Provider::Cloud => cloud::parse_push(body),
+            Provider::Server => server::parse_push(event_key, body),
+        },
+        KeyKind::PullRequest(pr_key) => match provider {
+            Provider::Cloud => cloud::parse_pull_request(pr_key, body),
+            Provider::Server => server::parse_pull_request(event_key, pr_key, body),
+        },
+    }
+}
+
+/// serde_json errors split into "not JSON at all" and "JSON of the wrong shape".
+pub(crate) fn json_error(err: serde_json::Error) -> ParseError {
+    match err.classify() {
+        serde_json::error::Category::Data => ParseError::UnexpectedShape(err.to_string()),
+        _ => ParseError::InvalidJson(err.to_string()),
+    }
+}
+
+/// Event keys come from a header anyone can send: keep error messages bounded.
+fn truncate_for_error(raw: &str) -> String {
+    raw.chars().take(100).collect()
+}
+
+/// A commit id field, with the field's path in the error.
+pub(crate) fn commit_field(field: &str, raw: Option<&str>) -> Result<CommitHash, ParseError> {
+    let raw = raw.ok_or_else(|| ParseError::missing(field))?;
+    CommitHash::parse(raw).map_err(|_| ParseError::invalid(field, truncate_for_error(raw)))
+}
+
+/// A required, non-empty string field.
+pub(crate) fn text_field(field: &str, raw: Option<String>) -> Result<String, ParseError> {
+    match raw {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(ParseError::invalid(field, "")),
+        None => Err(ParseError::missing(field)),
+    }
+}
+
+/// Epoch milliseconds from a JSON number or an ISO-8601 string; `null`/absent is `None`.
+pub(crate) fn timestamp_field(
+    field: &str,
+    raw: Option<&serde_json::Value>,
+) -> Result<Option<i64>, ParseError> {
+    match raw {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ParseError::invalid(field, n.to_string())),
+        Some(serde_json::Value::String(s)) => time::parse_timestamp_ms(s)
+            .map(Some)
+            .ok_or_else(|| ParseError::invalid(field, truncate_for_error(s))),
+        Some(other) => Err(ParseError::invalid(field, other.to_string())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_typed_errors() {
+        assert_eq!(
+            parse("repo:exploded", b"{}"),
+            Err(ParseError::UnknownEventKey("repo:exploded".into()))
+        );
+    }
+
+    #[test]
+    fn ignored_events_need_json() {
+        let ev = parse("pullrequest:approved", b"{\"x\":1}").unwrap();
+        assert!(matches!(ev, Event::Ignored { .. }));
+        assert!(matches!(
+            parse("pr:comment:added", b"{nope"),
+            Err(ParseError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn ping_ignores_its_body() {
+        assert_eq!(parse("diagnostics:ping", b"{\"test\": true}"), Ok(Event::Ping));
+        assert_eq!(parse("diagnostics:ping", b""), Ok(Event::Ping));
+    }
+
+    #[test]
+    fn state_text_round_trips() {
+        for s in [PrState::Open, PrState::Merged, PrState::Declined, PrState::Superseded] {
+            assert_eq!(s.as_str().parse::<PrState>(), Ok(s));
+        }
+        assert_eq!("MERGED".parse::<PrState>(), Ok(PrState::Merged));
+        assert!("closed".parse::<PrState>().is_err());
+    }
+
+    #[test]
+    fn forks_by_id_then_name() {
+        let a = RepoRef { full_name: "ws/foo".into(), id: Some("{1}".into()) };
+        let renamed = RepoRef { full_name: "ws/bar".into(), id: Some("{1}".into()) };
+        let other = RepoRef { full_name: "ws/foo".into(), id: Some("{2}".into()) };
+        let by_name = RepoRef { full_name: "WS/Foo".into(), id: None };
+        let unknown = RepoRef { full_name: String::new(), id: None };
+        assert!(a.same_repository(&renamed));
+        assert!(!a.same_repository(&other));
+        assert!(a.same_repository(&by_name));
+        assert!(!unknown.same_repository(&unknown));
+    }
+}

@@ -1,0 +1,8 @@
+//! Admin operations shared by the CLI and (later) the HTTP admin API, so both validate the
+//! same way and neither can bypass a rule.
+
+pub mod error;
+pub mod integrations;
+pub mod validate;
+
+pub use error::AdminError;

@@ -1,0 +1,143 @@
+//! Flags, named as in the hosted platform's CLI. Booleans take `--flag`, `--flag=true` or
+//! `--flag=false`. Secrets can come from the environment so they stay out of shell history.
+
+use clap::Args;
+use relay_core::IntegrationType;
+
+use crate::admin::integrations::IntegrationInput;
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Integration id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// bitbucket (Cloud) or bitbucket_server (Server / Data Center).
+    #[arg(long = "type", value_parser = parse_type)]
+    pub kind: IntegrationType,
+    #[command(flatten)]
+    pub fields: IntegrationFields,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Integration id.
+    pub id: String,
+    #[command(flatten)]
+    pub fields: IntegrationFields,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Integration id.
+    pub id: String,
+    /// Print only this property's value (e.g. hook_url).
+    #[arg(long, short = 'P')]
+    pub property: Option<String>,
+    /// Reveal the stored secrets (webhook secret, OAuth secret, token).
+    #[arg(long)]
+    pub show_secret: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IntegrationFields {
+    /// Repository: workspace/repo (Cloud) or PROJECT/repo (Server).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Cloud: OAuth consumer key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Cloud: OAuth consumer secret.
+    #[arg(long, env = "RELAY_INTEGRATION_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Server: base URL, e.g. https://bitbucket.example.com.
+    #[arg(long, alias = "bitbucket-url")]
+    pub base_url: Option<String>,
+    /// Server: user name.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Server: HTTP access token (sent as a Bearer token).
+    #[arg(long, env = "RELAY_INTEGRATION_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Use this webhook secret instead of generating one (for a webhook that already exists).
+    #[arg(long, env = "RELAY_INTEGRATION_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub fetch_branches: Option<bool>,
+    /// Forced off when --fetch-branches is false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune_branches: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests_post_merge: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub resync_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub pull_requests_clone_parent_data: Option<bool>,
+    /// Build pull requests from forks (untrusted code); off by default.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_fork_pull_requests: Option<bool>,
+    /// Git remote the matching refs are pushed to ("" clears it).
+    #[arg(long)]
+    pub deploy_remote: Option<String>,
+    /// Endpoint that receives signed environment events ("" clears it).
+    #[arg(long)]
+    pub deploy_hook_url: Option<String>,
+    /// URL template such as https://{environment}.preview.example.com ("" clears it).
+    #[arg(long)]
+    pub environment_url: Option<String>,
+    /// The production branch ("" to learn it from Bitbucket).
+    #[arg(long)]
+    pub default_branch: Option<String>,
+}
+
+impl IntegrationFields {
+    pub fn into_input(self, kind: Option<IntegrationType>) -> IntegrationInput {
+        IntegrationInput {
+            kind,
+            repository: self.repository,
+            key: self.key,
+            secret: self.secret,
+            base_url: self.base_url,
+            username: self.username,
+            token: self.token,
+            webhook_secret: self.webhook_secret,
+            fetch_branches: self.fetch_branches,
+            prune_branches: self.prune_branches,
+            build_pull_requests: self.build_pull_requests,
+            build_pull_requests_post_merge: self.build_pull_requests_post_merge,
+            resync_pull_requests: self.resync_pull_requests,
+            pull_requests_clone_parent_data: self.pull_requests_clone_parent_data,
+            build_fork_pull_requests: self.build_fork_pull_requests,
+            deploy_remote: self.deploy_remote,
+            deploy_hook_url: self.deploy_hook_url,
+            environment_url: self.environment_url,
+            default_branch: self.default_branch,
+        }
+    }
+}
+
+fn parse_type(raw: &str) -> Result<IntegrationType, String> {
+    raw.parse()
+        .map_err(|e: relay_core::SettingsError| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryListArgs {
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// pending, processing, processed, ignored or failed.
+    #[arg(long, value_parser = ["pending", "processing", "processed", "ignored", "failed"])]
+    pub status: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryIdArg {
+    /// Delivery id.
+    pub id: i64,
+}

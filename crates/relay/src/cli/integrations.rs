@@ -1,0 +1,162 @@
+//! `integration:*` commands.
+
+use relay_store::PgPool;
+use serde_json::json;
+
+use super::args::{AddArgs, GetArgs, IdArg, UpdateArgs};
+use super::output::{self, emit};
+use super::{CliError, Format};
+use crate::admin::integrations::{self as admin, IntegrationView};
+use crate::config::Config;
+use crate::secrets::SecretKey;
+
+pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
+    use secrecy::ExposeSecret;
+    let url = config.require_database_url()?;
+    let pool = relay_store::connect(
+        url.expose_secret(),
+        &relay_store::PoolOptions {
+            max_connections: 2,
+            acquire_timeout: config.db_acquire_timeout,
+        },
+    )?;
+    Ok(pool)
+}
+
+pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
+    let key = SecretKey::from_config(config.secret_key.as_ref())?;
+    let pool = connect(config).await?;
+    let created = admin::add(&pool, &key, args.fields.into_input(Some(args.kind))).await?;
+    let view = admin::view(&created.record, &config.public_base_url(), None)?;
+    let value = json!({
+        "id": view.id,
+        "type": view.kind,
+        "repository": view.repository,
+        "hook_url": view.hook_url,
+        "webhook_secret": created.webhook_secret,
+        "prune_branches": view.prune_branches,
+        "warnings": warnings(config, &view),
+    });
+    emit(format, &value, || {
+        let mut out = format!(
+            "Created integration {}\n\nRegister this webhook on {} (the secret is shown only now):\n  URL:    {}\n  Secret: {}\n",
+            view.id, view.repository, view.hook_url, created.webhook_secret
+        );
+        for warning in warnings(config, &view) {
+            out.push_str(&format!("\nwarning: {warning}\n"));
+        }
+        out
+    })
+}
+
+fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.public_url.is_none() {
+        warnings.push(format!(
+            "RELAY_PUBLIC_URL is not set, so the hook URL uses the listen address {}; Bitbucket must be able to reach it",
+            config.listen
+        ));
+    }
+    if let Some(note) = view.prune_branches_note {
+        warnings.push(note.to_owned());
+    }
+    if view.prune_branches {
+        warnings.push(
+            "prune_branches is on: environments of branches that do not exist in Bitbucket will be deleted on the first sync"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
+    let key = SecretKey::from_config(config.secret_key.as_ref())?;
+    let pool = connect(config).await?;
+    let record = admin::update(&pool, &key, &args.id, args.fields.into_input(None)).await?;
+    let view = admin::view(&record, &config.public_base_url(), None)?;
+    if let Some(note) = view.prune_branches_note {
+        eprintln!("warning: {note}");
+    }
+    print_view(format, &view)
+}
+
+pub async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    let record = relay_store::integrations::get(&pool, &args.id).await?;
+    let key = if args.show_secret {
+        Some(SecretKey::from_config(config.secret_key.as_ref())?)
+    } else {
+        None
+    };
+    let view = admin::view(&record, &config.public_base_url(), key.as_ref())?;
+    match args.property {
+        Some(property) => {
+            let value = serde_json::to_value(&view)
+                .map_err(|e| CliError::Other(anyhow::anyhow!("cannot encode output: {e}")))?;
+            let field = value.get(&property).ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "unknown property {property:?} (see `relay integration:get {}`)",
+                    args.id
+                ))
+            })?;
+            match format {
+                Format::Json => println!("{field}"),
+                Format::Table => println!("{}", output::scalar(field)),
+            }
+            Ok(())
+        }
+        None => print_view(format, &view),
+    }
+}
+
+fn print_view(format: Format, view: &IntegrationView) -> Result<(), CliError> {
+    let value = serde_json::to_value(view)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot encode output: {e}")))?;
+    emit(format, &value, || output::properties(&value))
+}
+
+pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    let records = relay_store::integrations::list(&pool).await?;
+    let base = config.public_base_url();
+    let views = records
+        .iter()
+        .map(|r| admin::view(r, &base, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    emit(format, &views, || {
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|v| {
+                vec![
+                    v.id.clone(),
+                    v.kind.clone(),
+                    v.repository.clone(),
+                    v.fetch_branches.to_string(),
+                    v.prune_branches.to_string(),
+                    v.build_pull_requests.to_string(),
+                    v.build_pull_requests_post_merge.to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "ID",
+                "Type",
+                "Repository",
+                "Fetch",
+                "Prune",
+                "PRs",
+                "Post-merge",
+            ],
+            &rows,
+        )
+    })
+}
+
+pub async fn delete(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    relay_store::integrations::delete(&pool, &args.id).await?;
+    emit(format, &json!({ "deleted": args.id }), || {
+        format!("Deleted integration {}\n", args.id)
+    })
+}

@@ -1,0 +1,92 @@
+//! The `relay` command line. Command names follow the hosted platform's CLI
+//! (`integration:add`, `integration:get ID --property hook_url`, ...).
+
+mod args;
+mod deliveries;
+mod error;
+mod integrations;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use error::CliError;
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "Self-hosted webhook relay for Bitbucket Cloud and Server/Data Center"
+)]
+pub struct Cli {
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, global = true, env = "RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies migrations on start).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Add an integration; prints its id, hook URL and webhook secret (once).
+    #[command(name = "integration:add")]
+    IntegrationAdd(args::AddArgs),
+    /// Change an integration's settings.
+    #[command(name = "integration:update")]
+    IntegrationUpdate(args::UpdateArgs),
+    /// Show an integration (secrets only as "set" unless --show-secret).
+    #[command(name = "integration:get")]
+    IntegrationGet(args::GetArgs),
+    /// List integrations.
+    #[command(name = "integration:list")]
+    IntegrationList,
+    /// Delete an integration with its deliveries and environments.
+    #[command(name = "integration:delete")]
+    IntegrationDelete(args::IdArg),
+    /// List recent deliveries.
+    #[command(name = "delivery:list")]
+    DeliveryList(args::DeliveryListArgs),
+    /// Show one delivery: headers, status, last error.
+    #[command(name = "delivery:show")]
+    DeliveryShow(args::DeliveryIdArg),
+    /// Print a new random RELAY_SECRET_KEY.
+    #[command(name = "secret-key:generate")]
+    SecretKeyGenerate,
+}
+
+/// Runs a parsed command line. Configuration errors surface here, once, as a `CliError`.
+pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+    let format = cli.format;
+    match cli.command {
+        Command::Serve => serve::serve(config).await,
+        Command::Migrate => serve::migrate(&config).await,
+        Command::IntegrationAdd(args) => integrations::add(&config, format, args).await,
+        Command::IntegrationUpdate(args) => integrations::update(&config, format, args).await,
+        Command::IntegrationGet(args) => integrations::get(&config, format, args).await,
+        Command::IntegrationList => integrations::list(&config, format).await,
+        Command::IntegrationDelete(args) => integrations::delete(&config, format, args).await,
+        Command::DeliveryList(args) => deliveries::list(&config, format, args).await,
+        Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
+        Command::SecretKeyGenerate => {
+            println!("{}", crate::secrets::SecretKey::generate_encoded());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `serve` and `migrate`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::integrations::connect;
+use super::CliError;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::secrets::SecretKey;
+use crate::shutdown;
+
+pub async fn migrate(config: &Config) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    relay_store::migrate(&pool).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+pub async fn serve(config: Config) -> Result<(), CliError> {
+    let key = SecretKey::from_config(config.secret_key.as_ref())?;
+    let pool = relay_store::connect(
+        config.require_database_url()?.expose_secret(),
+        &relay_store::PoolOptions {
+            max_connections: config.db_max_connections,
+            acquire_timeout: config.db_acquire_timeout,
+        },
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("Failed to listen on {}", config.listen))?;
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown::on_signal(token.clone()));
+
+    let state = AppState {
+        pool: pool.clone(),
+        key,
+        metrics: Arc::new(Metrics::new()),
+        max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
+        schema_ready: Arc::new(AtomicBool::new(false)),
+    };
+    tokio::spawn(migrate_until_done(
+        pool,
+        state.schema_ready.clone(),
+        token.clone(),
+    ));
+
+    tracing::info!(listen = %config.listen, public_url = %config.public_base_url(), "relay listening");
+    let stopped = token.clone();
+    http::serve(state, listener, async move { stopped.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// The relay starts even when PostgreSQL is not up yet: it reports not-ready and keeps trying.
+async fn migrate_until_done(
+    pool: relay_store::PgPool,
+    ready: Arc<AtomicBool>,
+    token: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match relay_store::migrate(&pool).await {
+            Ok(()) => {
+                ready.store(true, Ordering::Release);
+                tracing::info!("database schema is current");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "cannot apply migrations yet")
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,63 @@
+//! The HTTP side: webhook ingest, health, readiness and metrics.
+
+mod health;
+mod webhook;
+mod webhook_error;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use relay_store::PgPool;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::metrics::Metrics;
+use crate::secrets::SecretKey;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub key: SecretKey,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Set once migrations have been applied; until then webhooks answer 503.
+    pub schema_ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn schema_ready(&self) -> bool {
+        self.schema_ready.load(Ordering::Acquire)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(webhook::router())
+        .merge(health::router())
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        // Cuts off senders that trickle a body in; Bitbucket itself gives up after 10 s.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

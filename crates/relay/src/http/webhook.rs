@@ -1,0 +1,283 @@
+//! `POST /webhooks/bitbucket/{integration_id}`: verify, dedupe, store, acknowledge.
+//!
+//! Nothing is acknowledged before it is durable: the 202 is sent only after the INSERT has
+//! committed. Parsing into events happens later, in the processor, so Bitbucket never waits on
+//! anything but one write.
+
+use std::time::Instant;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use relay_core::{verify_signature, IntegrationId, IntegrationType};
+use relay_store::deliveries::{self, InsertOutcome, NewDelivery};
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+use tracing::{field, Instrument};
+
+use super::webhook_error::WebhookError;
+use super::AppState;
+use crate::secrets::SecretField;
+
+const PING_EVENT: &str = "diagnostics:ping";
+/// Headers kept with a delivery. Never the signature: it is a credential-derived value.
+const KEPT_HEADERS: &[&str] = &[
+    "x-event-key",
+    "x-request-uuid",
+    "x-request-id",
+    "x-hook-uuid",
+    "x-attempt-number",
+    "user-agent",
+    "content-type",
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/bitbucket/{integration_id}", post(receive))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "webhook",
+        integration.id = field::Empty,
+        event.key = field::Empty,
+        delivery.id = field::Empty,
+        request.id = field::Empty,
+    );
+    let mut labels = Labels::default();
+    let result = handle(&state, &raw_id, &headers, body, &mut labels)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    let (outcome, response) = match result {
+        Ok(accepted) => (accepted.outcome, accepted.into_response()),
+        Err(err) => {
+            let outcome = err.outcome();
+            match err {
+                WebhookError::Unavailable => tracing::error!(outcome, "{err}"),
+                _ => tracing::warn!(outcome, "webhook rejected: {err}"),
+            }
+            (outcome, err.into_response())
+        }
+    };
+    state.metrics.record_delivery(
+        &labels.integration,
+        &labels.event_key,
+        outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+struct Labels {
+    integration: String,
+    event_key: String,
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self {
+            integration: "unknown".into(),
+            event_key: "unverified".into(),
+        }
+    }
+}
+
+struct Accepted {
+    outcome: &'static str,
+    status: StatusCode,
+    delivery_id: Option<i64>,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        let body = match self.delivery_id {
+            Some(id) => json!({ "status": self.outcome, "delivery_id": id }),
+            None => json!({ "status": self.outcome }),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    raw_id: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    labels: &mut Labels,
+) -> Result<Accepted, WebhookError> {
+    let span = tracing::Span::current();
+    let id = IntegrationId::parse(raw_id).map_err(|_| WebhookError::UnknownIntegration)?;
+    span.record("integration.id", id.as_str());
+    let event_key = event_key(headers)?;
+    span.record("event.key", event_key);
+
+    if !state.schema_ready() {
+        return Err(WebhookError::Unavailable);
+    }
+    let credentials = relay_store::integrations::webhook_credentials(&state.pool, id.as_str())
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "looking up the integration failed");
+            WebhookError::Unavailable
+        })?
+        .ok_or(WebhookError::UnknownIntegration)?;
+    labels.integration = id.to_string();
+
+    // Bitbucket Server's "Test connection" is unsigned and carries no event: acknowledge it so
+    // the admin sees the URL works, and store nothing.
+    if event_key == PING_EVENT {
+        labels.event_key = PING_EVENT.into();
+        tracing::info!("answered a diagnostics ping");
+        return Ok(Accepted {
+            outcome: "ping",
+            status: StatusCode::OK,
+            delivery_id: None,
+        });
+    }
+
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            WebhookError::TooLarge {
+                limit: state.max_body_bytes,
+            }
+        } else {
+            WebhookError::UnreadableBody
+        }
+    })?;
+
+    let secret = state
+        .key
+        .decrypt(
+            id.as_str(),
+            SecretField::WebhookSecret,
+            &credentials.webhook_secret_ciphertext,
+        )
+        .map_err(|err| {
+            tracing::error!(error = %err, "cannot verify deliveries for this integration");
+            WebhookError::Unavailable
+        })?;
+    verify_signature(
+        secret.expose_secret().as_bytes(),
+        &body,
+        headers.get("x-hub-signature").map(|v| v.as_bytes()),
+    )
+    .map_err(WebhookError::Signature)?;
+    labels.event_key = event_key.to_owned();
+
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+        .map_err(|e| WebhookError::MalformedBody(e.to_string()))?;
+
+    let kind: Option<IntegrationType> = credentials.r#type.parse().ok();
+    let request_id = request_id(headers, kind)?;
+    if let Some(request_id) = request_id {
+        span.record("request.id", request_id);
+    }
+    let outcome = deliveries::insert(
+        &state.pool,
+        &NewDelivery {
+            integration_id: id.as_str(),
+            request_id,
+            event_key,
+            headers: kept_headers(headers),
+            body: &body,
+        },
+    )
+    .await
+    .map_err(|err| {
+        tracing::error!(error = %err, "storing the delivery failed");
+        WebhookError::Unavailable
+    })?;
+    let accepted = match outcome {
+        InsertOutcome::Stored(delivery_id) => {
+            span.record("delivery.id", delivery_id);
+            tracing::info!(bytes = body.len(), "delivery stored");
+            Accepted {
+                outcome: "stored",
+                status: StatusCode::ACCEPTED,
+                delivery_id: Some(delivery_id),
+            }
+        }
+        InsertOutcome::Duplicate(delivery_id) => {
+            span.record("delivery.id", delivery_id);
+            tracing::info!("duplicate delivery ignored");
+            Accepted {
+                outcome: "duplicate",
+                status: StatusCode::OK,
+                delivery_id: Some(delivery_id),
+            }
+        }
+    };
+    Ok(accepted)
+}
+
+/// Event keys are short tokens like `repo:push` or `pr:reviewer:needs_work`.
+fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
+    let value = headers
+        .get("x-event-key")
+        .ok_or(WebhookError::MissingEventKey)?;
+    let key = value
+        .to_str()
+        .map_err(|_| WebhookError::InvalidHeader("X-Event-Key"))?
+        .trim();
+    let valid = !key.is_empty()
+        && key.len() <= 100
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.'));
+    if !valid {
+        return Err(WebhookError::InvalidHeader("X-Event-Key"));
+    }
+    Ok(key)
+}
+
+/// Cloud names it `X-Request-UUID`, Server `X-Request-Id`; the integration's own kind is tried
+/// first and the other accepted too, since proxies sometimes rename.
+fn request_id(
+    headers: &HeaderMap,
+    kind: Option<IntegrationType>,
+) -> Result<Option<&str>, WebhookError> {
+    let order = match kind {
+        Some(IntegrationType::Server) => [
+            ("x-request-id", "X-Request-Id"),
+            ("x-request-uuid", "X-Request-UUID"),
+        ],
+        _ => [
+            ("x-request-uuid", "X-Request-UUID"),
+            ("x-request-id", "X-Request-Id"),
+        ],
+    };
+    for (name, display) in order {
+        if let Some(value) = headers.get(name) {
+            let id = value
+                .to_str()
+                .map_err(|_| WebhookError::InvalidHeader(display))?
+                .trim();
+            if id.is_empty() || id.len() > 200 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(WebhookError::InvalidHeader(display));
+            }
+            return Ok(Some(id));
+        }
+    }
+    tracing::warn!("delivery has no request id; it cannot be deduplicated");
+    Ok(None)
+}
+
+fn kept_headers(headers: &HeaderMap) -> Value {
+    let mut kept = Map::new();
+    for name in KEPT_HEADERS {
+        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+            kept.insert((*name).to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    Value::Object(kept)
+}
