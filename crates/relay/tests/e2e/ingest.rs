@@ -1,0 +1,232 @@
+//! Webhook ingest over real HTTP into real PostgreSQL.
+
+use relay_core::IntegrationType;
+use sqlx::PgPool;
+
+use crate::support::*;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_fixture_is_stored_with_a_right_signature_and_rejected_without(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let bbs = add_integration(&pool, IntegrationType::Server).await;
+    let fixtures = fixtures();
+    for (n, fixture) in fixtures.iter().enumerate() {
+        let integration = match fixture.kind {
+            IntegrationType::Cloud => &cloud,
+            IntegrationType::Server => &bbs,
+        };
+        let url = server.hook_url(&integration.id);
+        let request_id = format!("req-{n}");
+
+        let missing = post_delivery(
+            &url,
+            fixture.kind,
+            &fixture.event_key,
+            &request_id,
+            &fixture.body,
+            None,
+        )
+        .await;
+        assert_eq!(missing.status(), 401, "{} unsigned", fixture.name);
+
+        let wrong = sign("not-the-secret", &fixture.body);
+        let wrong = post_delivery(
+            &url,
+            fixture.kind,
+            &fixture.event_key,
+            &request_id,
+            &fixture.body,
+            Some(wrong),
+        )
+        .await;
+        assert_eq!(wrong.status(), 401, "{} wrong signature", fixture.name);
+
+        let signature = sign(&integration.webhook_secret, &fixture.body);
+        let ok = post_delivery(
+            &url,
+            fixture.kind,
+            &fixture.event_key,
+            &request_id,
+            &fixture.body,
+            Some(signature),
+        )
+        .await;
+        assert_eq!(ok.status(), 202, "{}", fixture.name);
+        let answer: serde_json::Value = ok.json().await.unwrap();
+        assert_eq!(answer["status"], "stored");
+        let id = answer["delivery_id"].as_i64().unwrap();
+
+        let (event_key, body, request): (String, Vec<u8>, Option<String>) =
+            sqlx::query_as("SELECT event_key, body, request_id FROM deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(event_key, fixture.event_key);
+        assert_eq!(
+            body, fixture.body,
+            "{}: body must be stored byte for byte",
+            fixture.name
+        );
+        assert_eq!(request.as_deref(), Some(request_id.as_str()));
+    }
+    assert_eq!(delivery_count(&pool).await, fixtures.len() as i64);
+
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("relay_webhook_deliveries_total{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"stored\""), "{metrics}");
+    assert!(
+        metrics.contains("outcome=\"missing_signature\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"bad_signature\""), "{metrics}");
+    assert!(
+        metrics.contains("relay_webhook_ingest_duration_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_repeated_request_id_is_a_duplicate(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let url = server.hook_url(&cloud.id);
+    let signature = sign(&cloud.webhook_secret, &body);
+
+    let first = post_delivery(
+        &url,
+        IntegrationType::Cloud,
+        "repo:push",
+        "same-id",
+        &body,
+        Some(signature.clone()),
+    )
+    .await;
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = post_delivery(
+        &url,
+        IntegrationType::Cloud,
+        "repo:push",
+        "same-id",
+        &body,
+        Some(signature.clone()),
+    )
+    .await;
+    assert_eq!(second.status(), 200);
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(second["status"], "duplicate");
+    assert_eq!(second["delivery_id"], first["delivery_id"]);
+    assert_eq!(delivery_count(&pool).await, 1);
+
+    // The same request id on another integration is a different delivery.
+    let other = add_integration(&pool, IntegrationType::Cloud).await;
+    let signature = sign(&other.webhook_secret, &body);
+    let third = post_delivery(
+        &server.hook_url(&other.id),
+        IntegrationType::Cloud,
+        "repo:push",
+        "same-id",
+        &body,
+        Some(signature),
+    )
+    .await;
+    assert_eq!(third.status(), 202);
+    assert_eq!(delivery_count(&pool).await, 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn concurrent_duplicates_store_one_row(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let url = server.hook_url(&cloud.id);
+    let signature = sign(&cloud.webhook_secret, &body);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (url, body, signature) = (url.clone(), body.clone(), signature.clone());
+        tasks.push(tokio::spawn(async move {
+            post_delivery(
+                &url,
+                IntegrationType::Cloud,
+                "repo:push",
+                "race",
+                &body,
+                Some(signature),
+            )
+            .await
+            .status()
+            .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(delivery_count(&pool).await, 1);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn server_test_connection_ping_answers_200_and_stores_nothing(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let bbs = add_integration(&pool, IntegrationType::Server).await;
+    let response = reqwest::Client::new()
+        .post(server.hook_url(&bbs.id))
+        .header("X-Event-Key", "diagnostics:ping")
+        .header("X-Request-Id", "ping-1")
+        .header("X-Hub-Signature", "sha256=0000")
+        .body(r#"{"test": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let unsigned = reqwest::Client::new()
+        .post(server.hook_url(&bbs.id))
+        .header("X-Event-Key", "diagnostics:ping")
+        .body(r#"{"test": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 200);
+    assert_eq!(delivery_count(&pool).await, 0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn health_readiness_and_metrics(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().ends_with("# EOF\n"));
+
+    // A database without the schema is not ready.
+    sqlx::query("DELETE FROM _sqlx_migrations")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+}

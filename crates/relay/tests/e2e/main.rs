@@ -1,0 +1,9 @@
+//! End-to-end tests: the real server over loopback HTTP, the real CLI binary, real PostgreSQL
+//! (each test gets its own database from `#[sqlx::test]`; set DATABASE_URL).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod ingest;
+mod ingest_failures;
+mod secrets_hygiene;
+mod support;

@@ -1,0 +1,210 @@
+//! `relay serve` as a process: structured logs with the right fields, no secret anywhere in
+//! logs or output, graceful shutdown that finishes the request in flight.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use crate::cli::Relay;
+use crate::support::*;
+
+struct ServeProcess {
+    child: Child,
+    addr: String,
+}
+
+impl ServeProcess {
+    fn start(relay: &Relay) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = relay
+            .command(&["serve"])
+            .env("RELAY_LISTEN", &addr)
+            .env("RELAY_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = reqwest::blocking_get(&format!("http://{addr}/readyz")) {
+                if response == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay serve did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr }
+    }
+
+    fn terminate(self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+mod reqwest {
+    /// A tiny blocking GET returning the status code, so the helper needs no runtime.
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))
+    }
+}
+
+fn raw_post(addr: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn logs_carry_fields_and_never_secrets(pool: PgPool) {
+    let relay = Relay::new(&pool);
+    let created = relay.add_cloud(&[]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let webhook_secret = created["webhook_secret"].as_str().unwrap().to_owned();
+
+    let get_output =
+        relay.ok(&["integration:get", &id]) + &relay.ok(&["integration:list", "--format", "json"]);
+    for secret in [webhook_secret.as_str(), "consumer-secret-value", TEST_KEY] {
+        assert!(!get_output.contains(secret), "secret in get/list output");
+    }
+
+    let serve = ServeProcess::start(&relay);
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let signature = sign(&webhook_secret, &body);
+    let path = format!("/webhooks/bitbucket/{id}");
+    let ok = raw_post(
+        &serve.addr,
+        &path,
+        &[
+            ("X-Event-Key", "repo:push".into()),
+            ("X-Request-UUID", "log-1".into()),
+            ("X-Hub-Signature", signature.clone()),
+        ],
+        &body,
+    );
+    assert!(ok.starts_with("HTTP/1.1 202"), "{ok}");
+    let bad = raw_post(
+        &serve.addr,
+        &path,
+        &[
+            ("X-Event-Key", "repo:push".into()),
+            ("X-Request-UUID", "log-2".into()),
+            ("X-Hub-Signature", sign("guess", &body)),
+        ],
+        &body,
+    );
+    assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
+
+    let (status, logs) = serve.terminate();
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}\n{logs}"
+    );
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(!lines.is_empty(), "JSON log lines expected:\n{logs}");
+    let stored = lines
+        .iter()
+        .find(|l| l["message"] == "delivery stored")
+        .unwrap_or_else(|| panic!("no 'delivery stored' line in:\n{logs}"));
+    let span = &stored["span"];
+    assert_eq!(span["integration.id"], id.as_str(), "{stored}");
+    assert_eq!(span["event.key"], "repo:push", "{stored}");
+    assert!(span["delivery.id"].is_number(), "{stored}");
+    assert!(
+        lines.iter().any(|l| l["outcome"] == "bad_signature"),
+        "{logs}"
+    );
+    for secret in [
+        webhook_secret.as_str(),
+        "consumer-secret-value",
+        TEST_KEY,
+        &signature[7..],
+    ] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn sigterm_finishes_the_request_in_flight(pool: PgPool) {
+    let relay = Relay::new(&pool);
+    let created = relay.add_cloud(&[]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    let serve = ServeProcess::start(&relay);
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+
+    // Send the headers and half the body, then ask the relay to stop, then send the rest.
+    let mut stream = TcpStream::connect(&serve.addr).unwrap();
+    let head = format!(
+        "POST /webhooks/bitbucket/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nX-Event-Key: repo:push\r\nX-Request-UUID: inflight\r\nX-Hub-Signature: {}\r\n\r\n",
+        body.len(),
+        sign(&secret, &body)
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(first).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = serve.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 202"), "{response}");
+
+    let (status, logs) = serve.terminate();
+    assert!(status.success(), "{logs}");
+    assert_eq!(delivery_count(&pool).await, 1);
+}

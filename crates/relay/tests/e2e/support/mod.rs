@@ -1,0 +1,234 @@
+//! Shared test helpers: start a server, create integrations, sign fixture bodies.
+
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay::admin::integrations::{self, IntegrationInput};
+use relay::http::AppState;
+use relay::metrics::Metrics;
+use relay::secrets::SecretKey;
+use relay_core::IntegrationType;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+pub fn key() -> SecretKey {
+    SecretKey::parse(&SecretString::from(TEST_KEY)).unwrap()
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl TestServer {
+    pub async fn start(pool: PgPool) -> Self {
+        Self::start_with(pool, 256 * 1024).await
+    }
+
+    pub async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
+        let state = AppState {
+            pool,
+            key: key(),
+            metrics: Arc::new(Metrics::new()),
+            max_body_bytes,
+            request_timeout: Duration::from_secs(5),
+            schema_ready: Arc::new(AtomicBool::new(true)),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let stopped = shutdown.clone();
+        tokio::spawn(relay::http::serve(state.clone(), listener, async move {
+            stopped.cancelled().await
+        }));
+        Self {
+            addr,
+            state,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn hook_url(&self, integration: &str) -> String {
+        self.url(&format!("/webhooks/bitbucket/{integration}"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub struct TestIntegration {
+    pub id: String,
+    pub webhook_secret: String,
+}
+
+pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegration {
+    let input = match kind {
+        IntegrationType::Cloud => IntegrationInput {
+            kind: Some(kind),
+            repository: Some("brydzewski/foo".into()),
+            key: Some("consumer-key".into()),
+            secret: Some("consumer-secret-value".into()),
+            ..Default::default()
+        },
+        IntegrationType::Server => IntegrationInput {
+            kind: Some(kind),
+            repository: Some("PRJ/my-repo".into()),
+            base_url: Some("https://bitbucket.example.com".into()),
+            token: Some("server-token-value".into()),
+            ..Default::default()
+        },
+    };
+    let created = integrations::add(pool, &key(), input).await.unwrap();
+    TestIntegration {
+        id: created.record.id,
+        webhook_secret: created.webhook_secret,
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
+}
+
+/// A fixture body with the event key Bitbucket would send with it.
+pub struct Fixture {
+    pub name: String,
+    pub kind: IntegrationType,
+    pub event_key: String,
+    pub body: Vec<u8>,
+}
+
+pub fn fixtures() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    for (dir, kind) in [
+        ("bitbucket-cloud", IntegrationType::Cloud),
+        ("bitbucket-server", IntegrationType::Server),
+    ] {
+        let mut entries: Vec<_> = std::fs::read_dir(fixtures_dir().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let body = std::fs::read(&path).unwrap();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let event_key = match kind {
+                IntegrationType::Cloud => cloud_event_key(&name).to_owned(),
+                IntegrationType::Server => {
+                    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    value["eventKey"].as_str().unwrap().to_owned()
+                }
+            };
+            out.push(Fixture {
+                name: format!("{dir}/{name}"),
+                kind,
+                event_key,
+                body,
+            });
+        }
+    }
+    assert!(out.len() >= 27, "fixtures missing: {}", out.len());
+    out
+}
+
+fn cloud_event_key(name: &str) -> &'static str {
+    match name {
+        n if n.starts_with("push") => "repo:push",
+        "pr_created" => "pullrequest:created",
+        "pr_updated" => "pullrequest:updated",
+        "pr_fulfilled" => "pullrequest:fulfilled",
+        "pr_declined" => "pullrequest:rejected",
+        "pr_comment_created" => "pullrequest:comment_created",
+        "pr_comment_deleted" => "pullrequest:comment_deleted",
+        other => panic!("no event key known for fixture {other}"),
+    }
+}
+
+pub fn request_id_header(kind: IntegrationType) -> &'static str {
+    match kind {
+        IntegrationType::Cloud => "X-Request-UUID",
+        IntegrationType::Server => "X-Request-Id",
+    }
+}
+
+/// POSTs `body` as Bitbucket would, signed when `signature` is given.
+pub async fn post_delivery(
+    url: &str,
+    kind: IntegrationType,
+    event_key: &str,
+    request_id: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Event-Key", event_key)
+        .header(request_id_header(kind), request_id)
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("X-Hub-Signature", signature);
+    }
+    request.send().await.unwrap()
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    relay_core::sign(secret.as_bytes(), body)
+}
+
+pub async fn delivery_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The URL of the database behind `pool`, for subprocesses and proxies.
+pub fn database_url(pool: &PgPool) -> String {
+    database_url_via(pool, None)
+}
+
+/// Same, but reaching PostgreSQL through `port` (a proxy) when given.
+pub fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
+    let options = pool.connect_options();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(options.get_database().unwrap_or("postgres"));
+    if let Some(port) = port {
+        url.set_port(Some(port)).unwrap();
+    }
+    url.to_string()
+}
+
+/// Host and port of the real PostgreSQL, from DATABASE_URL.
+pub fn postgres_addr() -> SocketAddr {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
+    let url = url::Url::parse(&base).unwrap();
+    let host = match url.host_str() {
+        Some("localhost") | None => "127.0.0.1",
+        Some(host) => host,
+    };
+    format!("{host}:{}", url.port().unwrap_or(5432))
+        .parse()
+        .unwrap()
+}

@@ -1,0 +1,75 @@
+//! A loopback TCP proxy in front of PostgreSQL that a test can take down and bring back, to
+//! see how the relay behaves when its database disappears.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub struct DbProxy {
+    pub port: u16,
+    /// Cancelled when the proxy goes down; replaced by a fresh token when it comes back.
+    epoch: Arc<Mutex<Option<CancellationToken>>>,
+    stop: CancellationToken,
+}
+
+impl DbProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let epoch = Arc::new(Mutex::new(Some(CancellationToken::new())));
+        let stop = CancellationToken::new();
+        let accept_epoch = epoch.clone();
+        let accept_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = tokio::select! {
+                    _ = accept_stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(_) => continue,
+                    },
+                };
+                let current = accept_epoch.lock().unwrap().clone();
+                let Some(token) = current else {
+                    drop(client);
+                    continue;
+                };
+                tokio::spawn(pipe(client, target, token));
+            }
+        });
+        Self { port, epoch, stop }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn down(&self) {
+        if let Some(token) = self.epoch.lock().unwrap().take() {
+            token.cancel();
+        }
+    }
+
+    pub fn up(&self) {
+        let mut epoch = self.epoch.lock().unwrap();
+        if epoch.is_none() {
+            *epoch = Some(CancellationToken::new());
+        }
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.down();
+        self.stop.cancel();
+    }
+}
+
+async fn pipe(mut client: TcpStream, target: SocketAddr, token: CancellationToken) {
+    let Ok(mut server) = TcpStream::connect(target).await else {
+        return;
+    };
+    tokio::select! {
+        _ = token.cancelled() => {}
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+    }
+}
