@@ -4,10 +4,20 @@
 //! framework: it turns bytes and settings into typed values and decisions, so every rule can be
 //! tested table-driven without a runtime.
 
+pub mod environment;
+pub mod event;
 pub mod ids;
+pub mod naming;
+pub mod plan;
 pub mod settings;
 pub mod signature;
 
+pub use environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
+pub use event::{
+    parse, CommitHash, Event, ParseError, PrAction, PrState, Provider, PullRequest, RefChange,
+    RefKind,
+};
 pub use ids::{IdError, IntegrationId};
+pub use plan::{plan, DeployEvent, EnvironmentChange, JobSpec, Plan};
 pub use settings::{IntegrationType, Settings, SettingsError};
 pub use signature::{sign, verify_signature, SignatureError};

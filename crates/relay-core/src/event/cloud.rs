@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::keys::PrKey;
 use super::{
-    commit_field, json_error, text_field, timestamp_field, Event, ParseError, PrAction,
-    PrEndpoint, PrState, PullRequest, RefChange, RefKind, RepoRef,
+    commit_field, json_error, text_field, timestamp_field, Event, ParseError, PrAction, PrEndpoint,
+    PrState, PullRequest, RefChange, RefKind, RepoRef,
 };
 
 #[derive(Deserialize)]
@@ -123,7 +123,12 @@ pub(super) fn parse_pull_request(key: PrKey, body: &[u8]) -> Result<Event, Parse
         PrKey::CloudUpdated => PrAction::Updated,
         PrKey::CloudFulfilled => PrAction::Merged,
         PrKey::CloudRejected => PrAction::Declined,
-        _ => return Err(ParseError::invalid("event key", "not a Cloud pull request key")),
+        _ => {
+            return Err(ParseError::invalid(
+                "event key",
+                "not a Cloud pull request key",
+            ))
+        }
     };
     let body: PrBody = serde_json::from_slice(body).map_err(json_error)?;
     let pr = body

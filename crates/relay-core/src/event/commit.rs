@@ -142,9 +142,18 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert_eq!(CommitHash::parse("abc"), Err(CommitHashError::TooShort(3)));
-        assert_eq!(CommitHash::parse(&"a".repeat(41)), Err(CommitHashError::TooLong(41)));
-        assert_eq!(CommitHash::parse("xyz1234567"), Err(CommitHashError::NotHex));
-        assert_eq!(CommitHash::parse(&"0".repeat(40)), Err(CommitHashError::Zero));
+        assert_eq!(
+            CommitHash::parse(&"a".repeat(41)),
+            Err(CommitHashError::TooLong(41))
+        );
+        assert_eq!(
+            CommitHash::parse("xyz1234567"),
+            Err(CommitHashError::NotHex)
+        );
+        assert_eq!(
+            CommitHash::parse(&"0".repeat(40)),
+            Err(CommitHashError::Zero)
+        );
         assert_eq!(CommitHash::parse("é1234567"), Err(CommitHashError::NotHex));
     }
 

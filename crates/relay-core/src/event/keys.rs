@@ -104,7 +104,11 @@ pub(crate) fn classify(key: &str) -> Option<(Provider, KeyKind)> {
             ("pr:comment:", Server, COMMENT),
             ("pr:reviewer:", Server, REVIEW),
             ("repo:comment:", Server, COMMENT),
-            ("mirror:", Server, "mirror synchronisation does not change environments"),
+            (
+                "mirror:",
+                Server,
+                "mirror synchronisation does not change environments",
+            ),
         ];
         prefixes.iter().find_map(|(prefix, provider, reason)| {
             (key.len() > prefix.len() && key.starts_with(prefix))
@@ -119,7 +123,12 @@ mod tests {
 
     #[test]
     fn providers() {
-        for key in ["repo:push", "pullrequest:updated", "pullrequest:comment_created", "repo:fork"] {
+        for key in [
+            "repo:push",
+            "pullrequest:updated",
+            "pullrequest:comment_created",
+            "repo:fork",
+        ] {
             assert_eq!(Provider::of_event_key(key), Some(Provider::Cloud), "{key}");
         }
         for key in [
@@ -135,7 +144,14 @@ mod tests {
         ] {
             assert_eq!(Provider::of_event_key(key), Some(Provider::Server), "{key}");
         }
-        for key in ["", "push", "pr:", "pullrequest:comment_", "github:push", "REPO:PUSH"] {
+        for key in [
+            "",
+            "push",
+            "pr:",
+            "pullrequest:comment_",
+            "github:push",
+            "REPO:PUSH",
+        ] {
             assert_eq!(Provider::of_event_key(key), None, "{key}");
         }
     }

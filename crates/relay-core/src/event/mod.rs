@@ -23,6 +23,9 @@ pub(crate) use commit::same_opt;
 use keys::KeyKind;
 
 /// A webhook (or a reconciler listing) in the relay's own terms.
+// One event exists per delivery being planned; boxing the large variant would only make
+// matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -41,7 +44,10 @@ pub enum Event {
     /// Server's "Test connection" (`diagnostics:ping`).
     Ping,
     /// A recognised event the relay stores but does not act on.
-    Ignored { event_key: String, reason: String },
+    Ignored {
+        event_key: String,
+        reason: String,
+    },
     /// The whole truth of the remote at one moment, listed through the REST API by the
     /// reconciler: every branch with its head, and every open pull request.
     Snapshot {
@@ -173,8 +179,7 @@ impl RepoRef {
         match (&self.id, &other.id) {
             (Some(a), Some(b)) => a == b,
             _ => {
-                !self.full_name.is_empty()
-                    && self.full_name.eq_ignore_ascii_case(&other.full_name)
+                !self.full_name.is_empty() && self.full_name.eq_ignore_ascii_case(&other.full_name)
             }
         }
     }
@@ -204,7 +209,10 @@ pub struct PullRequest {
 impl PullRequest {
     /// Source in another repository than the target: untrusted code from a fork.
     pub fn is_fork(&self) -> bool {
-        !self.source.repository.same_repository(&self.target.repository)
+        !self
+            .source
+            .repository
+            .same_repository(&self.target.repository)
     }
 }
 
@@ -273,6 +281,25 @@ pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
             Provider::Cloud => cloud::parse_pull_request(pr_key, body),
             Provider::Server => server::parse_pull_request(event_key, pr_key, body),
         },
+    }
+}
+
+/// Parses one pull-request object as the REST API lists it (Cloud
+/// `GET /2.0/repositories/{w}/{r}/pullrequests` values, Server
+/// `GET /rest/api/latest/projects/{p}/repos/{r}/pull-requests` values): the same shape as
+/// the webhook's `pullrequest` / `pullRequest`, so the reconciler builds its
+/// [`Event::Snapshot`] with the same conversion as the webhooks.
+pub fn parse_pull_request_object(
+    provider: Provider,
+    json: &[u8],
+) -> Result<PullRequest, ParseError> {
+    match provider {
+        Provider::Cloud => {
+            cloud::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
+        }
+        Provider::Server => {
+            server::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
+        }
     }
 }
 
@@ -347,13 +374,21 @@ mod tests {
 
     #[test]
     fn ping_ignores_its_body() {
-        assert_eq!(parse("diagnostics:ping", b"{\"test\": true}"), Ok(Event::Ping));
+        assert_eq!(
+            parse("diagnostics:ping", b"{\"test\": true}"),
+            Ok(Event::Ping)
+        );
         assert_eq!(parse("diagnostics:ping", b""), Ok(Event::Ping));
     }
 
     #[test]
     fn state_text_round_trips() {
-        for s in [PrState::Open, PrState::Merged, PrState::Declined, PrState::Superseded] {
+        for s in [
+            PrState::Open,
+            PrState::Merged,
+            PrState::Declined,
+            PrState::Superseded,
+        ] {
             assert_eq!(s.as_str().parse::<PrState>(), Ok(s));
         }
         assert_eq!("MERGED".parse::<PrState>(), Ok(PrState::Merged));
@@ -362,11 +397,26 @@ mod tests {
 
     #[test]
     fn forks_by_id_then_name() {
-        let a = RepoRef { full_name: "ws/foo".into(), id: Some("{1}".into()) };
-        let renamed = RepoRef { full_name: "ws/bar".into(), id: Some("{1}".into()) };
-        let other = RepoRef { full_name: "ws/foo".into(), id: Some("{2}".into()) };
-        let by_name = RepoRef { full_name: "WS/Foo".into(), id: None };
-        let unknown = RepoRef { full_name: String::new(), id: None };
+        let a = RepoRef {
+            full_name: "ws/foo".into(),
+            id: Some("{1}".into()),
+        };
+        let renamed = RepoRef {
+            full_name: "ws/bar".into(),
+            id: Some("{1}".into()),
+        };
+        let other = RepoRef {
+            full_name: "ws/foo".into(),
+            id: Some("{2}".into()),
+        };
+        let by_name = RepoRef {
+            full_name: "WS/Foo".into(),
+            id: None,
+        };
+        let unknown = RepoRef {
+            full_name: String::new(),
+            id: None,
+        };
         assert!(a.same_repository(&renamed));
         assert!(!a.same_repository(&other));
         assert!(a.same_repository(&by_name));

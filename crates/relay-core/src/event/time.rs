@@ -40,7 +40,11 @@ pub(crate) fn parse_timestamp_ms(raw: &str) -> Option<i64> {
         }
         // Keep milliseconds; finer digits cannot change the order at the precision we store.
         for i in 0..3 {
-            millis = millis * 10 + frac.get(i).filter(|_| i < n).map_or(0, |d| i64::from(d - b'0'));
+            millis = millis * 10
+                + frac
+                    .get(i)
+                    .filter(|_| i < n)
+                    .map_or(0, |d| i64::from(d - b'0'));
         }
         rest = &frac[n..];
     }
@@ -111,7 +115,10 @@ mod tests {
         // The Server fixture pairs: the ISO form and the epoch form of the same instant.
         assert_eq!(p("2018-07-05T19:30:48+0000"), Some(1_530_819_048_000));
         assert_eq!(p("2018-07-05T19:21:30+0000"), Some(1_530_818_490_000));
-        assert_eq!(p("2018-07-02T21:51:39.532546+00:00"), Some(1_530_568_299_532));
+        assert_eq!(
+            p("2018-07-02T21:51:39.532546+00:00"),
+            Some(1_530_568_299_532)
+        );
         assert_eq!(p("2023-05-30T15:40:47-0400"), p("2023-05-30T19:40:47Z"));
         assert_eq!(p("2000-02-29T12:00:00.5+01"), Some(951_822_000_500));
     }

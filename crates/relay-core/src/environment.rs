@@ -1,0 +1,154 @@
+//! The stored state the planner reads: one row per environment.
+//!
+//! Rows are never removed by the planner. A deleted environment keeps its row with status
+//! `deleting` (then `deleted`, once the deploy side confirmed), its last head and, for a pull
+//! request, its last known state and update time: that memory is what lets a late or
+//! replayed event be recognised as such instead of resurrecting the environment.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{CommitHash, PrState, UnknownValue};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Unique per integration; see [`crate::naming`].
+    pub name: String,
+    pub kind: EnvironmentKind,
+    /// Name of the environment this one branches from (its data source); `None` for
+    /// production and for branch environments while the default branch is unknown.
+    pub parent: Option<String>,
+    pub status: EnvironmentStatus,
+    /// The Bitbucket branch a production or branch environment follows; `None` for
+    /// pull-request environments (their branches are in `pr`).
+    pub branch: Option<String>,
+    /// Last head the relay accepted: the branch head, or the pull request's source commit
+    /// (possibly abbreviated on Cloud). `None` while the real head is unknown and a
+    /// reconciliation has been asked for (see [`crate::plan`]).
+    pub head_commit: Option<CommitHash>,
+    pub pr: Option<PullRequestInfo>,
+}
+
+/// What the relay remembers of a pull request behind a `pr-<id>` environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestInfo {
+    pub id: u64,
+    pub source_branch: String,
+    /// `workspace/repo` or `PROJECT/slug` the source branch lives in (differs for forks).
+    pub source_repository: String,
+    pub target_branch: String,
+    /// Target head the last post-merge build was asked for; only tracked with
+    /// `build_pull_requests_post_merge`, `None` when unknown.
+    pub target_commit: Option<CommitHash>,
+    pub state: PrState,
+    /// Bitbucket's last update time of the pull request, epoch milliseconds.
+    pub updated_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentKind {
+    Production,
+    Branch,
+    PullRequest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentStatus {
+    /// Tracked and mirrored but not deployed (new branch environments start here).
+    Inactive,
+    /// Deployed on every new head.
+    Active,
+    /// Deletion decided; the deploy side has not confirmed yet.
+    Deleting,
+    Deleted,
+    /// The last build or deploy failed (e.g. a post-merge conflict); still alive, so a new
+    /// head is built again.
+    Failed,
+}
+
+impl EnvironmentStatus {
+    /// Deleting or deleted: the environment is gone as far as decisions go.
+    pub fn is_gone(self) -> bool {
+        matches!(self, Self::Deleting | Self::Deleted)
+    }
+
+    /// Whether a new head is deployed (active, or failed and so worth retrying).
+    pub fn deploys(self) -> bool {
+        matches!(self, Self::Active | Self::Failed)
+    }
+}
+
+impl Environment {
+    pub fn is_alive(&self) -> bool {
+        !self.status.is_gone()
+    }
+
+    /// Production and branch environments follow a branch by name.
+    pub fn follows_branch(&self, branch: &str) -> bool {
+        self.kind != EnvironmentKind::PullRequest && self.branch.as_deref() == Some(branch)
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Text stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+            pub const ALL: &'static [$ty] = &[$(Self::$variant),+];
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(EnvironmentKind, "environment kind", {
+    Production => "production",
+    Branch => "branch",
+    PullRequest => "pull_request",
+});
+
+text_enum!(EnvironmentStatus, "environment status", {
+    Inactive => "inactive",
+    Active => "active",
+    Deleting => "deleting",
+    Deleted => "deleted",
+    Failed => "failed",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_and_matches_serde() {
+        for kind in EnvironmentKind::ALL {
+            assert_eq!(kind.as_str().parse::<EnvironmentKind>(), Ok(*kind));
+            let json = serde_json::to_string(kind).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        for status in EnvironmentStatus::ALL {
+            assert_eq!(status.as_str().parse::<EnvironmentStatus>(), Ok(*status));
+            let json = serde_json::to_string(status).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert!("Active".parse::<EnvironmentStatus>().is_err());
+    }
+}

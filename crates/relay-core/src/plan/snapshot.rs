@@ -1,0 +1,106 @@
+//! The reconciler's listing: the remote's whole truth at one moment.
+
+use std::collections::HashSet;
+
+use crate::environment::EnvironmentKind;
+use crate::event::{CommitHash, PrAction, PullRequest};
+
+use super::builder::Builder;
+use super::push::{move_head, open_pull_requests_targeting, retarget};
+use super::{branch_ref, pull_request::plan_pull_request, pull_request_refs, EnvironmentChange};
+
+pub(super) fn plan_snapshot(
+    b: &mut Builder<'_>,
+    branches: &[(String, CommitHash)],
+    pull_requests: &[PullRequest],
+) {
+    for (branch, head) in branches {
+        plan_branch(b, branch, head);
+    }
+    let listed: HashSet<&str> = branches.iter().map(|(name, _)| name.as_str()).collect();
+    prune(b, &listed);
+    if b.settings.build_pull_requests {
+        plan_pull_requests(b, pull_requests);
+        if b.settings.build_pull_requests_post_merge {
+            // Listing order, not hash order: plans must be deterministic.
+            let mut seen = HashSet::new();
+            for (branch, head) in branches.iter().filter(|(n, _)| seen.insert(n.as_str())) {
+                for env in open_pull_requests_targeting(b, branch) {
+                    retarget(b, &env, head);
+                }
+            }
+        }
+    } else {
+        b.note("build_pull_requests is off: pull requests not reconciled");
+    }
+}
+
+fn plan_branch(b: &mut Builder<'_>, branch: &str, head: &CommitHash) {
+    if !b.is_default(branch) && !b.settings.fetch_branches {
+        return;
+    }
+    match b.branch_env(branch).cloned() {
+        None => b.create_branch_env(branch, head),
+        // Listed, so it exists again: whatever deleted the environment is over.
+        Some(env) if !env.is_alive() => b.create_branch_env(branch, head),
+        Some(env) => match &env.head_commit {
+            Some(stored) if stored.same_commit(head) => {
+                if !stored.is_full() && head.is_full() {
+                    b.change(EnvironmentChange::SetHead {
+                        name: env.name.clone(),
+                        head_commit: Some(head.clone()),
+                    });
+                }
+            }
+            _ => move_head(b, &env, head),
+        },
+    }
+}
+
+/// Branch environments whose branch is gone, with effective prune only.
+fn prune(b: &mut Builder<'_>, listed: &HashSet<&str>) {
+    let orphans: Vec<(String, String)> = b
+        .state
+        .iter()
+        .filter(|e| e.kind == EnvironmentKind::Branch && e.is_alive())
+        .filter_map(|e| Some((e.name.clone(), e.branch.clone()?)))
+        .filter(|(_, branch)| !listed.contains(branch.as_str()) && !b.is_default(branch))
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    if !b.settings.effective_prune_branches() {
+        b.note(format!(
+            "{} environment(s) without a branch kept (prune_branches is off)",
+            orphans.len()
+        ));
+        return;
+    }
+    for (name, branch) in orphans {
+        b.delete_env(&name, vec![branch_ref(&branch)]);
+    }
+}
+
+fn plan_pull_requests(b: &mut Builder<'_>, pull_requests: &[PullRequest]) {
+    // A listing is the current state: an open one is planned like an opening (created if
+    // missing, updated if live, reopened only if newer than a stored close).
+    for pr in pull_requests {
+        plan_pull_request(b, &PrAction::Opened, pr);
+    }
+    let open: HashSet<u64> = pull_requests
+        .iter()
+        .filter(|p| p.state.is_open())
+        .map(|p| p.id)
+        .collect();
+    let closed: Vec<(String, u64)> = b
+        .state
+        .iter()
+        .filter(|e| e.kind == EnvironmentKind::PullRequest && e.is_alive())
+        .filter_map(|e| Some((e.name.clone(), e.pr.as_ref()?.id)))
+        .filter(|(_, id)| !open.contains(id))
+        .collect();
+    for (name, id) in closed {
+        b.note(format!("{name}: pull request no longer open"));
+        b.delete_env(&name, pull_request_refs(id).into());
+    }
+}
