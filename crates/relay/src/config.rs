@@ -296,6 +296,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_in_deploy_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/relay.example.toml"
+        ));
+        let config = Config::load_from(Some(path), env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
     fn debug_does_not_print_secrets() {
         let config = Config::load_from(
             None,

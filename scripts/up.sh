@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Brings up a working relay on this machine: PostgreSQL (installed and started if needed), a
+# database, a secret key kept in .relay/relay.env, a release build, migrations, then
+# `relay serve` in the foreground. Run it again to restart; the key and data are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
+
+ensure_postgres relay
+
+mkdir -p .relay/data
+env_file=.relay/relay.env
+log "building the relay (release)"
+cargo build --release --locked -p relay
+relay=target/release/relay
+
+if [ ! -f "$env_file" ]; then
+  umask 077
+  cat > "$env_file" <<ENV
+# Written by scripts/up.sh. Keep RELAY_SECRET_KEY: it decrypts the stored credentials.
+DATABASE_URL=$DATABASE_URL
+RELAY_SECRET_KEY=$("$relay" secret-key:generate)
+RELAY_LISTEN=${RELAY_LISTEN:-0.0.0.0:8080}
+RELAY_DATA_DIR=$PWD/.relay/data
+ENV
+  log "wrote $env_file (with a new RELAY_SECRET_KEY)"
+fi
+set -a
+# shellcheck disable=SC1090
+. "$env_file"
+set +a
+
+"$relay" migrate
+log "relay serving on $RELAY_LISTEN; add an integration in another shell with:"
+log "  set -a; . $env_file; set +a; $relay integration:add --type=bitbucket --repository=WORKSPACE/REPO --key=KEY --secret=SECRET"
+exec "$relay" serve
