@@ -78,9 +78,23 @@ pub fn hash(s: &str) -> CommitHash {
     CommitHash::parse(s).unwrap()
 }
 
-/// A 40-hex id derived from a small number, for readable tests.
+/// A distinct, well-spread 40-hex id per small number (abbreviations of two of them differ).
 pub fn commit(n: u32) -> CommitHash {
-    hash(&format!("{:040x}", u64::from(n) + 1))
+    let mix = |mut z: u64| {
+        // splitmix64
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let n = u64::from(n);
+    let hex = format!(
+        "{:016x}{:016x}{:016x}",
+        mix(n * 3),
+        mix(n * 3 + 1),
+        mix(n * 3 + 2)
+    );
+    hash(&hex[..40])
 }
 
 /// fetch × prune × build PRs × post-merge, other settings at their defaults, default branch
@@ -147,4 +161,79 @@ pub fn pr_env(
             updated_at_ms,
         }),
     }
+}
+
+pub fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>) -> Event {
+    Event::Push {
+        changes: vec![relay_core::RefChange {
+            kind: relay_core::RefKind::Branch,
+            name: branch.into(),
+            old,
+            new,
+            forced: false,
+        }],
+        truncated: false,
+    }
+}
+
+pub fn repo(full_name: &str) -> relay_core::event::RepoRef {
+    relay_core::event::RepoRef {
+        full_name: full_name.into(),
+        id: None,
+    }
+}
+
+pub fn pull_request(
+    id: u64,
+    source: &str,
+    source_commit: CommitHash,
+    target: &str,
+    state: PrState,
+    updated: i64,
+) -> relay_core::PullRequest {
+    relay_core::PullRequest {
+        id,
+        title: format!("PR {id}"),
+        state,
+        source: relay_core::event::PrEndpoint {
+            branch: source.into(),
+            commit: source_commit,
+            repository: repo("ws/repo"),
+        },
+        target: relay_core::event::PrEndpoint {
+            branch: target.into(),
+            commit: commit(999),
+            repository: repo("ws/repo"),
+        },
+        draft: false,
+        updated_at_ms: Some(updated),
+    }
+}
+
+pub fn pr_event(action: relay_core::PrAction, pr: relay_core::PullRequest) -> Event {
+    Event::PullRequest { action, pr }
+}
+
+/// Plans `event`, asserts that replaying it against the result changes nothing, and
+/// returns the plan and the resulting state.
+pub fn step(
+    settings: &Settings,
+    state: &[Environment],
+    event: &Event,
+) -> (relay_core::Plan, Vec<Environment>) {
+    let plan = relay_core::plan(settings, event, state);
+    let after = plan.apply(state);
+    let replay = relay_core::plan(settings, event, &after);
+    assert!(
+        replay.is_empty(),
+        "replay not empty for {event:?}\nstate {after:#?}\nreplay {replay:#?}"
+    );
+    (plan, after)
+}
+
+pub fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
+    state
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {state:#?}"))
 }

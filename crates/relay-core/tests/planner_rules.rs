@@ -1,0 +1,539 @@
+//! DESIGN.md's rule table, one scenario per row, plus the ordering rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use relay_core::plan::branch_ref;
+use relay_core::{
+    DeployEvent, EnvironmentChange, EnvironmentKind, EnvironmentStatus as St, Event, JobSpec,
+    PrAction, PrState, Settings,
+};
+
+fn settings() -> Settings {
+    Settings {
+        default_branch: Some("master".into()),
+        ..Settings::default()
+    }
+}
+
+fn kinds(plan: &relay_core::Plan) -> Vec<&'static str> {
+    plan.jobs.iter().map(JobSpec::kind).collect()
+}
+
+#[test]
+fn branch_created_gets_an_inactive_environment_parented_to_production() {
+    let (plan, after) = step(
+        &settings(),
+        &[],
+        &push_event("feature/Login", None, Some(commit(1))),
+    );
+    let e = &after[0];
+    assert!(e.name.starts_with("feature-login-"), "{}", e.name);
+    assert_eq!((e.kind, e.status), (EnvironmentKind::Branch, St::Inactive));
+    assert_eq!(e.parent.as_deref(), Some("master"));
+    assert_eq!(kinds(&plan), ["mirror_branch", "notify_deploy_side"]);
+}
+
+#[test]
+fn branch_updated_mirrors_and_deploys_only_when_active() {
+    for (status, deploys) in [
+        (St::Inactive, false),
+        (St::Active, true),
+        (St::Failed, true),
+    ] {
+        let state = vec![branch_env("dev", "dev", status, Some(commit(1)))];
+        let (plan, after) = step(
+            &settings(),
+            &state,
+            &push_event("dev", Some(commit(1)), Some(commit(2))),
+        );
+        assert_eq!(after[0].head_commit, Some(commit(2)));
+        assert_eq!(
+            plan.jobs.iter().any(|j| j.kind() == "deploy"),
+            deploys,
+            "{status:?}"
+        );
+        assert!(
+            matches!(&plan.jobs[0], JobSpec::MirrorBranch { branch, commit: c } if branch == "dev" && *c == commit(2))
+        );
+    }
+}
+
+#[test]
+fn default_branch_is_production_even_without_fetch() {
+    let s = Settings {
+        fetch_branches: false,
+        ..settings()
+    };
+    let (plan, after) = step(&s, &[], &push_event("master", None, Some(commit(1))));
+    assert_eq!(
+        (after[0].kind, after[0].status),
+        (EnvironmentKind::Production, St::Active)
+    );
+    assert_eq!(
+        kinds(&plan),
+        [
+            "mirror_branch",
+            "notify_deploy_side",
+            "notify_deploy_side",
+            "deploy"
+        ]
+    );
+    let (plan, _) = step(
+        &s,
+        &after,
+        &push_event("master", Some(commit(1)), Some(commit(2))),
+    );
+    assert_eq!(kinds(&plan), ["mirror_branch", "deploy"]);
+    // Other branches are not tracked at all.
+    assert!(relay_core::plan(&s, &push_event("dev", None, Some(commit(1))), &after).is_empty());
+}
+
+#[test]
+fn post_merge_rebuilds_open_pull_requests_on_a_target_push() {
+    let s = Settings {
+        build_pull_requests_post_merge: true,
+        ..settings()
+    };
+    let (_, state) = step(&s, &[], &push_event("master", None, Some(commit(1))));
+    let mut pr = pull_request(7, "dev", commit(50), "master", PrState::Open, 10);
+    pr.target.commit = commit(1);
+    let (plan, state) = step(&s, &state, &pr_event(PrAction::Opened, pr));
+    assert!(plan.jobs.iter().any(|j| matches!(
+        j,
+        JobSpec::BuildPullRequest {
+            post_merge: true,
+            ..
+        }
+    )));
+    let (plan, state) = step(
+        &s,
+        &state,
+        &push_event("master", Some(commit(1)), Some(commit(2))),
+    );
+    assert_eq!(
+        kinds(&plan),
+        ["mirror_branch", "deploy", "build_pull_request"]
+    );
+    assert_eq!(
+        env(&state, "pr-7").pr.as_ref().unwrap().target_commit,
+        Some(commit(2))
+    );
+    // Without post-merge, the same push rebuilds nothing.
+    let (plan, _) = step(
+        &settings(),
+        &state,
+        &push_event("master", Some(commit(2)), Some(commit(3))),
+    );
+    assert_eq!(kinds(&plan), ["mirror_branch", "deploy"]);
+}
+
+#[test]
+fn branch_deleted_only_with_effective_prune() {
+    let state = vec![
+        branch_env("master", "master", St::Active, Some(commit(9))),
+        branch_env("dev", "dev", St::Active, Some(commit(1))),
+    ];
+    let delete = push_event("dev", Some(commit(1)), None);
+    let (plan, after) = step(&settings(), &state, &delete);
+    assert_eq!(env(&after, "dev").status, St::Deleting);
+    assert!(plan.jobs.contains(&JobSpec::DeleteRef {
+        name: branch_ref("dev")
+    }));
+    assert!(plan.jobs.iter().any(|j| matches!(
+        j,
+        JobSpec::NotifyDeploySide {
+            event: DeployEvent::Deleted,
+            ..
+        }
+    )));
+    for s in [
+        Settings {
+            prune_branches: false,
+            ..settings()
+        },
+        // Prune is forced off without fetch, even though it is asked for.
+        Settings {
+            fetch_branches: false,
+            ..settings()
+        },
+    ] {
+        assert!(relay_core::plan(&s, &delete, &state).is_empty());
+    }
+    // Never the default branch.
+    let plan = relay_core::plan(
+        &settings(),
+        &push_event("master", Some(commit(9)), None),
+        &state,
+    );
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn pull_request_lifecycle() {
+    let s = settings();
+    let open = pull_request(3, "dev", commit(1), "master", PrState::Open, 100);
+    let (plan, state) = step(&s, &[], &pr_event(PrAction::Opened, open.clone()));
+    let e = env(&state, "pr-3");
+    assert_eq!(
+        (e.kind, e.status, e.parent.as_deref()),
+        (EnvironmentKind::PullRequest, St::Active, Some("master"))
+    );
+    assert!(plan.jobs.contains(&JobSpec::NotifyDeploySide {
+        environment: "pr-3".into(),
+        event: DeployEvent::Created,
+        parent: Some("master".into()),
+        clone_parent_data: true,
+    }));
+    assert!(matches!(
+        plan.jobs.last(),
+        Some(JobSpec::BuildPullRequest {
+            pr_id: 3,
+            post_merge: false,
+            ..
+        })
+    ));
+
+    // Source moved: rebuild; with resync, sync from the parent first.
+    let mut moved = open.clone();
+    moved.source.commit = commit(2);
+    moved.updated_at_ms = Some(200);
+    let rs = Settings {
+        resync_pull_requests: true,
+        ..s.clone()
+    };
+    let (plan, state) = step(
+        &rs,
+        &state,
+        &pr_event(PrAction::SourceUpdated, moved.clone()),
+    );
+    assert_eq!(kinds(&plan), ["sync_from_parent", "build_pull_request"]);
+
+    // Target changed: new parent, rebuild.
+    let mut retargeted = moved.clone();
+    retargeted.target.branch = "release".into();
+    retargeted.updated_at_ms = Some(300);
+    let action = PrAction::Modified {
+        previous_target: Some("master".into()),
+    };
+    let (plan, state) = step(&s, &state, &pr_event(action, retargeted.clone()));
+    assert!(plan.changes.contains(&EnvironmentChange::SetParent {
+        name: "pr-3".into(),
+        parent: Some("release".into())
+    }));
+    assert_eq!(kinds(&plan), ["build_pull_request"]);
+
+    // Metadata only: remembered, nothing rebuilt.
+    let mut retitled = retargeted.clone();
+    retitled.updated_at_ms = Some(400);
+    let (plan, state) = step(&s, &state, &pr_event(PrAction::Updated, retitled.clone()));
+    assert!(plan.jobs.is_empty() && plan.changes.len() == 1);
+
+    // Merged: deleted with its refs.
+    let mut merged = retitled.clone();
+    merged.state = PrState::Merged;
+    merged.updated_at_ms = Some(500);
+    let (plan, state) = step(&s, &state, &pr_event(PrAction::Merged, merged));
+    assert_eq!(env(&state, "pr-3").status, St::Deleting);
+    assert_eq!(
+        env(&state, "pr-3").pr.as_ref().unwrap().state,
+        PrState::Merged
+    );
+    assert_eq!(
+        kinds(&plan),
+        ["delete_ref", "delete_ref", "notify_deploy_side"]
+    );
+
+    // A late update (older) or a replayed opening does not bring it back.
+    for late in [
+        pr_event(PrAction::Updated, retitled),
+        pr_event(PrAction::Opened, open),
+    ] {
+        assert!(relay_core::plan(&s, &late, &state).is_empty());
+    }
+}
+
+#[test]
+fn declined_and_deleted_close_like_merged() {
+    for action in [PrAction::Declined, PrAction::Deleted] {
+        let state = vec![pr_env(
+            4,
+            "dev",
+            "master",
+            commit(1),
+            St::Active,
+            PrState::Open,
+            Some(1),
+        )];
+        let closed = pull_request(4, "dev", commit(1), "master", PrState::Declined, 2);
+        let (_, after) = step(&settings(), &state, &pr_event(action, closed));
+        assert_eq!(after[0].status, St::Deleting);
+    }
+}
+
+#[test]
+fn closed_before_seen_is_recorded_so_a_late_opening_cannot_create_it() {
+    let s = settings();
+    let merged = pull_request(5, "dev", commit(1), "master", PrState::Merged, 50);
+    let (plan, state) = step(&s, &[], &pr_event(PrAction::Merged, merged));
+    assert!(plan.jobs.is_empty());
+    assert_eq!(state[0].status, St::Deleted);
+    let opened = pull_request(5, "dev", commit(1), "master", PrState::Open, 10);
+    assert!(relay_core::plan(&s, &pr_event(PrAction::Opened, opened), &state).is_empty());
+}
+
+#[test]
+fn reopening_brings_a_closed_pull_request_back() {
+    let s = settings();
+    let state = vec![pr_env(
+        6,
+        "dev",
+        "master",
+        commit(1),
+        St::Deleted,
+        PrState::Declined,
+        Some(10),
+    )];
+    let reopened = pull_request(6, "dev", commit(1), "master", PrState::Open, 20);
+    let (_, after) = step(&s, &state, &pr_event(PrAction::Reopened, reopened.clone()));
+    assert_eq!(
+        (after[0].status, after[0].pr.as_ref().unwrap().state),
+        (St::Active, PrState::Open)
+    );
+    // An update, even newer, is not a reopening.
+    assert!(relay_core::plan(&s, &pr_event(PrAction::Updated, reopened), &state).is_empty());
+}
+
+#[test]
+fn forks_are_skipped_unless_allowed() {
+    let mut fork = pull_request(8, "dev", commit(1), "master", PrState::Open, 1);
+    fork.source.repository = repo("someone/repo");
+    let event = pr_event(PrAction::Opened, fork);
+    assert!(relay_core::plan(&settings(), &event, &[]).is_empty());
+    let s = Settings {
+        build_fork_pull_requests: true,
+        ..settings()
+    };
+    let (plan, _) = step(&s, &[], &event);
+    assert!(plan.jobs.iter().any(|j| matches!(j, JobSpec::BuildPullRequest { source_repository, .. } if source_repository == "someone/repo")));
+}
+
+#[test]
+fn drafts_are_built_and_pull_requests_off_means_nothing() {
+    let mut draft = pull_request(9, "dev", commit(1), "master", PrState::Open, 1);
+    draft.draft = true;
+    let event = pr_event(PrAction::Opened, draft);
+    let (plan, _) = step(&settings(), &[], &event);
+    assert!(kinds(&plan).contains(&"build_pull_request"));
+    let off = Settings {
+        build_pull_requests: false,
+        ..settings()
+    };
+    assert!(relay_core::plan(&off, &event, &[]).is_empty());
+}
+
+#[test]
+fn tags_are_ignored() {
+    let event = Event::Push {
+        changes: vec![relay_core::RefChange {
+            kind: relay_core::RefKind::Tag,
+            name: "v1".into(),
+            old: None,
+            new: Some(commit(1)),
+            forced: false,
+        }],
+        truncated: false,
+    };
+    let plan = relay_core::plan(&settings(), &event, &[]);
+    assert!(plan.is_empty() && !plan.notes.is_empty());
+}
+
+#[test]
+fn out_of_order_push_asks_for_the_truth_instead_of_moving_back() {
+    let s = settings();
+    let state = vec![branch_env("dev", "dev", St::Active, Some(commit(3)))];
+    // An older push (1 -> 2) arriving after 3 was stored.
+    let (plan, state) = step(
+        &s,
+        &state,
+        &push_event("dev", Some(commit(1)), Some(commit(2))),
+    );
+    assert_eq!(state[0].head_commit, None);
+    assert_eq!(kinds(&plan), ["reconcile"]);
+    // Further pushes wait for the snapshot, which sets the real head.
+    assert!(relay_core::plan(
+        &s,
+        &push_event("dev", Some(commit(3)), Some(commit(4))),
+        &state
+    )
+    .is_empty());
+    let snapshot = Event::Snapshot {
+        branches: vec![("master".into(), commit(9)), ("dev".into(), commit(4))],
+        pull_requests: vec![],
+    };
+    let (plan, state) = step(&s, &state, &snapshot);
+    assert_eq!(env(&state, "dev").head_commit, Some(commit(4)));
+    assert!(plan.jobs.contains(&JobSpec::Deploy {
+        environment: "dev".into(),
+        commit: commit(4)
+    }));
+}
+
+#[test]
+fn a_late_creation_after_deletion_does_not_resurrect() {
+    let s = settings();
+    let state = vec![branch_env("dev", "dev", St::Deleting, Some(commit(2)))];
+    let (plan, state) = step(&s, &state, &push_event("dev", None, Some(commit(1))));
+    assert_eq!(state[0].status, St::Deleting);
+    assert_eq!(kinds(&plan), ["reconcile"]);
+}
+
+#[test]
+fn missed_creation_is_healed_by_the_update() {
+    let (plan, state) = step(
+        &settings(),
+        &[],
+        &push_event("dev", Some(commit(1)), Some(commit(2))),
+    );
+    assert_eq!(state[0].head_commit, Some(commit(2)));
+    assert_eq!(kinds(&plan), ["mirror_branch", "notify_deploy_side"]);
+}
+
+#[test]
+fn branch_names_never_take_pull_request_names() {
+    let s = settings();
+    let (_, state) = step(
+        &s,
+        &[],
+        &pr_event(
+            PrAction::Opened,
+            pull_request(5, "x", commit(1), "master", PrState::Open, 1),
+        ),
+    );
+    let (_, state) = step(&s, &state, &push_event("pr-5", None, Some(commit(2))));
+    let branch = state
+        .iter()
+        .find(|e| e.kind == EnvironmentKind::Branch)
+        .unwrap();
+    assert!(
+        branch.name.starts_with("pr-5-") && branch.name.len() == 13,
+        "{}",
+        branch.name
+    );
+    assert!(relay_core::naming::find_conflicts(&state).is_empty());
+}
+
+#[test]
+fn colliding_sanitized_names_stay_distinct() {
+    let s = settings();
+    let mut state = Vec::new();
+    for (i, b) in ["feature/x", "Feature_X", "feature-x", "FEATURE/X"]
+        .iter()
+        .enumerate()
+    {
+        state = step(&s, &state, &push_event(b, None, Some(commit(i as u32)))).1;
+    }
+    assert_eq!(state.len(), 4);
+    assert!(relay_core::naming::find_conflicts(&state).is_empty());
+    assert!(state.iter().any(|e| e.name == "feature-x"));
+}
+
+#[test]
+fn unknown_default_branch_gives_no_parent() {
+    let s = Settings::default();
+    let (_, state) = step(&s, &[], &push_event("dev", None, Some(commit(1))));
+    assert_eq!(
+        (state[0].kind, state[0].parent.clone()),
+        (EnvironmentKind::Branch, None)
+    );
+}
+
+#[test]
+fn abbreviated_source_then_full_is_the_same_commit() {
+    let s = settings();
+    let short = relay_core::CommitHash::parse(&commit(1).as_str()[..12]).unwrap();
+    let (_, state) = step(
+        &s,
+        &[],
+        &pr_event(
+            PrAction::Opened,
+            pull_request(2, "dev", short, "master", PrState::Open, 1),
+        ),
+    );
+    let (plan, state) = step(
+        &s,
+        &state,
+        &pr_event(
+            PrAction::Updated,
+            pull_request(2, "dev", commit(1), "master", PrState::Open, 1),
+        ),
+    );
+    assert!(plan.jobs.is_empty());
+    assert_eq!(state[0].head_commit, Some(commit(1)));
+}
+
+#[test]
+fn snapshot_creates_updates_and_prunes() {
+    let s = settings();
+    let state = vec![
+        branch_env("master", "master", St::Active, Some(commit(1))),
+        branch_env("old", "old", St::Inactive, Some(commit(2))),
+        branch_env("dev", "dev", St::Active, Some(commit(3))),
+        pr_env(
+            1,
+            "dev",
+            "master",
+            commit(3),
+            St::Active,
+            PrState::Open,
+            Some(5),
+        ),
+        pr_env(
+            2,
+            "gone",
+            "master",
+            commit(4),
+            St::Active,
+            PrState::Open,
+            Some(5),
+        ),
+    ];
+    let snapshot = Event::Snapshot {
+        branches: vec![
+            ("master".into(), commit(1)),
+            ("dev".into(), commit(6)),
+            ("new".into(), commit(7)),
+        ],
+        pull_requests: vec![
+            pull_request(1, "dev", commit(6), "master", PrState::Open, 6),
+            pull_request(3, "new", commit(7), "master", PrState::Open, 6),
+        ],
+    };
+    let (_, after) = step(&s, &state, &snapshot);
+    assert_eq!(env(&after, "old").status, St::Deleting);
+    assert_eq!(env(&after, "dev").head_commit, Some(commit(6)));
+    assert_eq!(env(&after, "new").status, St::Inactive);
+    assert_eq!(env(&after, "pr-1").head_commit, Some(commit(6)));
+    assert_eq!(env(&after, "pr-2").status, St::Deleting);
+    assert_eq!(env(&after, "pr-3").status, St::Active);
+    assert_eq!(env(&after, "master").status, St::Active);
+    // Without prune the branch environment stays; PR environments still follow the list.
+    let keep = Settings {
+        prune_branches: false,
+        ..settings()
+    };
+    let (_, after) = step(&keep, &state, &snapshot);
+    assert_eq!(env(&after, "old").status, St::Inactive);
+    assert_eq!(env(&after, "pr-2").status, St::Deleting);
+    // The default branch is never pruned, listed or not.
+    let (_, after) = step(
+        &s,
+        &state,
+        &Event::Snapshot {
+            branches: vec![],
+            pull_requests: vec![],
+        },
+    );
+    assert_eq!(env(&after, "master").status, St::Active);
+}
