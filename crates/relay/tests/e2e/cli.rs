@@ -312,6 +312,11 @@ async fn bad_input_exits_non_zero_with_one_clear_line(pool: PgPool) {
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
     }
     // Nothing was written by the failed adds.
     assert_eq!(
