@@ -44,7 +44,7 @@ pub(super) fn plan_push(b: &mut Builder<'_>, changes: &[RefChange], truncated: b
     if truncated {
         b.note("commit lists truncated by Bitbucket; ref changes are complete");
     }
-    for change in changes {
+    for change in &collapse(changes) {
         if change.kind == RefKind::Tag {
             b.note(format!("tag {:?} ignored", change.name));
             continue;
@@ -55,6 +55,28 @@ pub(super) fn plan_push(b: &mut Builder<'_>, changes: &[RefChange], truncated: b
         plan_branch_change(b, change);
         plan_targets_moved(b, change);
     }
+}
+
+/// One change per ref: git moves each ref once per push, but should a payload list a ref
+/// twice, its net move (first `old`, last `new`) is what happened. Planning the steps one by
+/// one would make a replay of the same payload look out of order.
+fn collapse(changes: &[RefChange]) -> Vec<RefChange> {
+    let mut out: Vec<RefChange> = Vec::with_capacity(changes.len());
+    for change in changes {
+        match out
+            .iter_mut()
+            .find(|c| c.kind == change.kind && c.name == change.name)
+        {
+            Some(net) => {
+                net.new = change.new.clone();
+                net.forced |= change.forced;
+            }
+            None => out.push(change.clone()),
+        }
+    }
+    // Created and deleted within one push: nothing is left to act on.
+    out.retain(|c| c.old.is_some() || c.new.is_some());
+    out
 }
 
 fn plan_branch_change(b: &mut Builder<'_>, change: &RefChange) {

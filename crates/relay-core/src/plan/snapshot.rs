@@ -14,17 +14,25 @@ pub(super) fn plan_snapshot(
     branches: &[(String, CommitHash)],
     pull_requests: &[PullRequest],
 ) {
-    for (branch, head) in branches {
+    // A listing names each branch and pull request once; should a page repeat one, the
+    // first entry counts, so planning the same listing twice decides the same thing.
+    let mut seen = HashSet::new();
+    let branches: Vec<&(String, CommitHash)> = branches
+        .iter()
+        .filter(|(name, _)| seen.insert(name.as_str()))
+        .collect();
+    let mut seen = HashSet::new();
+    let pull_requests: Vec<&PullRequest> =
+        pull_requests.iter().filter(|p| seen.insert(p.id)).collect();
+    for (branch, head) in &branches {
         plan_branch(b, branch, head);
     }
     let listed: HashSet<&str> = branches.iter().map(|(name, _)| name.as_str()).collect();
     prune(b, &listed);
     if b.settings.build_pull_requests {
-        plan_pull_requests(b, pull_requests);
+        plan_pull_requests(b, &pull_requests);
         if b.settings.build_pull_requests_post_merge {
-            // Listing order, not hash order: plans must be deterministic.
-            let mut seen = HashSet::new();
-            for (branch, head) in branches.iter().filter(|(n, _)| seen.insert(n.as_str())) {
+            for (branch, head) in &branches {
                 for env in open_pull_requests_targeting(b, branch) {
                     retarget(b, &env, head);
                 }
@@ -81,7 +89,7 @@ fn prune(b: &mut Builder<'_>, listed: &HashSet<&str>) {
     }
 }
 
-fn plan_pull_requests(b: &mut Builder<'_>, pull_requests: &[PullRequest]) {
+fn plan_pull_requests(b: &mut Builder<'_>, pull_requests: &[&PullRequest]) {
     // A listing is the current state: an open one is planned like an opening (created if
     // missing, updated if live, reopened only if newer than a stored close).
     for pr in pull_requests {
