@@ -350,3 +350,32 @@ fn snapshot_creates_updates_and_prunes() {
     );
     assert_eq!(env(&after, "master").status, St::Active);
 }
+
+#[test]
+fn plans_and_snapshots_survive_json() {
+    let snapshot = Event::Snapshot {
+        branches: vec![("master".into(), commit(1)), ("dev".into(), commit(2))],
+        pull_requests: vec![pull_request(
+            1,
+            "dev",
+            commit(2),
+            "master",
+            relay_core::PrState::Open,
+            5,
+        )],
+    };
+    let json = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), snapshot);
+    let plan = relay_core::plan(&settings(), &snapshot, &[]);
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(
+        serde_json::from_value::<relay_core::Plan>(json.clone()).unwrap(),
+        plan
+    );
+    assert_eq!(json["jobs"][0]["kind"], "mirror_branch");
+    assert_eq!(json["changes"][0]["op"], "create");
+    assert_eq!(json["changes"][0]["environment"]["status"], "active");
+    for job in &plan.jobs {
+        assert_eq!(serde_json::to_value(job).unwrap()["kind"], job.kind());
+    }
+}
