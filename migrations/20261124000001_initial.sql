@@ -47,18 +47,20 @@ CREATE TABLE deliveries (
     body             bytea NOT NULL,
     received_at      timestamptz NOT NULL DEFAULT now(),
     status           text NOT NULL DEFAULT 'pending'
-                     CHECK (status IN ('pending', 'processing', 'processed', 'ignored', 'failed')),
+                     CHECK (status IN ('pending', 'processed', 'ignored', 'failed')),
     attempts         integer NOT NULL DEFAULT 0,
     last_error       text,
     run_after        timestamptz NOT NULL DEFAULT now(),
     processed_at     timestamptz,
+    -- The planner's output for this delivery (changes, jobs, notes), for `delivery:show`.
+    decisions        jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE UNIQUE INDEX deliveries_integration_request_id
     ON deliveries (integration_id, request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX deliveries_pending ON deliveries (integration_id, id) WHERE status IN ('pending', 'processing');
+CREATE INDEX deliveries_pending ON deliveries (integration_id, id) WHERE status = 'pending';
 CREATE INDEX deliveries_received_at ON deliveries (received_at);
 
 CREATE TABLE environments (
@@ -71,11 +73,14 @@ CREATE TABLE environments (
                       CHECK (status IN ('inactive', 'active', 'deleting', 'deleted', 'failed')),
     branch            text,
     head_commit       text,
-    pr_id             bigint,
-    pr_source_branch  text,
-    pr_target_branch  text,
-    pr_state          text,
-    pr_updated_at     timestamptz,
+    pr_id                 bigint,
+    pr_source_branch      text,
+    pr_source_repository  text,
+    pr_target_branch      text,
+    pr_target_commit      text,
+    pr_state              text,
+    -- Bitbucket's update time of the pull request (epoch ms): late events compare against it.
+    pr_updated_at_ms      bigint,
     failure_reason    text,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
@@ -99,3 +104,14 @@ CREATE TABLE jobs (
 );
 
 CREATE INDEX jobs_runnable ON jobs (run_after) WHERE state IN ('pending', 'running');
+CREATE INDEX jobs_integration ON jobs (integration_id, id);
+
+-- Processors LISTEN on this channel; one notification per statement keeps batched inserts cheap.
+CREATE FUNCTION notify_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('relay_deliveries', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER deliveries_notify AFTER INSERT ON deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_deliveries();

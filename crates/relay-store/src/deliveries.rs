@@ -48,6 +48,7 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
     pub processed_at: Option<DateTime<Utc>>,
+    pub decisions: Option<serde_json::Value>,
 }
 
 /// Stores a delivery in its own transaction (autocommit): when this returns `Stored`, the row
@@ -113,7 +114,7 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Delivery, StoreError> {
     sqlx::query_as!(
         Delivery,
         r#"SELECT id, integration_id, request_id, event_key, headers, body, status, attempts,
-                  last_error, received_at, processed_at
+                  last_error, received_at, processed_at, decisions
            FROM deliveries WHERE id = $1"#,
         id
     )

@@ -13,6 +13,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A stored row that the domain cannot read (hand-edited into nonsense).
+    #[error("{0}")]
+    Corrupt(String),
     #[error("failed to apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

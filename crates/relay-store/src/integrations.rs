@@ -91,6 +91,21 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreErro
     .ok_or(StoreError::NotFound("integration"))
 }
 
+/// Same as [`get`], inside a caller's transaction.
+pub async fn get_in(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+) -> Result<IntegrationRecord, StoreError> {
+    sqlx::query_as!(
+        IntegrationRecord,
+        "SELECT * FROM integrations WHERE id = $1",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound("integration"))
+}
+
 pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
     Ok(sqlx::query_as!(
         IntegrationRecord,

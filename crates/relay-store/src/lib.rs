@@ -2,9 +2,12 @@
 //! at compile time against the committed `.sqlx/` data.
 
 pub mod deliveries;
+pub mod environments;
 pub mod error;
 pub mod integrations;
+pub mod jobs;
 pub mod pool;
+pub mod queue;
 
 pub use error::StoreError;
 pub use pool::{connect, migrate, schema_is_current, PoolOptions, MIGRATOR};

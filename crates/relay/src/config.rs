@@ -50,6 +50,8 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// A request that has not been answered in this time (a sender trickling its body in) is cut off.
     pub request_timeout: Duration,
+    /// Delivery processors in this process; 0 makes an ingest-only replica.
+    pub workers: usize,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
 }
@@ -70,6 +72,7 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     db_acquire_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
+    workers: Option<u64>,
     bitbucket_cloud_url: Option<String>,
     bitbucket_cloud_api_url: Option<String>,
 }
@@ -175,6 +178,8 @@ impl Config {
             request_timeout: Duration::from_secs(
                 number("RELAY_REQUEST_TIMEOUT_SECS", file.request_timeout_secs, 10)?.max(1),
             ),
+            workers: usize::try_from(number("RELAY_WORKERS", file.workers, 2)?)
+                .unwrap_or(usize::MAX),
             bitbucket_cloud_url: url(
                 "RELAY_BITBUCKET_CLOUD_URL",
                 Some(

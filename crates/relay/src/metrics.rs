@@ -5,6 +5,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -22,10 +23,20 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub ingest_duration: Family<OutcomeLabels, Histogram>,
+    pub processed: Family<OutcomeLabels, Counter>,
+    pub processing_lag: Histogram,
+    pub queue_depth: Gauge,
+    pub queue_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub environments: Family<StatusLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,10 +70,46 @@ impl Metrics {
             "Time from request to answer for webhook deliveries, by outcome",
             ingest_duration.clone(),
         );
+        let processed = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "deliveries_processed",
+            "Deliveries planned, by outcome (processed, ignored, failed, retry)",
+            processed.clone(),
+        );
+        // Receipt to decision; seconds normally, minutes when backed up.
+        let processing_lag = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        registry.register(
+            "delivery_processing_lag_seconds",
+            "Time from receiving a delivery to its decisions being committed",
+            processing_lag.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "delivery_queue_depth",
+            "Deliveries waiting to be processed",
+            queue_depth.clone(),
+        );
+        let queue_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "delivery_queue_oldest_seconds",
+            "Age of the oldest delivery waiting to be processed",
+            queue_oldest_seconds.clone(),
+        );
+        let environments = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "environments",
+            "Environments by status, across integrations",
+            environments.clone(),
+        );
         Self {
             registry,
             deliveries,
             ingest_duration,
+            processed,
+            processing_lag,
+            queue_depth,
+            queue_oldest_seconds,
+            environments,
         }
     }
 
@@ -79,6 +126,36 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .observe(seconds);
+    }
+
+    pub fn record_processed(&self, outcome: &str, lag_seconds: f64) {
+        self.processed
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if lag_seconds > 0.0 {
+            self.processing_lag.observe(lag_seconds);
+        }
+    }
+
+    pub fn set_queue(&self, depth: i64, oldest_seconds: f64) {
+        self.queue_depth.set(depth);
+        self.queue_oldest_seconds.set(oldest_seconds);
+    }
+
+    pub fn set_environments(&self, counts: &[(String, i64)]) {
+        for status in ["inactive", "active", "deleting", "deleted", "failed"] {
+            let count = counts
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            self.environments
+                .get_or_create(&StatusLabels {
+                    status: status.to_owned(),
+                })
+                .set(count);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -129,8 +129,8 @@ fn parse_type(raw: &str) -> Result<IntegrationType, String> {
 pub struct DeliveryListArgs {
     #[arg(long)]
     pub integration: Option<String>,
-    /// pending, processing, processed, ignored or failed.
-    #[arg(long, value_parser = ["pending", "processing", "processed", "ignored", "failed"])]
+    /// pending, processed, ignored or failed.
+    #[arg(long, value_parser = ["pending", "processed", "ignored", "failed"])]
     pub status: Option<String>,
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
@@ -140,4 +140,13 @@ pub struct DeliveryListArgs {
 pub struct DeliveryIdArg {
     /// Delivery id.
     pub id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentListArgs {
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// Include deleted environments (kept as the memory of what was deleted).
+    #[arg(long)]
+    pub all: bool,
 }

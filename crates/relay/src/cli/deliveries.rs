@@ -60,6 +60,7 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
 pub async fn show(config: &Config, format: Format, args: DeliveryIdArg) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let d = relay_store::deliveries::get(&pool, args.id).await?;
+    let jobs = relay_store::jobs::list(&pool, None, Some(d.id), None, 1000).await?;
     let value = json!({
         "id": d.id,
         "integration_id": d.integration_id,
@@ -72,6 +73,65 @@ pub async fn show(config: &Config, format: Format, args: DeliveryIdArg) -> Resul
         "processed_at": d.processed_at.map(|t| t.to_rfc3339()),
         "headers": d.headers,
         "body_bytes": d.body.len(),
+        "decisions": d.decisions,
+        "jobs": jobs.iter().map(|j| json!({
+            "id": j.id,
+            "kind": j.kind,
+            "state": j.state,
+            "payload": j.payload,
+        })).collect::<Vec<_>>(),
     });
-    emit(format, &value, || output::properties(&value))
+    emit(format, &value, || {
+        let mut out = output::properties(&value);
+        if let Some(plan) = &d.decisions {
+            out.push_str("\nDecisions:\n");
+            out.push_str(&describe_plan(plan));
+        }
+        out
+    })
+}
+
+/// One line per change, job and note, for people reading `delivery:show`.
+fn describe_plan(plan: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let list = |key: &str| {
+        plan.get(key)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    for change in list("changes") {
+        let op = change["op"].as_str().unwrap_or("?");
+        let name = change["name"]
+            .as_str()
+            .or(change["environment"]["name"].as_str())
+            .unwrap_or("?");
+        out.push_str(&format!("  environment {name}: {op}\n"));
+    }
+    for job in list("jobs") {
+        out.push_str(&format!(
+            "  job {}: {}\n",
+            job["kind"].as_str().unwrap_or("?"),
+            job
+        ));
+    }
+    for note in list("notes") {
+        out.push_str(&format!("  note: {}\n", note.as_str().unwrap_or_default()));
+    }
+    if out.is_empty() {
+        out.push_str("  (nothing to do)\n");
+    }
+    out
+}
+
+pub async fn redeliver(
+    config: &Config,
+    format: Format,
+    args: DeliveryIdArg,
+) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    relay_store::queue::redeliver(&pool, args.id).await?;
+    emit(format, &json!({ "redelivered": args.id }), || {
+        format!("Delivery {} queued to be planned again\n", args.id)
+    })
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod deliveries;
+mod environments;
 mod error;
 mod integrations;
 mod output;
@@ -66,6 +67,12 @@ pub enum Command {
     /// Show one delivery: headers, status, last error.
     #[command(name = "delivery:show")]
     DeliveryShow(args::DeliveryIdArg),
+    /// Put a delivery back in the queue to be planned again.
+    #[command(name = "delivery:redeliver")]
+    DeliveryRedeliver(args::DeliveryIdArg),
+    /// List environments.
+    #[command(name = "environment:list")]
+    EnvironmentList(args::EnvironmentListArgs),
     /// Print a new random RELAY_SECRET_KEY.
     #[command(name = "secret-key:generate")]
     SecretKeyGenerate,
@@ -84,6 +91,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::IntegrationDelete(args) => integrations::delete(&config, format, args).await,
         Command::DeliveryList(args) => deliveries::list(&config, format, args).await,
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
+        Command::DeliveryRedeliver(args) => deliveries::redeliver(&config, format, args).await,
+        Command::EnvironmentList(args) => environments::list(&config, format, args).await,
         Command::SecretKeyGenerate => {
             println!("{}", crate::secrets::SecretKey::generate_encoded());
             Ok(())

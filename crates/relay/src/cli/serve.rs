@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::shutdown;
+use crate::worker::{sampler, Processor, ProcessorConfig};
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
     let pool = connect(config).await?;
@@ -52,14 +53,58 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
         state.schema_ready.clone(),
         token.clone(),
     ));
+    let workers = spawn_workers(&config, &state, token.clone());
 
     tracing::info!(listen = %config.listen, public_url = %config.public_base_url(), "relay listening");
     let stopped = token.clone();
     http::serve(state, listener, async move { stopped.cancelled().await })
         .await
         .context("HTTP server failed")?;
+    // The server has drained; let workers finish the delivery each one holds.
+    token.cancel();
+    let _ = workers.await;
     tracing::info!("relay stopped");
     Ok(())
+}
+
+fn spawn_workers(
+    config: &Config,
+    state: &AppState,
+    token: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let processor = Processor::new(
+        state.pool.clone(),
+        state.metrics.clone(),
+        ProcessorConfig {
+            workers: config.workers,
+            ..ProcessorConfig::default()
+        },
+    );
+    let ready = state.schema_ready.clone();
+    let pool = state.pool.clone();
+    let metrics = state.metrics.clone();
+    let enabled = config.workers > 0;
+    tokio::spawn(async move {
+        // Nothing to claim before the schema exists.
+        while !ready.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        let sampler = tokio::spawn(sampler::run(
+            pool,
+            metrics,
+            Duration::from_secs(5),
+            token.clone(),
+        ));
+        if enabled {
+            processor.run(token).await;
+        } else {
+            tracing::info!("RELAY_WORKERS=0: this relay only ingests");
+        }
+        let _ = sampler.await;
+    })
 }
 
 /// The relay starts even when PostgreSQL is not up yet: it reports not-ready and keeps trying.

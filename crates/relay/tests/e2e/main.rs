@@ -5,5 +5,6 @@
 mod cli;
 mod ingest;
 mod ingest_failures;
+mod processing;
 mod secrets_hygiene;
 mod support;

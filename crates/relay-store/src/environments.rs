@@ -1,0 +1,195 @@
+//! Environment rows, converted to and from the planner's [`Environment`].
+
+use chrono::{DateTime, Utc};
+use relay_core::{
+    CommitHash, Environment, EnvironmentKind, EnvironmentStatus, PrState, PullRequestInfo,
+};
+use sqlx::{PgConnection, PgPool};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnvironmentRow {
+    pub integration_id: String,
+    pub name: String,
+    pub kind: String,
+    pub parent: Option<String>,
+    pub status: String,
+    pub branch: Option<String>,
+    pub head_commit: Option<String>,
+    pub pr_id: Option<i64>,
+    pub pr_source_branch: Option<String>,
+    pub pr_source_repository: Option<String>,
+    pub pr_target_branch: Option<String>,
+    pub pr_target_commit: Option<String>,
+    pub pr_state: Option<String>,
+    pub pr_updated_at_ms: Option<i64>,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EnvironmentRow {
+    /// The planner's view of the row. A row the planner cannot read (edited by hand into
+    /// nonsense) is an error naming the row, not a panic.
+    pub fn to_environment(&self) -> Result<Environment, StoreError> {
+        let bad = |field: &str, value: &str| {
+            StoreError::Corrupt(format!(
+                "environment {:?} of integration {} has an invalid {field} {value:?}",
+                self.name, self.integration_id
+            ))
+        };
+        let commit =
+            |field: &str, value: &Option<String>| -> Result<Option<CommitHash>, StoreError> {
+                value
+                    .as_deref()
+                    .map(|v| CommitHash::parse(v).map_err(|_| bad(field, v)))
+                    .transpose()
+            };
+        let pr = match self.pr_id {
+            None => None,
+            Some(id) => Some(PullRequestInfo {
+                id: u64::try_from(id).map_err(|_| bad("pr_id", &id.to_string()))?,
+                source_branch: self.pr_source_branch.clone().unwrap_or_default(),
+                source_repository: self.pr_source_repository.clone().unwrap_or_default(),
+                target_branch: self.pr_target_branch.clone().unwrap_or_default(),
+                target_commit: commit("pr_target_commit", &self.pr_target_commit)?,
+                state: self
+                    .pr_state
+                    .as_deref()
+                    .unwrap_or("OPEN")
+                    .parse::<PrState>()
+                    .map_err(|_| bad("pr_state", self.pr_state.as_deref().unwrap_or_default()))?,
+                updated_at_ms: self.pr_updated_at_ms,
+            }),
+        };
+        Ok(Environment {
+            name: self.name.clone(),
+            kind: self
+                .kind
+                .parse::<EnvironmentKind>()
+                .map_err(|_| bad("kind", &self.kind))?,
+            parent: self.parent.clone(),
+            status: self
+                .status
+                .parse::<EnvironmentStatus>()
+                .map_err(|_| bad("status", &self.status))?,
+            branch: self.branch.clone(),
+            head_commit: commit("head_commit", &self.head_commit)?,
+            pr,
+        })
+    }
+}
+
+pub async fn list(
+    pool: &PgPool,
+    integration_id: Option<&str>,
+) -> Result<Vec<EnvironmentRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        EnvironmentRow,
+        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments
+           WHERE ($1::text IS NULL OR integration_id = $1)
+           ORDER BY integration_id, name"#,
+        integration_id
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The planner's input for one integration, read inside the processing transaction.
+pub async fn load_for_planning(
+    conn: &mut PgConnection,
+    integration_id: &str,
+) -> Result<Vec<Environment>, StoreError> {
+    let rows = sqlx::query_as!(
+        EnvironmentRow,
+        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments WHERE integration_id = $1 ORDER BY name"#,
+        integration_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(EnvironmentRow::to_environment).collect()
+}
+
+/// Writes the rows that differ between `before` and `after` (the planner's applied state).
+pub async fn write_changes(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    before: &[Environment],
+    after: &[Environment],
+) -> Result<usize, StoreError> {
+    let before: std::collections::HashMap<&str, &Environment> =
+        before.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut written = 0;
+    for environment in after {
+        if before.get(environment.name.as_str()) == Some(&environment) {
+            continue;
+        }
+        upsert(conn, integration_id, environment).await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+async fn upsert(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    env: &Environment,
+) -> Result<(), StoreError> {
+    let pr = env.pr.as_ref();
+    let pr_id = pr.map(|p| i64::try_from(p.id)).transpose().map_err(|_| {
+        StoreError::Corrupt(format!("pull request id of {} is too large", env.name))
+    })?;
+    sqlx::query!(
+        r#"INSERT INTO environments (
+               integration_id, name, kind, parent, status, branch, head_commit, pr_id,
+               pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+               pr_state, pr_updated_at_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (integration_id, name) DO UPDATE SET
+               kind = EXCLUDED.kind, parent = EXCLUDED.parent, status = EXCLUDED.status,
+               branch = EXCLUDED.branch, head_commit = EXCLUDED.head_commit,
+               pr_id = EXCLUDED.pr_id, pr_source_branch = EXCLUDED.pr_source_branch,
+               pr_source_repository = EXCLUDED.pr_source_repository,
+               pr_target_branch = EXCLUDED.pr_target_branch,
+               pr_target_commit = EXCLUDED.pr_target_commit, pr_state = EXCLUDED.pr_state,
+               pr_updated_at_ms = EXCLUDED.pr_updated_at_ms,
+               failure_reason = CASE WHEN EXCLUDED.status = 'failed'
+                                     THEN environments.failure_reason END,
+               updated_at = now()"#,
+        integration_id,
+        env.name,
+        env.kind.as_str(),
+        env.parent,
+        env.status.as_str(),
+        env.branch,
+        env.head_commit.as_ref().map(CommitHash::as_str),
+        pr_id,
+        pr.map(|p| p.source_branch.as_str()),
+        pr.map(|p| p.source_repository.as_str()),
+        pr.map(|p| p.target_branch.as_str()),
+        pr.and_then(|p| p.target_commit.as_ref())
+            .map(CommitHash::as_str),
+        pr.map(|p| p.state.as_str()),
+        pr.and_then(|p| p.updated_at_ms),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Environments by status, for the metrics gauge.
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT status, count(*) AS "count!" FROM environments GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
+}

@@ -1,0 +1,7 @@
+//! Background work: the delivery processor and the gauges sampler.
+
+pub mod processor;
+pub mod retry;
+pub mod sampler;
+
+pub use processor::{Processor, ProcessorConfig};
