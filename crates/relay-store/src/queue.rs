@@ -102,7 +102,7 @@ impl Claim {
         sqlx::query!(
             r#"UPDATE deliveries
                SET status = $2, decisions = $3, last_error = $4, attempts = attempts + 1,
-                   processed_at = now(), updated_at = now()
+                   processed_at = clock_timestamp(), updated_at = now()
                WHERE id = $1"#,
             self.delivery.id,
             outcome.as_str(),

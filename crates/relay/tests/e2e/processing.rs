@@ -477,3 +477,133 @@ async fn environment_list_and_delivery_show_and_redeliver_cli(pool: PgPool) {
     let listed = relay.json(&["delivery:list", "--status", "pending"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let first = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "push_branch_create.json",
+        "repo:push",
+        "t1",
+    )
+    .await;
+
+    // A processor whose statements give up quickly, and a lock that makes them give up.
+    let url = format!("{}?options=-c%20lock_timeout%3D200", database_url(&pool));
+    let impatient = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let retry = relay::worker::retry::RetrySchedule {
+        delays: vec![Duration::from_millis(100)],
+        max_attempts: 3,
+    };
+    let processor = Processor::new(
+        impatient,
+        Arc::new(Metrics::new()),
+        ProcessorConfig {
+            retry,
+            ..ProcessorConfig::default()
+        },
+    );
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE environments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    assert!(processor.process_next().await.unwrap());
+    let (status, error, attempts) = status_of(&pool, first).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1), "{error:?}");
+    assert!(error.unwrap().contains("lock"));
+    assert!(
+        !processor.process_next().await.unwrap(),
+        "backoff holds it back"
+    );
+
+    // The lock goes away: the retry succeeds.
+    blocker.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(processor.process_next().await.unwrap());
+    assert_eq!(status_of(&pool, first).await.0, "processed");
+
+    // Failing every time: parked as failed after the last attempt, and the next one goes on.
+    let doomed = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "push.json",
+        "repo:push",
+        "t2",
+    )
+    .await;
+    let next = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "pr_created.json",
+        "pullrequest:created",
+        "t3",
+    )
+    .await;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE environments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(processor.process_next().await.unwrap());
+    }
+    blocker.rollback().await.unwrap();
+    let (status, _, attempts) = status_of(&pool, doomed).await;
+    assert_eq!((status.as_str(), attempts), ("failed", 3));
+    while processor.process_next().await.unwrap() {}
+    assert_eq!(status_of(&pool, next).await.0, "processed");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn processing_metrics_are_exported(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "pr_created.json",
+        "pullrequest:created",
+        "m1",
+    )
+    .await;
+    let processor = Processor::new(
+        pool.clone(),
+        server.state.metrics.clone(),
+        ProcessorConfig::default(),
+    );
+    drain(&processor).await;
+    relay::worker::sampler::sample(&pool, &server.state.metrics)
+        .await
+        .unwrap();
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "relay_deliveries_processed_total{outcome=\"processed\"} 1",
+        "relay_delivery_processing_lag_seconds_count 1",
+        "relay_delivery_queue_depth 0",
+        "relay_environments{status=\"active\"} 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in\n{metrics}"
+        );
+    }
+}
