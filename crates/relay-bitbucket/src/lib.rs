@@ -1,0 +1,1 @@
+//! Bitbucket REST clients (in progress).

@@ -1,0 +1,1 @@
+//! git mirrors (in progress).
