@@ -3,11 +3,11 @@
 # (installed and started here if the machine has none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib/postgres.sh
-. scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
 
+ensure_build_packages
 ensure_postgres relay_test
-command -v git >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq git >/dev/null; }
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

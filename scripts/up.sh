@@ -4,9 +4,10 @@
 # `relay serve` in the foreground. Run it again to restart; the key and data are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/lib/postgres.sh
-. scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
 
+ensure_build_packages
 ensure_postgres relay
 
 mkdir -p .relay/data

@@ -1,0 +1,325 @@
+//! One bare mirror per integration.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use git2::{AutotagOption, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
+
+use crate::{GitError, RemoteAccess};
+
+pub struct Mirror {
+    repo: Repository,
+    path: PathBuf,
+}
+
+/// A ref to push: `src` is a local ref (force-pushed), or `None` to delete `dst` remotely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRef {
+    pub src: Option<String>,
+    pub dst: String,
+}
+
+/// What to build for a pull request.
+#[derive(Debug, Clone)]
+pub struct PrBuild {
+    pub id: u64,
+    pub source_branch: String,
+    /// Full or abbreviated (Bitbucket Cloud gives 12 characters).
+    pub source_commit: String,
+    pub target_branch: String,
+    pub post_merge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrBuildOutcome {
+    /// `head` is the source commit; `merge` the post-merge commit when asked for.
+    Built { head: String, merge: Option<String> },
+    /// The source does not merge cleanly into the target; nothing was written.
+    Conflict { paths: Vec<String> },
+}
+
+impl Mirror {
+    /// Opens the mirror of `integration_id` under `data_dir`, creating it on first use.
+    pub fn open(data_dir: &Path, integration_id: &str) -> Result<Self, GitError> {
+        let path = data_dir
+            .join("mirrors")
+            .join(format!("{integration_id}.git"));
+        let storage = |e: &dyn std::fmt::Display| GitError::Storage {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let repo = if path.join("HEAD").exists() {
+            Repository::open_bare(&path).map_err(|e| storage(&e.message()))?
+        } else {
+            std::fs::create_dir_all(&path).map_err(|e| storage(&e))?;
+            Repository::init_bare(&path).map_err(|e| storage(&e.message()))?
+        };
+        Ok(Self { repo, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The commit a local ref points at.
+    pub fn resolve(&self, reference: &str) -> Option<String> {
+        self.repo
+            .refname_to_id(reference)
+            .ok()
+            .map(|oid| oid.to_string())
+    }
+
+    /// Fetches `refs/heads/<branch>` into the same local ref and, when `commit` is given and
+    /// present, pins the ref there (the relay mirrors what it decided, and the next push
+    /// event moves it on). Returns the commit the local ref points at.
+    pub fn mirror_branch(
+        &self,
+        remote: &RemoteAccess,
+        branch: &str,
+        commit: Option<&str>,
+        deadline: Instant,
+    ) -> Result<String, GitError> {
+        let local = crate::branch_ref(branch);
+        self.fetch_one(remote, &local, &local, deadline)?;
+        let fetched = self
+            .repo
+            .refname_to_id(&local)
+            .map_err(|_| GitError::NotFound(format!("branch {branch} on {}", remote.url())))?;
+        let pinned = match commit.and_then(|c| self.find_commit(c)) {
+            Some(oid) if oid != fetched => {
+                self.repo
+                    .reference(&local, oid, true, "relay: pin to the planned commit")?;
+                oid
+            }
+            _ => fetched,
+        };
+        Ok(pinned.to_string())
+    }
+
+    /// Fetches the pull request's source into `refs/pull-requests/<id>/from` and, with
+    /// post-merge, merges it into the current target head as `refs/pull-requests/<id>/merge`.
+    pub fn build_pull_request(
+        &self,
+        source: &RemoteAccess,
+        target: &RemoteAccess,
+        build: &PrBuild,
+        deadline: Instant,
+    ) -> Result<PrBuildOutcome, GitError> {
+        let from_ref = crate::pull_request_ref(build.id, false);
+        self.fetch_one(
+            source,
+            &crate::branch_ref(&build.source_branch),
+            &from_ref,
+            deadline,
+        )?;
+        let fetched = self.repo.refname_to_id(&from_ref).map_err(|_| {
+            GitError::NotFound(format!(
+                "branch {} on {}",
+                build.source_branch,
+                source.url()
+            ))
+        })?;
+        // The payload's (possibly abbreviated) commit wins when it is there; otherwise the
+        // branch moved on and a newer event will follow, so the fetched head is built.
+        let head = match self.find_commit(&build.source_commit) {
+            Some(oid) if oid != fetched => {
+                self.repo
+                    .reference(&from_ref, oid, true, "relay: pull request head")?;
+                oid
+            }
+            _ => fetched,
+        };
+        if !build.post_merge {
+            return Ok(PrBuildOutcome::Built {
+                head: head.to_string(),
+                merge: None,
+            });
+        }
+        let target_ref = crate::branch_ref(&build.target_branch);
+        self.fetch_one(target, &target_ref, &target_ref, deadline)?;
+        let target_oid = self.repo.refname_to_id(&target_ref).map_err(|_| {
+            GitError::NotFound(format!(
+                "branch {} on {}",
+                build.target_branch,
+                target.url()
+            ))
+        })?;
+        let ours = self.repo.find_commit(target_oid)?;
+        let theirs = self.repo.find_commit(head)?;
+        let mut index = self.repo.merge_commits(&ours, &theirs, None)?;
+        if index.has_conflicts() {
+            let mut paths: Vec<String> = index
+                .conflicts()?
+                .filter_map(Result::ok)
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                .collect();
+            paths.sort();
+            paths.dedup();
+            return Ok(PrBuildOutcome::Conflict { paths });
+        }
+        let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+        let signature = git2::Signature::now("Bitbucket Relay", "relay@localhost")?;
+        let message = format!(
+            "Merge {} into {} (pull request #{})",
+            build.source_branch, build.target_branch, build.id
+        );
+        let merge = self.repo.commit(
+            None,
+            &signature,
+            &signature,
+            &message,
+            &tree,
+            &[&ours, &theirs],
+        )?;
+        self.repo.reference(
+            &crate::pull_request_ref(build.id, true),
+            merge,
+            true,
+            "relay: post-merge build",
+        )?;
+        Ok(PrBuildOutcome::Built {
+            head: head.to_string(),
+            merge: Some(merge.to_string()),
+        })
+    }
+
+    /// Deletes a local ref; a missing ref counts as done. Returns whether it existed.
+    pub fn delete_ref(&self, name: &str) -> Result<bool, GitError> {
+        match self.repo.find_reference(name) {
+            Ok(mut reference) => {
+                reference.delete()?;
+                Ok(true)
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pushes `refs` to `remote`: updates are forced (a mirror follows rewritten history),
+    /// `src: None` deletes. Every rejected ref fails the push.
+    pub fn push(
+        &self,
+        remote: &RemoteAccess,
+        refs: &[PushRef],
+        deadline: Instant,
+    ) -> Result<(), GitError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let specs: Vec<String> = refs
+            .iter()
+            .map(|r| match &r.src {
+                Some(src) => format!("+{src}:{}", r.dst),
+                None => format!(":{}", r.dst),
+            })
+            .collect();
+        let rejected = std::cell::RefCell::new(Vec::<(String, String)>::new());
+        let timed_out = Cell::new(false);
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.push_update_reference(|reference, status| {
+            if let Some(message) = status {
+                rejected
+                    .borrow_mut()
+                    .push((reference.to_owned(), message.to_owned()));
+            }
+            Ok(())
+        });
+        callbacks.pack_progress(|_, _, _| {
+            if Instant::now() > deadline {
+                timed_out.set(true);
+            }
+        });
+        callbacks.credentials(|_, _, _| Err(git2::Error::from_str("credentials were refused")));
+        let headers = remote.headers();
+        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        options.custom_headers(&header_refs);
+        let mut anonymous = self.repo.remote_anonymous(remote.url())?;
+        anonymous
+            .push(&specs, Some(&mut options))
+            .map_err(|e| GitError::from_remote(remote.url(), &e, timed_out.get()))?;
+        drop(anonymous);
+        drop(options);
+        if let Some((reference, message)) = rejected.into_inner().into_iter().next() {
+            return Err(GitError::PushRejected {
+                url: remote.url().to_owned(),
+                reference,
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    fn fetch_one(
+        &self,
+        remote: &RemoteAccess,
+        remote_ref: &str,
+        local_ref: &str,
+        deadline: Instant,
+    ) -> Result<(), GitError> {
+        let timed_out = Cell::new(false);
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(|_| {
+            if Instant::now() > deadline {
+                timed_out.set(true);
+                return false;
+            }
+            true
+        });
+        // Authentication is the header; if the server still asks, the header was refused.
+        callbacks.credentials(|_, _, _| Err(git2::Error::from_str("credentials were refused")));
+        let headers = remote.headers();
+        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(callbacks)
+            .download_tags(AutotagOption::None)
+            .custom_headers(&header_refs);
+        let refspec = format!("+{remote_ref}:{local_ref}");
+        let mut anonymous = self.repo.remote_anonymous(remote.url())?;
+        anonymous
+            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .map_err(|e| {
+                if e.message().contains("credentials were refused") {
+                    GitError::Auth {
+                        url: remote.url().to_owned(),
+                    }
+                } else {
+                    GitError::from_remote(remote.url(), &e, timed_out.get())
+                }
+            })?;
+        // A refspec whose source does not exist fetches nothing and leaves a stale local ref:
+        // treat "not in FETCH_HEAD" as "gone on the remote".
+        let mut fetched = false;
+        self.repo.fetchhead_foreach(|name, _, _, _| {
+            if name == remote_ref {
+                fetched = true;
+            }
+            true
+        })?;
+        if !fetched {
+            return Err(GitError::NotFound(format!(
+                "{remote_ref} on {}",
+                remote.url()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A commit from a full or abbreviated hash, if the mirror has it.
+    fn find_commit(&self, hash: &str) -> Option<Oid> {
+        if hash.len() == 40 {
+            let oid = Oid::from_str(hash).ok()?;
+            return self.repo.find_commit(oid).ok().map(|c| c.id());
+        }
+        self.repo
+            .revparse_single(hash)
+            .ok()?
+            .peel_to_commit()
+            .ok()
+            .map(|c| c.id())
+    }
+}
