@@ -92,18 +92,24 @@ CREATE TABLE jobs (
     integration_id   text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
     delivery_id      bigint REFERENCES deliveries (id) ON DELETE SET NULL,
     kind             text NOT NULL,
+    -- Jobs with the same key run one at a time, in id order: all git work of an integration
+    -- shares one key (one mirror), deploy-side events share one per environment.
+    queue_key        text NOT NULL,
     payload          jsonb NOT NULL,
     state            text NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'dead')),
+                     CHECK (state IN ('pending', 'running', 'succeeded', 'dead')),
     attempts         integer NOT NULL DEFAULT 0,
     run_after        timestamptz NOT NULL DEFAULT now(),
+    -- Lease of the runner holding a running job; an expired lease makes the job claimable.
     locked_until     timestamptz,
     last_error       text,
+    completed_at     timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX jobs_runnable ON jobs (run_after) WHERE state IN ('pending', 'running');
+CREATE INDEX jobs_open ON jobs (queue_key, id) WHERE state IN ('pending', 'running');
+CREATE INDEX jobs_runnable ON jobs (id) WHERE state IN ('pending', 'running');
 CREATE INDEX jobs_integration ON jobs (integration_id, id);
 
 -- Processors LISTEN on this channel; one notification per statement keeps batched inserts cheap.
@@ -115,3 +121,12 @@ END $$;
 
 CREATE TRIGGER deliveries_notify AFTER INSERT ON deliveries
     FOR EACH STATEMENT EXECUTE FUNCTION notify_deliveries();
+
+CREATE FUNCTION notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('relay_jobs', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_notify AFTER INSERT ON jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_jobs();

@@ -193,3 +193,28 @@ pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreE
     .await?;
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
+
+/// Records the outcome of a build on an environment: `failed` with its reason, or back to
+/// `active` after a failure. Deleted environments are left alone (a late job result must not
+/// revive them). Returns whether a row changed.
+pub async fn record_build(
+    pool: &PgPool,
+    integration_id: &str,
+    name: &str,
+    failure: Option<&str>,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query!(
+        r#"UPDATE environments
+           SET status = CASE WHEN $3::text IS NOT NULL THEN 'failed'
+                             WHEN status = 'failed' THEN 'active'
+                             ELSE status END,
+               failure_reason = $3, updated_at = now()
+           WHERE integration_id = $1 AND name = $2 AND status NOT IN ('deleting', 'deleted')"#,
+        integration_id,
+        name,
+        failure,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}

@@ -1,4 +1,11 @@
-//! Jobs decided by the planner, for the job runner.
+//! Jobs decided by the planner, and the queue the job runner claims them from.
+//!
+//! Jobs with the same `queue_key` run one at a time in id order (see [`queue_key`]); a
+//! running job holds a lease (`locked_until`) that its runner renews, so the jobs of a relay
+//! that died are claimed again once the lease runs out. Completion checks the attempt number,
+//! so a runner that lost its lease cannot complete a job someone else has re-claimed.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use relay_core::JobSpec;
@@ -12,12 +19,33 @@ pub struct JobRow {
     pub integration_id: String,
     pub delivery_id: Option<i64>,
     pub kind: String,
+    pub queue_key: String,
     pub payload: serde_json::Value,
     pub state: String,
     pub attempts: i32,
     pub run_after: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The lane a job runs in: git work per integration (one mirror, one job at a time), the
+/// deploy side per environment (events for one environment stay in order), reconciliation per
+/// integration.
+pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
+    match job {
+        JobSpec::MirrorBranch { .. }
+        | JobSpec::DeleteRef { .. }
+        | JobSpec::BuildPullRequest { .. } => {
+            format!("git:{integration_id}")
+        }
+        JobSpec::Reconcile { .. } => format!("reconcile:{integration_id}"),
+        JobSpec::Deploy { environment, .. }
+        | JobSpec::SyncFromParent { environment, .. }
+        | JobSpec::NotifyDeploySide { environment, .. } => {
+            format!("deploy:{integration_id}:{environment}")
+        }
+    }
 }
 
 pub async fn insert_all(
@@ -30,15 +58,155 @@ pub async fn insert_all(
         let payload = serde_json::to_value(job)
             .map_err(|e| StoreError::Corrupt(format!("job cannot be encoded: {e}")))?;
         sqlx::query!(
-            "INSERT INTO jobs (integration_id, delivery_id, kind, payload) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO jobs (integration_id, delivery_id, kind, queue_key, payload)
+             VALUES ($1, $2, $3, $4, $5)",
             integration_id,
             delivery_id,
             job.kind(),
+            queue_key(integration_id, job),
             payload,
         )
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// A claimed job. `attempt` identifies this claim for completion.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub integration_id: String,
+    pub delivery_id: Option<i64>,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempt: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Claims the oldest runnable job of any lane whose head it is, among `kinds`.
+pub async fn claim(
+    pool: &PgPool,
+    kinds: &[&str],
+    lease: Duration,
+) -> Result<Option<ClaimedJob>, StoreError> {
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let row = sqlx::query!(
+        r#"UPDATE jobs
+           SET state = 'running', attempts = attempts + 1, updated_at = now(),
+               locked_until = now() + make_interval(secs => $2::bigint / 1000.0)
+           WHERE id = (
+               SELECT j.id FROM jobs j
+               WHERE j.kind = ANY($1)
+                 AND ((j.state = 'pending' AND j.run_after <= now())
+                      OR (j.state = 'running' AND j.locked_until < now()))
+                 AND NOT EXISTS (
+                     SELECT 1 FROM jobs o
+                     WHERE o.queue_key = j.queue_key AND o.id < j.id
+                       AND o.state IN ('pending', 'running'))
+               ORDER BY j.id
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED)
+           RETURNING id, integration_id, delivery_id, kind, payload, attempts, created_at"#,
+        &kinds,
+        lease_ms,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| ClaimedJob {
+        id: r.id,
+        integration_id: r.integration_id,
+        delivery_id: r.delivery_id,
+        kind: r.kind,
+        payload: r.payload,
+        attempt: r.attempts,
+        created_at: r.created_at,
+    }))
+}
+
+/// Extends the lease; false when the claim was lost (the lease ran out and someone else
+/// took the job).
+pub async fn renew(pool: &PgPool, job: &ClaimedJob, lease: Duration) -> Result<bool, StoreError> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let updated = sqlx::query!(
+        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3::bigint / 1000.0)
+         WHERE id = $1 AND attempts = $2 AND state = 'running'",
+        job.id,
+        job.attempt,
+        lease_ms,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+pub async fn succeed(pool: &PgPool, job: &ClaimedJob) -> Result<bool, StoreError> {
+    let updated = sqlx::query!(
+        "UPDATE jobs SET state = 'succeeded', locked_until = NULL, last_error = NULL,
+                completed_at = now(), updated_at = now()
+         WHERE id = $1 AND attempts = $2 AND state = 'running'",
+        job.id,
+        job.attempt,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Records a failure: retried after `retry_in`, or dead (dead-lettered, visible, retryable by
+/// hand) when `dead` is true. Returns the new state.
+pub async fn fail(
+    pool: &PgPool,
+    job: &ClaimedJob,
+    error: &str,
+    retry_in: Duration,
+    dead: bool,
+) -> Result<Option<String>, StoreError> {
+    let retry_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+    let state = sqlx::query_scalar!(
+        r#"UPDATE jobs
+           SET state = CASE WHEN $4 THEN 'dead' ELSE 'pending' END,
+               last_error = $3, locked_until = NULL, updated_at = now(),
+               run_after = now() + make_interval(secs => $5::bigint / 1000.0),
+               completed_at = CASE WHEN $4 THEN now() END
+           WHERE id = $1 AND attempts = $2 AND state = 'running'
+           RETURNING state"#,
+        job.id,
+        job.attempt,
+        error,
+        dead,
+        retry_ms,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(state)
+}
+
+/// Puts a dead (or any) job back in its lane with fresh attempts (`job:retry`).
+pub async fn retry(pool: &PgPool, id: i64) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query!(
+        "UPDATE jobs SET state = 'pending', attempts = 0, run_after = now(), last_error = NULL,
+                locked_until = NULL, completed_at = NULL, updated_at = now()
+         WHERE id = $1 AND state <> 'running'",
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        let exists = sqlx::query_scalar!("SELECT state FROM jobs WHERE id = $1", id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match exists {
+            Some(_) => StoreError::Conflict("a running job"),
+            None => StoreError::NotFound("job"),
+        });
+    }
+    sqlx::query!("SELECT pg_notify('relay_jobs', '')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -51,8 +219,8 @@ pub async fn list(
 ) -> Result<Vec<JobRow>, StoreError> {
     Ok(sqlx::query_as!(
         JobRow,
-        r#"SELECT id, integration_id, delivery_id, kind, payload, state, attempts, run_after,
-                  last_error, created_at
+        r#"SELECT id, integration_id, delivery_id, kind, queue_key, payload, state, attempts,
+                  run_after, last_error, created_at, completed_at
            FROM jobs
            WHERE ($1::text IS NULL OR integration_id = $1)
              AND ($2::bigint IS NULL OR delivery_id = $2)
@@ -66,4 +234,10 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Inserts one job outside a delivery (the runner's follow-ups, e.g. a `failed` event).
+pub async fn enqueue(pool: &PgPool, integration_id: &str, job: &JobSpec) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    insert_all(&mut conn, integration_id, None, std::slice::from_ref(job)).await
 }

@@ -52,6 +52,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Delivery processors in this process; 0 makes an ingest-only replica.
     pub workers: usize,
+    /// Job runners in this process (git, deploy hooks, build statuses); 0 disables them.
+    pub job_workers: usize,
+    /// Longest a single job (a fetch, a push) may take.
+    pub job_timeout: Duration,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
 }
@@ -73,6 +77,8 @@ struct FileConfig {
     db_acquire_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     workers: Option<u64>,
+    job_workers: Option<u64>,
+    job_timeout_secs: Option<u64>,
     bitbucket_cloud_url: Option<String>,
     bitbucket_cloud_api_url: Option<String>,
 }
@@ -180,6 +186,11 @@ impl Config {
             ),
             workers: usize::try_from(number("RELAY_WORKERS", file.workers, 2)?)
                 .unwrap_or(usize::MAX),
+            job_workers: usize::try_from(number("RELAY_JOB_WORKERS", file.job_workers, 4)?)
+                .unwrap_or(usize::MAX),
+            job_timeout: Duration::from_secs(
+                number("RELAY_JOB_TIMEOUT_SECS", file.job_timeout_secs, 300)?.max(1),
+            ),
             bitbucket_cloud_url: url(
                 "RELAY_BITBUCKET_CLOUD_URL",
                 Some(

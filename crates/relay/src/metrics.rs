@@ -24,6 +24,17 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub status: String,
 }
@@ -37,6 +48,9 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub queue_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub environments: Family<StatusLabels, Gauge>,
+    pub jobs: Family<JobLabels, Counter>,
+    pub job_duration: Family<KindLabels, Histogram>,
+    pub job_queue_age: Family<KindLabels, Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,8 +115,33 @@ impl Metrics {
             "Environments by status, across integrations",
             environments.clone(),
         );
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Job attempts by kind and outcome (succeeded, retry, dead, lost_lease)",
+            jobs.clone(),
+        );
+        let job_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 16))
+        });
+        registry.register(
+            "job_duration_seconds",
+            "Time one job attempt took, by kind",
+            job_duration.clone(),
+        );
+        let job_queue_age = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 18))
+        });
+        registry.register(
+            "job_queue_age_seconds",
+            "Time from a job being queued to an attempt finishing, by kind",
+            job_queue_age.clone(),
+        );
         Self {
             registry,
+            jobs,
+            job_duration,
+            job_queue_age,
             deliveries,
             ingest_duration,
             processed,
@@ -137,6 +176,22 @@ impl Metrics {
         if lag_seconds > 0.0 {
             self.processing_lag.observe(lag_seconds);
         }
+    }
+
+    pub fn record_job(&self, kind: &str, outcome: &str, seconds: f64, queued_seconds: f64) {
+        self.jobs
+            .get_or_create(&JobLabels {
+                kind: kind.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let kind = KindLabels {
+            kind: kind.to_owned(),
+        };
+        self.job_duration.get_or_create(&kind).observe(seconds);
+        self.job_queue_age
+            .get_or_create(&kind)
+            .observe(queued_seconds);
     }
 
     pub fn set_queue(&self, depth: i64, oldest_seconds: f64) {

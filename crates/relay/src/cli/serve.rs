@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::shutdown;
+use crate::worker::jobs::{Runner, RunnerConfig};
 use crate::worker::{sampler, Processor, ProcessorConfig};
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
@@ -84,6 +85,21 @@ fn spawn_workers(
     let pool = state.pool.clone();
     let metrics = state.metrics.clone();
     let enabled = config.workers > 0;
+    let runner = (config.job_workers > 0).then(|| {
+        let mut runner_config = RunnerConfig::new(
+            config.data_dir.clone(),
+            config.bitbucket_cloud_url.clone(),
+            config.bitbucket_cloud_api_url.clone(),
+        );
+        runner_config.workers = config.job_workers;
+        runner_config.timeout = config.job_timeout;
+        Runner::new(
+            state.pool.clone(),
+            state.key.clone(),
+            state.metrics.clone(),
+            runner_config,
+        )
+    });
     tokio::spawn(async move {
         // Nothing to claim before the schema exists.
         while !ready.load(Ordering::Acquire) {
@@ -98,12 +114,16 @@ fn spawn_workers(
             Duration::from_secs(5),
             token.clone(),
         ));
+        let jobs = runner.map(|runner| tokio::spawn(runner.run(token.clone())));
         if enabled {
             processor.run(token).await;
         } else {
             tracing::info!("RELAY_WORKERS=0: this relay only ingests");
         }
         let _ = sampler.await;
+        if let Some(jobs) = jobs {
+            let _ = jobs.await;
+        }
     })
 }
 

@@ -1,5 +1,6 @@
 //! Background work: the delivery processor and the gauges sampler.
 
+pub mod jobs;
 pub mod processor;
 pub mod retry;
 pub mod sampler;

@@ -1,0 +1,192 @@
+//! Git jobs: mirror a branch, build a pull request, delete a ref; each followed by the
+//! matching push to the deploy remote when one is configured.
+
+use std::time::Instant;
+
+use relay_core::JobSpec;
+use relay_git::{GitError, Mirror, PrBuild, PrBuildOutcome, PushRef, RemoteAccess};
+use relay_store::jobs::ClaimedJob;
+
+use super::remotes::{bitbucket_remote, deploy_remote};
+use super::{Context, JobError};
+
+pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+    let deploy = deploy_remote(&record);
+    let lock = context.mirror_lock(&job.integration_id).await;
+    let _guard = lock.lock().await;
+    let data_dir = context.config.data_dir.clone();
+    let deadline = Instant::now() + context.config.timeout;
+    let integration_id = job.integration_id.clone();
+
+    match spec {
+        JobSpec::MirrorBranch { branch, commit } => {
+            let remote = bitbucket_remote(context, &record, "").await?;
+            let outcome = blocking(move || {
+                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                let head =
+                    match mirror.mirror_branch(&remote, &branch, Some(commit.as_str()), deadline) {
+                        Ok(head) => head,
+                        // Deleted again since the push: its delete event follows; nothing to mirror.
+                        Err(GitError::NotFound(what)) => {
+                            return Ok(format!("{what}: already gone"))
+                        }
+                        Err(err) => return Err(err),
+                    };
+                if let Some(deploy) = &deploy {
+                    let reference = relay_git::branch_ref(&branch);
+                    push(
+                        &mirror,
+                        deploy,
+                        &[PushRef {
+                            src: Some(reference.clone()),
+                            dst: reference,
+                        }],
+                        deadline,
+                    )?;
+                }
+                Ok(format!("{branch} at {head}"))
+            })
+            .await?;
+            tracing::info!(result = %outcome, "branch mirrored");
+            Ok(())
+        }
+        JobSpec::DeleteRef { name } => {
+            blocking(move || {
+                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                mirror.delete_ref(&name)?;
+                if let (Some(deploy), Some(target)) = (&deploy, deployed_name(&name)) {
+                    push(
+                        &mirror,
+                        deploy,
+                        &[PushRef {
+                            src: None,
+                            dst: target,
+                        }],
+                        deadline,
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+            tracing::info!("ref deleted");
+            Ok(())
+        }
+        JobSpec::BuildPullRequest {
+            environment,
+            pr_id,
+            source_branch,
+            source_commit,
+            source_repository,
+            target_branch,
+            post_merge,
+        } => {
+            let target = bitbucket_remote(context, &record, "").await?;
+            let source = if source_repository.is_empty() || source_repository == record.repository {
+                target.clone()
+            } else {
+                bitbucket_remote(context, &record, &source_repository).await?
+            };
+            let build = PrBuild {
+                id: pr_id,
+                source_branch,
+                source_commit: source_commit.as_str().to_owned(),
+                target_branch,
+                post_merge,
+            };
+            let env_name = environment.clone();
+            let outcome = blocking(move || {
+                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                let outcome = mirror.build_pull_request(&source, &target, &build, deadline)?;
+                if let (PrBuildOutcome::Built { .. }, Some(deploy)) = (&outcome, &deploy) {
+                    let src = relay_git::pull_request_ref(build.id, build.post_merge);
+                    push(
+                        &mirror,
+                        deploy,
+                        &[PushRef {
+                            src: Some(src),
+                            dst: relay_git::branch_ref(&env_name),
+                        }],
+                        deadline,
+                    )?;
+                }
+                Ok(outcome)
+            })
+            .await?;
+            match outcome {
+                PrBuildOutcome::Built { head, merge } => {
+                    relay_store::environments::record_build(
+                        &context.pool,
+                        &job.integration_id,
+                        &environment,
+                        None,
+                    )
+                    .await?;
+                    tracing::info!(head = %head, merge = merge.as_deref().unwrap_or(""), environment = %environment, "pull request built");
+                }
+                PrBuildOutcome::Conflict { paths } => {
+                    let reason = format!("merge conflict in {}", paths.join(", "));
+                    relay_store::environments::record_build(
+                        &context.pool,
+                        &job.integration_id,
+                        &environment,
+                        Some(&reason),
+                    )
+                    .await?;
+                    tracing::warn!(environment = %environment, reason = %reason, "pull request does not merge");
+                }
+            }
+            Ok(())
+        }
+        other => Err(JobError::permanent(format!(
+            "{} is not a git job",
+            other.kind()
+        ))),
+    }
+}
+
+/// The ref a mirror ref is pushed as on the deploy remote: branches keep their name, pull
+/// request refs become `refs/heads/pr-<id>` (the environment's name).
+fn deployed_name(mirror_ref: &str) -> Option<String> {
+    if mirror_ref.starts_with("refs/heads/") {
+        return Some(mirror_ref.to_owned());
+    }
+    let id = mirror_ref
+        .strip_prefix("refs/pull-requests/")?
+        .strip_suffix("/from")?;
+    Some(format!("refs/heads/pr-{id}"))
+}
+
+/// Pushes, tolerating deletes of refs the deploy remote never had.
+fn push(
+    mirror: &Mirror,
+    remote: &RemoteAccess,
+    refs: &[PushRef],
+    deadline: Instant,
+) -> Result<(), GitError> {
+    match mirror.push(remote, refs, deadline) {
+        Err(GitError::PushRejected { message, .. })
+            if refs.iter().all(|r| r.src.is_none()) && message.contains("not") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Runs git off the async runtime, keeping the tracing span.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, JobError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| JobError::transient(format!("git task failed: {e}")))?
+        .map_err(|err| {
+            if err.is_transient() {
+                JobError::transient(err.to_string())
+            } else {
+                JobError::permanent(err.to_string())
+            }
+        })
+}

@@ -1,0 +1,322 @@
+//! The job runner shared by git work, deploy hooks and build statuses.
+//!
+//! Bounded concurrency (a fixed number of runner tasks), a timeout per job, a lease renewed
+//! while a job runs (a relay that dies loses its lease and another relay takes the job over),
+//! retries with backoff and jitter, then the dead letter (`state = dead`, `relay job:list
+//! --state dead`, `relay job:retry ID`).
+
+mod git;
+pub mod remotes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use relay_core::JobSpec;
+use relay_store::jobs::{self, ClaimedJob};
+use relay_store::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::retry::RetrySchedule;
+use crate::metrics::Metrics;
+use crate::secrets::SecretKey;
+
+pub const CHANNEL: &str = "relay_jobs";
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub workers: usize,
+    pub data_dir: PathBuf,
+    pub lease: Duration,
+    pub timeout: Duration,
+    pub sweep_interval: Duration,
+    pub retry: RetrySchedule,
+    pub bitbucket_cloud_url: url::Url,
+    pub bitbucket_cloud_api_url: url::Url,
+}
+
+impl RunnerConfig {
+    pub fn new(
+        data_dir: PathBuf,
+        bitbucket_cloud_url: url::Url,
+        bitbucket_cloud_api_url: url::Url,
+    ) -> Self {
+        Self {
+            workers: 4,
+            data_dir,
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
+            sweep_interval: Duration::from_secs(5),
+            // Remotes come back within minutes, or an operator has to act: about an hour
+            // in all before the dead letter.
+            retry: RetrySchedule {
+                delays: [5, 15, 60, 300, 900, 1800]
+                    .map(Duration::from_secs)
+                    .to_vec(),
+                max_attempts: 8,
+            },
+            bitbucket_cloud_url,
+            bitbucket_cloud_api_url,
+        }
+    }
+}
+
+/// Why a job did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    pub message: String,
+    /// Worth retrying; otherwise the job goes straight to the dead letter.
+    pub transient: bool,
+}
+
+impl JobError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+impl From<relay_store::StoreError> for JobError {
+    fn from(err: relay_store::StoreError) -> Self {
+        let transient = !matches!(err, relay_store::StoreError::Corrupt(_));
+        Self {
+            message: err.to_string(),
+            transient,
+        }
+    }
+}
+
+/// Everything handlers share.
+pub struct Context {
+    pub pool: PgPool,
+    pub key: SecretKey,
+    pub config: RunnerConfig,
+    /// One git operation per mirror at a time in this process; lanes already serialise
+    /// across processes, this covers a lease taken over while the old attempt still runs.
+    mirrors: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl Context {
+    async fn mirror_lock(&self, integration_id: &str) -> Arc<Mutex<()>> {
+        self.mirrors
+            .lock()
+            .await
+            .entry(integration_id.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    context: Arc<Context>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+/// Job kinds this runner executes; the others wait in their lanes for their handlers.
+pub const HANDLED_KINDS: &[&str] = &["mirror_branch", "delete_ref", "build_pull_request"];
+
+impl Runner {
+    pub fn new(pool: PgPool, key: SecretKey, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
+        Self {
+            context: Arc::new(Context {
+                pool,
+                key,
+                config,
+                mirrors: Mutex::new(HashMap::new()),
+            }),
+            metrics,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(self.clone().listen(shutdown.clone()));
+        for _ in 0..self.context.config.workers.max(1) {
+            tasks.spawn(self.clone().work(shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn listen(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let listener = async {
+                let mut listener = PgListener::connect_with(&self.context.pool).await?;
+                listener.listen(CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match listener.await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot LISTEN for jobs yet");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            self.wake.notify_waiters();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    received = listener.recv() => match received {
+                        Ok(_) => self.wake.notify_waiters(),
+                        Err(_) => break,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn work(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            while !shutdown.is_cancelled() {
+                match self.run_next().await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot claim jobs");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(self.context.config.sweep_interval) => {}
+            }
+        }
+    }
+
+    /// Claims and runs one job. `Ok(false)` when none is runnable.
+    pub async fn run_next(&self) -> Result<bool, relay_store::StoreError> {
+        let config = &self.context.config;
+        let Some(job) = jobs::claim(&self.context.pool, HANDLED_KINDS, config.lease).await? else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!(
+            "job",
+            job.id = job.id,
+            job.kind = %job.kind,
+            integration.id = %job.integration_id,
+            delivery.id = job.delivery_id,
+            attempt = job.attempt,
+        );
+        self.execute(job).instrument(span).await;
+        Ok(true)
+    }
+
+    async fn execute(&self, job: ClaimedJob) {
+        let started = Instant::now();
+        let heartbeat = self.heartbeat(job.clone());
+        let result = match serde_json::from_value::<JobSpec>(job.payload.clone()) {
+            Ok(spec) => {
+                match tokio::time::timeout(self.context.config.timeout, self.dispatch(&job, spec))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(JobError::transient(format!(
+                        "timed out after {} s",
+                        self.context.config.timeout.as_secs()
+                    ))),
+                }
+            }
+            Err(err) => Err(JobError::permanent(format!(
+                "job payload cannot be read: {err}"
+            ))),
+        };
+        heartbeat.abort();
+        let pool = &self.context.pool;
+        let seconds = started.elapsed().as_secs_f64();
+        let outcome = match result {
+            Ok(()) => match jobs::succeed(pool, &job).await {
+                Ok(true) => "succeeded",
+                Ok(false) => "lost_lease",
+                Err(err) => {
+                    tracing::error!(error = %err, "job done but not recorded; it will run again");
+                    "unrecorded"
+                }
+            },
+            Err(err) => {
+                let retry = &self.context.config.retry;
+                let dead = !err.transient || job.attempt >= retry.max_attempts;
+                let delay = with_jitter(retry.delay_after(job.attempt));
+                match jobs::fail(pool, &job, &err.message, delay, dead).await {
+                    Ok(Some(state)) if state == "dead" => {
+                        tracing::error!(error = %err, "job failed for good; dead-lettered");
+                        "dead"
+                    }
+                    Ok(_) => {
+                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                        "retry"
+                    }
+                    Err(record_err) => {
+                        tracing::error!(error = %err, record_error = %record_err, "job failure not recorded");
+                        "unrecorded"
+                    }
+                }
+            }
+        };
+        let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
+        self.metrics.record_job(&job.kind, outcome, seconds, queued);
+    }
+
+    fn heartbeat(&self, job: ClaimedJob) -> tokio::task::JoinHandle<()> {
+        let pool = self.context.pool.clone();
+        let lease = self.context.config.lease;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match jobs::renew(&pool, &job, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            job.id = job.id,
+                            "lease lost; another runner owns the job now"
+                        );
+                        return;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot renew the job lease"),
+                }
+            }
+        })
+    }
+
+    async fn dispatch(&self, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+        match spec {
+            JobSpec::MirrorBranch { .. }
+            | JobSpec::DeleteRef { .. }
+            | JobSpec::BuildPullRequest { .. } => git::run(&self.context, job, spec).await,
+            other => Err(JobError::permanent(format!(
+                "no handler for {} jobs",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// ±20 % so retries of many jobs failing together spread out.
+fn with_jitter(delay: Duration) -> Duration {
+    let factor = rand::thread_rng().gen_range(0.8..1.2);
+    delay.mul_f64(factor)
+}
