@@ -150,3 +150,20 @@ pub struct EnvironmentListArgs {
     #[arg(long)]
     pub all: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct JobListArgs {
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// pending, running, succeeded or dead.
+    #[arg(long, value_parser = ["pending", "running", "succeeded", "dead"])]
+    pub state: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct JobIdArg {
+    /// Job id.
+    pub id: i64,
+}

@@ -6,6 +6,7 @@ mod deliveries;
 mod environments;
 mod error;
 mod integrations;
+mod jobs;
 mod output;
 mod serve;
 
@@ -73,6 +74,12 @@ pub enum Command {
     /// List environments.
     #[command(name = "environment:list")]
     EnvironmentList(args::EnvironmentListArgs),
+    /// List jobs (git work, deploy-side events, build statuses).
+    #[command(name = "job:list")]
+    JobList(args::JobListArgs),
+    /// Queue a dead (or finished) job again with fresh attempts.
+    #[command(name = "job:retry")]
+    JobRetry(args::JobIdArg),
     /// Print a new random RELAY_SECRET_KEY.
     #[command(name = "secret-key:generate")]
     SecretKeyGenerate,
@@ -93,6 +100,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
         Command::DeliveryRedeliver(args) => deliveries::redeliver(&config, format, args).await,
         Command::EnvironmentList(args) => environments::list(&config, format, args).await,
+        Command::JobList(args) => jobs::list(&config, format, args).await,
+        Command::JobRetry(args) => jobs::retry(&config, format, args).await,
         Command::SecretKeyGenerate => {
             println!("{}", crate::secrets::SecretKey::generate_encoded());
             Ok(())
