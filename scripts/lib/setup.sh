@@ -78,13 +78,13 @@ ensure_postgres() {
   log "PostgreSQL ready: database $db on $RELAY_PG_HOST:$RELAY_PG_PORT"
 }
 
-# Build prerequisites beyond Rust: a C toolchain, pkg-config and OpenSSL headers (git2's HTTPS
-# transport), and git itself (tests drive real repositories and `git http-backend`).
+# Build prerequisites beyond Rust: a C toolchain and pkg-config (libgit2 is built from source),
+# and git itself (the mirror's network transport, and tests serve repositories through
+# `git http-backend`).
 ensure_build_packages() {
   local missing=()
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-  [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
   command -v git >/dev/null 2>&1 || missing+=(git)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"

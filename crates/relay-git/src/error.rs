@@ -31,33 +31,6 @@ impl GitError {
             Self::Network { .. } | Self::Timeout { .. } | Self::Auth { .. } | Self::Storage { .. }
         )
     }
-
-    /// Classifies a libgit2 error raised while talking to `url`.
-    pub(crate) fn from_remote(url: &str, err: &git2::Error, timed_out: bool) -> Self {
-        let url = url.to_owned();
-        if timed_out {
-            return Self::Timeout { url };
-        }
-        let message = err.message().to_owned();
-        match (err.code(), err.class()) {
-            (git2::ErrorCode::Auth, _) => Self::Auth { url },
-            (_, git2::ErrorClass::Http)
-                if message.contains("401")
-                    || message.contains("403")
-                    || message.contains("authentication") =>
-            {
-                Self::Auth { url }
-            }
-            (
-                _,
-                git2::ErrorClass::Http
-                | git2::ErrorClass::Net
-                | git2::ErrorClass::Os
-                | git2::ErrorClass::Ssl,
-            ) => Self::Network { url, message },
-            _ => Self::Git(message),
-        }
-    }
 }
 
 impl From<git2::Error> for GitError {

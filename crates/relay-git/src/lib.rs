@@ -3,12 +3,15 @@
 //! for the source head and `/merge` for the post-merge result), and pushes of exactly those refs
 //! to the deploy remote. Async callers reach it through `spawn_blocking`.
 //!
-//! Credentials never touch the repository's configuration: remotes are anonymous and
-//! authentication travels as an `Authorization` header on each request.
+//! Network transfers go through the `git` command line (protocol v2, hard timeouts; see
+//! `transport.rs` for the measurements behind that choice); objects, refs and merges are
+//! git2. Credentials never touch the repository's configuration or a command line: they
+//! travel as an `Authorization` header on each request.
 
 mod error;
 mod mirror;
 mod remote;
+mod transport;
 
 pub use error::GitError;
 pub use mirror::{Mirror, PrBuild, PrBuildOutcome, PushRef};

@@ -1,10 +1,9 @@
 //! One bare mirror per integration.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use git2::{AutotagOption, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
+use git2::{Oid, Repository};
 
 use crate::{GitError, RemoteAccess};
 
@@ -215,42 +214,7 @@ impl Mirror {
                 None => format!(":{}", r.dst),
             })
             .collect();
-        let rejected = std::cell::RefCell::new(Vec::<(String, String)>::new());
-        let timed_out = Cell::new(false);
-        let mut callbacks = RemoteCallbacks::new();
-        callbacks.push_update_reference(|reference, status| {
-            if let Some(message) = status {
-                rejected
-                    .borrow_mut()
-                    .push((reference.to_owned(), message.to_owned()));
-            }
-            Ok(())
-        });
-        callbacks.pack_progress(|_, _, _| {
-            if Instant::now() > deadline {
-                timed_out.set(true);
-            }
-        });
-        callbacks.credentials(|_, _, _| Err(git2::Error::from_str("credentials were refused")));
-        let headers = remote.headers();
-        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let mut options = PushOptions::new();
-        options.remote_callbacks(callbacks);
-        options.custom_headers(&header_refs);
-        let mut anonymous = self.repo.remote_anonymous(remote.url())?;
-        anonymous
-            .push(&specs, Some(&mut options))
-            .map_err(|e| GitError::from_remote(remote.url(), &e, timed_out.get()))?;
-        drop(anonymous);
-        drop(options);
-        if let Some((reference, message)) = rejected.into_inner().into_iter().next() {
-            return Err(GitError::PushRejected {
-                url: remote.url().to_owned(),
-                reference,
-                message,
-            });
-        }
-        Ok(())
+        crate::transport::push(&self.path, remote, &specs, deadline)
     }
 
     fn fetch_one(
@@ -260,53 +224,12 @@ impl Mirror {
         local_ref: &str,
         deadline: Instant,
     ) -> Result<(), GitError> {
-        let timed_out = Cell::new(false);
-        let mut callbacks = RemoteCallbacks::new();
-        callbacks.transfer_progress(|_| {
-            if Instant::now() > deadline {
-                timed_out.set(true);
-                return false;
-            }
-            true
-        });
-        // Authentication is the header; if the server still asks, the header was refused.
-        callbacks.credentials(|_, _, _| Err(git2::Error::from_str("credentials were refused")));
-        let headers = remote.headers();
-        let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let mut options = FetchOptions::new();
-        options
-            .remote_callbacks(callbacks)
-            .download_tags(AutotagOption::None)
-            .custom_headers(&header_refs);
-        let refspec = format!("+{remote_ref}:{local_ref}");
-        let mut anonymous = self.repo.remote_anonymous(remote.url())?;
-        anonymous
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|e| {
-                if e.message().contains("credentials were refused") {
-                    GitError::Auth {
-                        url: remote.url().to_owned(),
-                    }
-                } else {
-                    GitError::from_remote(remote.url(), &e, timed_out.get())
-                }
-            })?;
-        // A refspec whose source does not exist fetches nothing and leaves a stale local ref:
-        // treat "not in FETCH_HEAD" as "gone on the remote".
-        let mut fetched = false;
-        self.repo.fetchhead_foreach(|name, _, _, _| {
-            if name == remote_ref {
-                fetched = true;
-            }
-            true
-        })?;
-        if !fetched {
-            return Err(GitError::NotFound(format!(
-                "{remote_ref} on {}",
-                remote.url()
-            )));
-        }
-        Ok(())
+        crate::transport::fetch(
+            &self.path,
+            remote,
+            &format!("+{remote_ref}:{local_ref}"),
+            deadline,
+        )
     }
 
     /// A commit from a full or abbreviated hash, if the mirror has it.

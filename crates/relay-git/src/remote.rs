@@ -61,10 +61,9 @@ impl RemoteAccess {
         &self.url
     }
 
-    pub(crate) fn headers(&self) -> Vec<String> {
+    pub(crate) fn authorization_header(&self) -> Option<String> {
         self.authorization
-            .iter()
+            .as_ref()
             .map(|value| format!("Authorization: {}", value.expose_secret()))
-            .collect()
     }
 }
