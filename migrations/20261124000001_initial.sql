@@ -15,6 +15,8 @@ CREATE TABLE integrations (
     token_ciphertext                 bytea,
     -- AES-256-GCM ciphertexts (see crates/relay/src/secrets.rs); never stored in clear.
     webhook_secret_ciphertext        bytea NOT NULL,
+    -- Signs the events sent to deploy_hook_url (Standard Webhooks, "whsec_..." form).
+    deploy_hook_secret_ciphertext    bytea NOT NULL,
     fetch_branches                   boolean NOT NULL DEFAULT true,
     -- What the admin asked for; the effective value is forced off when fetch_branches is off.
     prune_branches                   boolean NOT NULL DEFAULT true,

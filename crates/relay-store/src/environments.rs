@@ -99,6 +99,24 @@ pub async fn list(
     .await?)
 }
 
+pub async fn get(
+    pool: &PgPool,
+    integration_id: &str,
+    name: &str,
+) -> Result<Option<EnvironmentRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        EnvironmentRow,
+        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments WHERE integration_id = $1 AND name = $2"#,
+        integration_id,
+        name
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// The planner's input for one integration, read inside the processing transaction.
 pub async fn load_for_planning(
     conn: &mut PgConnection,

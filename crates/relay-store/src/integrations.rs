@@ -17,6 +17,7 @@ pub struct IntegrationRecord {
     pub username: Option<String>,
     pub token_ciphertext: Option<Vec<u8>>,
     pub webhook_secret_ciphertext: Vec<u8>,
+    pub deploy_hook_secret_ciphertext: Vec<u8>,
     pub fetch_branches: bool,
     pub prune_branches: bool,
     pub build_pull_requests: bool,
@@ -47,11 +48,12 @@ pub async fn insert(
         IntegrationRecord,
         r#"INSERT INTO integrations (
                id, type, repository, oauth_key, oauth_secret_ciphertext, base_url, username,
-               token_ciphertext, webhook_secret_ciphertext, fetch_branches, prune_branches,
+               token_ciphertext, webhook_secret_ciphertext, deploy_hook_secret_ciphertext,
+               fetch_branches, prune_branches,
                build_pull_requests, build_pull_requests_post_merge, resync_pull_requests,
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
                deploy_hook_url, environment_url, default_branch)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
            RETURNING *"#,
         record.id,
         record.r#type,
@@ -73,6 +75,7 @@ pub async fn insert(
         record.deploy_hook_url,
         record.environment_url,
         record.default_branch,
+        record.deploy_hook_secret_ciphertext,
     )
     .fetch_one(pool)
     .await
@@ -147,7 +150,7 @@ where
                build_pull_requests_post_merge = $12, resync_pull_requests = $13,
                pull_requests_clone_parent_data = $14, build_fork_pull_requests = $15,
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
-               default_branch = $19, updated_at = now()
+               default_branch = $19, deploy_hook_secret_ciphertext = $20, updated_at = now()
            WHERE id = $1
            RETURNING *"#,
         record.id,
@@ -169,6 +172,7 @@ where
         record.deploy_hook_url,
         record.environment_url,
         record.default_branch,
+        record.deploy_hook_secret_ciphertext,
     )
     .fetch_one(&mut *tx)
     .await

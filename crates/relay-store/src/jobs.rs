@@ -237,7 +237,18 @@ pub async fn list(
 }
 
 /// Inserts one job outside a delivery (the runner's follow-ups, e.g. a `failed` event).
-pub async fn enqueue(pool: &PgPool, integration_id: &str, job: &JobSpec) -> Result<(), StoreError> {
+pub async fn enqueue(
+    pool: &PgPool,
+    integration_id: &str,
+    delivery_id: Option<i64>,
+    job: &JobSpec,
+) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    insert_all(&mut conn, integration_id, None, std::slice::from_ref(job)).await
+    insert_all(
+        &mut conn,
+        integration_id,
+        delivery_id,
+        std::slice::from_ref(job),
+    )
+    .await
 }

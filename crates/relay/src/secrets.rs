@@ -32,6 +32,7 @@ pub enum SecretField {
     OauthSecret,
     Token,
     WebhookSecret,
+    DeployHookSecret,
 }
 
 impl SecretField {
@@ -40,6 +41,7 @@ impl SecretField {
             Self::OauthSecret => "oauth_secret",
             Self::Token => "token",
             Self::WebhookSecret => "webhook_secret",
+            Self::DeployHookSecret => "deploy_hook_secret",
         }
     }
 }
@@ -146,6 +148,16 @@ pub fn generate_webhook_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
+pub fn generate_deploy_hook_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 #[cfg(test)]

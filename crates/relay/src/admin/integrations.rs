@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::validate;
 use super::AdminError;
-use crate::secrets::{generate_webhook_secret, SecretField, SecretKey};
+use crate::secrets::{
+    generate_deploy_hook_secret, generate_webhook_secret, SecretField, SecretKey,
+};
 
 /// What an admin may set. Every field is optional so the same type serves add and update;
 /// for optional text fields an empty string clears the value.
@@ -26,6 +28,7 @@ pub struct IntegrationInput {
     pub username: Option<String>,
     pub token: Option<String>,
     pub webhook_secret: Option<String>,
+    pub deploy_hook_secret: Option<String>,
     pub fetch_branches: Option<bool>,
     pub prune_branches: Option<bool>,
     pub build_pull_requests: Option<bool>,
@@ -84,6 +87,11 @@ pub async fn add(
             id.as_str(),
             SecretField::WebhookSecret,
             &webhook_secret,
+        )?,
+        deploy_hook_secret_ciphertext: key.encrypt(
+            id.as_str(),
+            SecretField::DeployHookSecret,
+            &generate_deploy_hook_secret(),
         )?,
         fetch_branches: true,
         prune_branches: true,
@@ -179,6 +187,11 @@ fn apply(
     if let Some(token) = input.token {
         let token = validate::non_empty("token", &token).map_err(invalid)?;
         record.token_ciphertext = Some(key.encrypt(&id, SecretField::Token, &token)?);
+    }
+    if let Some(hook_secret) = input.deploy_hook_secret {
+        let hook_secret = validate::deploy_hook_secret(&hook_secret).map_err(invalid)?;
+        record.deploy_hook_secret_ciphertext =
+            key.encrypt(&id, SecretField::DeployHookSecret, &hook_secret)?;
     }
     if let Some(webhook_secret) = input.webhook_secret {
         let secret = validate::non_empty("webhook_secret", &webhook_secret).map_err(invalid)?;
@@ -283,6 +296,7 @@ pub struct IntegrationView {
     pub secret: SecretView,
     pub token: SecretView,
     pub webhook_secret: SecretView,
+    pub deploy_hook_secret: SecretView,
     pub fetch_branches: bool,
     /// The effective value: forced off when `fetch_branches` is off.
     pub prune_branches: bool,
@@ -352,6 +366,10 @@ pub fn view(
         webhook_secret: secret(
             SecretField::WebhookSecret,
             Some(&record.webhook_secret_ciphertext),
+        )?,
+        deploy_hook_secret: secret(
+            SecretField::DeployHookSecret,
+            Some(&record.deploy_hook_secret_ciphertext),
         )?,
         fetch_branches: settings.fetch_branches,
         prune_branches: settings.effective_prune_branches(),

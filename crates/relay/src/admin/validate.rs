@@ -77,6 +77,19 @@ pub fn non_empty(field: &str, raw: &str) -> Result<String, String> {
     Ok(raw.trim().to_owned())
 }
 
+/// A Standard Webhooks secret: `whsec_` followed by base64 of at least 24 bytes.
+pub fn deploy_hook_secret(raw: &str) -> Result<String, String> {
+    use base64::Engine;
+    let raw = raw.trim();
+    let decoded = raw
+        .strip_prefix("whsec_")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+    match decoded {
+        Some(key) if key.len() >= 24 => Ok(raw.to_owned()),
+        _ => Err("deploy_hook_secret must look like whsec_<base64 of at least 24 bytes>".into()),
+    }
+}
+
 /// Hides the password of a URL's userinfo, for display.
 pub fn redact_url_password(raw: &str) -> String {
     match Url::parse(raw) {

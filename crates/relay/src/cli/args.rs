@@ -64,6 +64,13 @@ pub struct IntegrationFields {
     /// Use this webhook secret instead of generating one (for a webhook that already exists).
     #[arg(long, env = "RELAY_INTEGRATION_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Secret that signs deploy-hook events (whsec_...); generated when the integration is added.
+    #[arg(
+        long,
+        env = "RELAY_INTEGRATION_DEPLOY_HOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub deploy_hook_secret: Option<String>,
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub fetch_branches: Option<bool>,
     /// Forced off when --fetch-branches is false.
@@ -105,6 +112,7 @@ impl IntegrationFields {
             username: self.username,
             token: self.token,
             webhook_secret: self.webhook_secret,
+            deploy_hook_secret: self.deploy_hook_secret,
             fetch_branches: self.fetch_branches,
             prune_branches: self.prune_branches,
             build_pull_requests: self.build_pull_requests,

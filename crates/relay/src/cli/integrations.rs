@@ -1,6 +1,7 @@
 //! `integration:*` commands.
 
 use relay_store::PgPool;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::args::{AddArgs, GetArgs, IdArg, UpdateArgs};
@@ -11,7 +12,6 @@ use crate::config::Config;
 use crate::secrets::SecretKey;
 
 pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
-    use secrecy::ExposeSecret;
     let url = config.require_database_url()?;
     let pool = relay_store::connect(
         url.expose_secret(),
@@ -28,12 +28,26 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
     let pool = connect(config).await?;
     let created = admin::add(&pool, &key, args.fields.into_input(Some(args.kind))).await?;
     let view = admin::view(&created.record, &config.public_base_url(), None)?;
+    // The deploy side needs its signing secret too; shown here once when a hook is set.
+    let deploy_hook_secret = match &view.deploy_hook_url {
+        Some(_) => Some(
+            key.decrypt(
+                &created.record.id,
+                crate::secrets::SecretField::DeployHookSecret,
+                &created.record.deploy_hook_secret_ciphertext,
+            )?
+            .expose_secret()
+            .to_owned(),
+        ),
+        None => None,
+    };
     let value = json!({
         "id": view.id,
         "type": view.kind,
         "repository": view.repository,
         "hook_url": view.hook_url,
         "webhook_secret": created.webhook_secret,
+        "deploy_hook_secret": deploy_hook_secret,
         "prune_branches": view.prune_branches,
         "warnings": warnings(config, &view),
     });
@@ -42,6 +56,12 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
             "Created integration {}\n\nRegister this webhook on {} (the secret is shown only now):\n  URL:    {}\n  Secret: {}\n",
             view.id, view.repository, view.hook_url, created.webhook_secret
         );
+        if let Some(secret) = &deploy_hook_secret {
+            out.push_str(&format!(
+                "\nDeploy hook {} receives events signed with (Standard Webhooks):\n  Secret: {secret}\n",
+                view.deploy_hook_url.as_deref().unwrap_or_default()
+            ));
+        }
         for warning in warnings(config, &view) {
             out.push_str(&format!("\nwarning: {warning}\n"));
         }

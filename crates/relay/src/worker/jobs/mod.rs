@@ -5,6 +5,7 @@
 //! retries with backoff and jitter, then the dead letter (`state = dead`, `relay job:list
 //! --state dead`, `relay job:retry ID`).
 
+mod deploy_hook;
 mod git;
 pub mod remotes;
 
@@ -104,6 +105,7 @@ impl From<relay_store::StoreError> for JobError {
 /// Everything handlers share.
 pub struct Context {
     pub pool: PgPool,
+    pub http: reqwest::Client,
     pub key: SecretKey,
     pub config: RunnerConfig,
     /// One git operation per mirror at a time in this process; lanes already serialise
@@ -130,13 +132,21 @@ pub struct Runner {
 }
 
 /// Job kinds this runner executes; the others wait in their lanes for their handlers.
-pub const HANDLED_KINDS: &[&str] = &["mirror_branch", "delete_ref", "build_pull_request"];
+pub const HANDLED_KINDS: &[&str] = &[
+    "mirror_branch",
+    "delete_ref",
+    "build_pull_request",
+    "deploy",
+    "sync_from_parent",
+    "notify_deploy_side",
+];
 
 impl Runner {
     pub fn new(pool: PgPool, key: SecretKey, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
         Self {
             context: Arc::new(Context {
                 pool,
+                http: reqwest::Client::new(),
                 key,
                 config,
                 mirrors: Mutex::new(HashMap::new()),
@@ -307,6 +317,9 @@ impl Runner {
             JobSpec::MirrorBranch { .. }
             | JobSpec::DeleteRef { .. }
             | JobSpec::BuildPullRequest { .. } => git::run(&self.context, job, spec).await,
+            JobSpec::Deploy { .. }
+            | JobSpec::SyncFromParent { .. }
+            | JobSpec::NotifyDeploySide { .. } => deploy_hook::run(&self.context, job, spec).await,
             other => Err(JobError::permanent(format!(
                 "no handler for {} jobs",
                 other.kind()

@@ -1,0 +1,182 @@
+//! Environment events for the deploy side, signed per Standard Webhooks:
+//! `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` over
+//! `"{id}.{timestamp}.{body}"`, keyed with the base64-decoded part of the `whsec_` secret.
+//! The id is stable across retries of one job so receivers can deduplicate.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use relay_core::JobSpec;
+use relay_store::environments::EnvironmentRow;
+use relay_store::integrations::IntegrationRecord;
+use relay_store::jobs::ClaimedJob;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::{Context, JobError};
+use crate::secrets::SecretField;
+
+/// Signs `body` for message `id` at `timestamp` (seconds) with a `whsec_...` secret.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// The event name and extra fields a deploy-side job sends.
+fn event_of(spec: &JobSpec) -> Option<(&'static str, Value)> {
+    match spec {
+        JobSpec::Deploy { commit, .. } => Some(("deployed", json!({ "commit": commit.as_str() }))),
+        JobSpec::SyncFromParent { parent, .. } => Some(("synced", json!({ "parent": parent }))),
+        JobSpec::NotifyDeploySide {
+            event,
+            parent,
+            clone_parent_data,
+            ..
+        } => Some((
+            event.as_str(),
+            json!({ "parent": parent, "clone_parent_data": clone_parent_data }),
+        )),
+        _ => None,
+    }
+}
+
+pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+    let Some(url) = record.deploy_hook_url.clone() else {
+        tracing::debug!("no deploy_hook_url; event not sent");
+        return Ok(());
+    };
+    let (event, extra) = event_of(&spec)
+        .ok_or_else(|| JobError::permanent(format!("{} is not a deploy-side job", spec.kind())))?;
+    let environment_name = spec.environment().unwrap_or_default().to_owned();
+    let environment =
+        relay_store::environments::get(&context.pool, &job.integration_id, &environment_name)
+            .await?;
+    let body = payload(
+        &record,
+        &environment_name,
+        environment.as_ref(),
+        event,
+        extra,
+        job,
+    );
+    let body = serde_json::to_vec(&body)
+        .map_err(|e| JobError::permanent(format!("event cannot be encoded: {e}")))?;
+
+    let secret = context
+        .key
+        .decrypt(
+            &record.id,
+            SecretField::DeployHookSecret,
+            &record.deploy_hook_secret_ciphertext,
+        )
+        .map_err(|e| JobError::permanent(e.to_string()))?;
+    let id = format!("msg_{}", job.id);
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = sign(secret.expose_secret(), &id, timestamp, &body).ok_or_else(|| {
+        JobError::permanent("the deploy hook secret is not a valid whsec_ secret")
+    })?;
+
+    let response = context
+        .http
+        .post(&url)
+        .timeout(Duration::from_secs(10))
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            JobError::transient(format!("deploy hook {}: {}", redact(&url), e.without_url()))
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        tracing::info!(environment = %environment_name, event, status = status.as_u16(), "deploy hook delivered");
+        return Ok(());
+    }
+    // 4xx other than timeouts and rate limits will not improve by itself, but the receiver may
+    // be fixed by its operator: retry all, and let the dead letter catch what never recovers.
+    Err(JobError::transient(format!(
+        "deploy hook {} answered {status}",
+        redact(&url)
+    )))
+}
+
+fn payload(
+    record: &IntegrationRecord,
+    name: &str,
+    environment: Option<&EnvironmentRow>,
+    event: &str,
+    extra: Value,
+    job: &ClaimedJob,
+) -> Value {
+    let url = record
+        .environment_url
+        .as_deref()
+        .map(|template| template.replace("{environment}", name));
+    let mut data = json!({
+        "integration": record.id,
+        "repository": record.repository,
+        "environment": name,
+        "url": url,
+        "delivery_id": job.delivery_id,
+    });
+    if let Some(env) = environment {
+        data["kind"] = json!(env.kind);
+        data["status"] = json!(env.status);
+        data["branch"] = json!(env.branch);
+        data["head_commit"] = json!(env.head_commit);
+        data["failure_reason"] = json!(env.failure_reason);
+        if let Some(pr) = env.pr_id {
+            data["pull_request"] = json!({
+                "id": pr,
+                "source_branch": env.pr_source_branch,
+                "target_branch": env.pr_target_branch,
+                "state": env.pr_state,
+            });
+        }
+    }
+    if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+        for (k, v) in extra {
+            data.insert(k, v);
+        }
+    }
+    json!({
+        "type": format!("environment.{event}"),
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "data": data,
+    })
+}
+
+fn redact(url: &str) -> String {
+    crate::admin::validate::redact_url_password(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_reference() {
+        // Test vector from the Standard Webhooks specification's reference libraries.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}
