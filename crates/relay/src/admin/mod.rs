@@ -4,5 +4,6 @@
 pub mod error;
 pub mod integrations;
 pub mod validate;
+pub mod views;
 
 pub use error::AdminError;

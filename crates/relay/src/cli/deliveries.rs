@@ -6,6 +6,7 @@ use super::args::{DeliveryIdArg, DeliveryListArgs};
 use super::integrations::connect;
 use super::output::{self, emit};
 use super::{CliError, Format};
+use crate::admin::views;
 use crate::config::Config;
 
 pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Result<(), CliError> {
@@ -20,22 +21,7 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
         args.limit,
     )
     .await?;
-    let values: Vec<_> = rows
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "integration_id": d.integration_id,
-                "request_id": d.request_id,
-                "event_key": d.event_key,
-                "status": d.status,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "received_at": d.received_at.to_rfc3339(),
-                "processed_at": d.processed_at.map(|t| t.to_rfc3339()),
-            })
-        })
-        .collect();
+    let values: Vec<_> = rows.iter().map(views::delivery_summary).collect();
     emit(format, &values, || {
         let rows: Vec<Vec<String>> = rows
             .iter()
@@ -61,26 +47,7 @@ pub async fn show(config: &Config, format: Format, args: DeliveryIdArg) -> Resul
     let pool = connect(config).await?;
     let d = relay_store::deliveries::get(&pool, args.id).await?;
     let jobs = relay_store::jobs::list(&pool, None, Some(d.id), None, 1000).await?;
-    let value = json!({
-        "id": d.id,
-        "integration_id": d.integration_id,
-        "request_id": d.request_id,
-        "event_key": d.event_key,
-        "status": d.status,
-        "attempts": d.attempts,
-        "last_error": d.last_error,
-        "received_at": d.received_at.to_rfc3339(),
-        "processed_at": d.processed_at.map(|t| t.to_rfc3339()),
-        "headers": d.headers,
-        "body_bytes": d.body.len(),
-        "decisions": d.decisions,
-        "jobs": jobs.iter().map(|j| json!({
-            "id": j.id,
-            "kind": j.kind,
-            "state": j.state,
-            "payload": j.payload,
-        })).collect::<Vec<_>>(),
-    });
+    let value = views::delivery_detail(&d, &jobs);
     emit(format, &value, || {
         let mut out = output::properties(&value);
         if let Some(plan) = &d.decisions {

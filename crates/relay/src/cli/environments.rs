@@ -1,11 +1,10 @@
 //! `environment:*` commands.
 
-use serde_json::json;
-
 use super::args::EnvironmentListArgs;
 use super::integrations::connect;
 use super::output::{self, emit};
 use super::{CliError, Format};
+use crate::admin::views;
 use crate::config::Config;
 
 pub async fn list(
@@ -19,26 +18,7 @@ pub async fn list(
         .into_iter()
         .filter(|r| args.all || r.status != "deleted")
         .collect();
-    let values: Vec<_> = rows
-        .iter()
-        .map(|e| {
-            json!({
-                "integration_id": e.integration_id,
-                "name": e.name,
-                "kind": e.kind,
-                "status": e.status,
-                "parent": e.parent,
-                "branch": e.branch,
-                "head_commit": e.head_commit,
-                "pr_id": e.pr_id,
-                "pr_source_branch": e.pr_source_branch,
-                "pr_target_branch": e.pr_target_branch,
-                "pr_state": e.pr_state,
-                "failure_reason": e.failure_reason,
-                "updated_at": e.updated_at.to_rfc3339(),
-            })
-        })
-        .collect();
+    let values: Vec<_> = rows.iter().map(views::environment).collect();
     emit(format, &values, || {
         let table: Vec<Vec<String>> = rows
             .iter()

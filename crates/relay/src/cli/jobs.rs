@@ -6,6 +6,7 @@ use super::args::{JobIdArg, JobListArgs};
 use super::integrations::connect;
 use super::output::{self, emit};
 use super::{CliError, Format};
+use crate::admin::views;
 use crate::config::Config;
 
 pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<(), CliError> {
@@ -21,25 +22,7 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
         args.limit,
     )
     .await?;
-    let values: Vec<_> = rows
-        .iter()
-        .map(|j| {
-            json!({
-                "id": j.id,
-                "integration_id": j.integration_id,
-                "delivery_id": j.delivery_id,
-                "kind": j.kind,
-                "queue": j.queue_key,
-                "state": j.state,
-                "attempts": j.attempts,
-                "run_after": j.run_after.to_rfc3339(),
-                "last_error": j.last_error,
-                "payload": j.payload,
-                "created_at": j.created_at.to_rfc3339(),
-                "completed_at": j.completed_at.map(|t| t.to_rfc3339()),
-            })
-        })
-        .collect();
+    let values: Vec<_> = rows.iter().map(views::job).collect();
     emit(format, &values, || {
         let table: Vec<Vec<String>> = rows
             .iter()

@@ -48,6 +48,8 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout,
         schema_ready: Arc::new(AtomicBool::new(false)),
+        admin_token: config.admin_token.clone(),
+        public_base_url: config.public_base_url(),
     };
     tokio::spawn(migrate_until_done(
         pool,

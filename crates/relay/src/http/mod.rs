@@ -1,5 +1,6 @@
 //! The HTTP side: webhook ingest, health, readiness and metrics.
 
+pub mod api;
 mod health;
 mod webhook;
 mod webhook_error;
@@ -29,6 +30,10 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Set once migrations have been applied; until then webhooks answer 503.
     pub schema_ready: Arc<AtomicBool>,
+    /// Bearer token of the admin API; the API refuses everything while unset.
+    pub admin_token: Option<secrecy::SecretString>,
+    /// Base of hook URLs shown by the admin API.
+    pub public_base_url: String,
 }
 
 impl AppState {
@@ -41,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhook::router())
         .merge(health::router())
+        .merge(api::router(state.clone()))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         // Cuts off senders that trickle a body in; Bitbucket itself gives up after 10 s.

@@ -2,6 +2,7 @@
 //! (each test gets its own database from `#[sqlx::test]`; set DATABASE_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod cli;
 mod ingest;
 mod ingest_failures;

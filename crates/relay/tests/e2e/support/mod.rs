@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub fn key() -> SecretKey {
@@ -43,6 +44,8 @@ impl TestServer {
             max_body_bytes,
             request_timeout: Duration::from_secs(5),
             schema_ready: Arc::new(AtomicBool::new(true)),
+            admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+            public_base_url: "https://relay.example.com".into(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

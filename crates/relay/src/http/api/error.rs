@@ -1,0 +1,72 @@
+//! The admin API's errors and their one mapping to HTTP. Internal details stay in the logs.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use relay_store::StoreError;
+use serde_json::json;
+
+use crate::admin::AdminError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => Self::NotFound(what.to_owned()),
+            StoreError::Conflict(what) => {
+                Self::Conflict(format!("{what} conflicts with the current state"))
+            }
+            err if err.is_unavailable() => {
+                tracing::error!(error = %err, "admin API: database unavailable");
+                Self::Unavailable
+            }
+            err => {
+                tracing::error!(error = %err, "admin API: database error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::Invalid(message) => Self::Invalid(message),
+            AdminError::NotFound(what) => Self::NotFound(what),
+            AdminError::Store(err) => Self::from(err),
+            AdminError::Secret(err) => {
+                tracing::error!(error = %err, "admin API: secret error");
+                Self::Internal
+            }
+        }
+    }
+}

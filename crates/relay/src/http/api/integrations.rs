@@ -1,0 +1,72 @@
+//! `/api/v1/integrations`: the same validation as the CLI, through `crate::admin`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::admin::integrations::{self as admin, IntegrationInput, IntegrationView};
+use crate::http::AppState;
+
+fn body(
+    input: Result<Json<IntegrationInput>, JsonRejection>,
+) -> Result<IntegrationInput, ApiError> {
+    input
+        .map(|Json(input)| input)
+        .map_err(|e| ApiError::Invalid(e.body_text()))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationView>>, ApiError> {
+    let records = relay_store::integrations::list(&state.pool).await?;
+    let views = records
+        .iter()
+        .map(|r| admin::view(r, &state.public_base_url, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(views))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let record = relay_store::integrations::get(&state.pool, &id).await?;
+    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+}
+
+/// 201 with the view plus the webhook secret, shown this once.
+pub async fn create(
+    State(state): State<AppState>,
+    input: Result<Json<IntegrationInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let created = admin::add(&state.pool, &state.key, body(input)?).await?;
+    let view = admin::view(&created.record, &state.public_base_url, None)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "integration": view, "webhook_secret": created.webhook_secret })),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    input: Result<Json<IntegrationInput>, JsonRejection>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let input = body(input)?;
+    if input.kind.is_some() {
+        return Err(ApiError::Invalid(
+            "type cannot change: delete the integration and add a new one".into(),
+        ));
+    }
+    let record = admin::update(&state.pool, &state.key, &id, input).await?;
+    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    relay_store::integrations::delete(&state.pool, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,77 @@
+//! Admin HTTP API under `/api/v1`, behind `Authorization: Bearer $RELAY_ADMIN_TOKEN`.
+//! Without the right token every path answers 401 and nothing else: not even whether the
+//! path exists.
+
+mod error;
+mod integrations;
+mod operations;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+pub use error::ApiError;
+
+use super::AppState;
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let api = Router::new()
+        .route(
+            "/integrations",
+            get(integrations::list).post(integrations::create),
+        )
+        .route(
+            "/integrations/{id}",
+            get(integrations::get)
+                .patch(integrations::update)
+                .delete(integrations::delete),
+        )
+        .route("/environments", get(operations::environments))
+        .route("/deliveries", get(operations::deliveries))
+        .route("/deliveries/{id}", get(operations::delivery))
+        .route("/deliveries/{id}/redeliver", post(operations::redeliver))
+        .route("/jobs", get(operations::jobs))
+        .route("/jobs/{id}/retry", post(operations::retry_job))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        // A layer (not a route layer) so unknown paths also need the token first.
+        .layer(middleware::from_fn_with_state(state, require_token));
+    Router::new().nest("/api/v1", api)
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let allowed = match (&state.admin_token, given) {
+        (Some(expected), Some(given)) => {
+            bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
+        }
+        _ => false,
+    };
+    if !allowed {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
