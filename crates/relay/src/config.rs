@@ -320,6 +320,7 @@ mod tests {
         let config = Config::load_from(Some(path), env(&[])).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!((config.workers, config.job_workers), (2, 4));
     }
 
     #[test]
