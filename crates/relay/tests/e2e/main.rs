@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod ingest;
 mod ingest_failures;
+mod mirroring;
 mod processing;
 mod secrets_hygiene;
 mod support;

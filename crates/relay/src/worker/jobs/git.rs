@@ -97,7 +97,15 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
             let env_name = environment.clone();
             let outcome = blocking(move || {
                 let mirror = Mirror::open(&data_dir, &integration_id)?;
-                let outcome = mirror.build_pull_request(&source, &target, &build, deadline)?;
+                let outcome = match mirror.build_pull_request(&source, &target, &build, deadline) {
+                    // The source branch is gone: the pull request was closed or its branch
+                    // deleted, and that event follows. Nothing to build.
+                    Err(GitError::NotFound(what)) => {
+                        tracing::info!(missing = %what, "pull request source is gone; not built");
+                        return Ok(None);
+                    }
+                    other => other?,
+                };
                 if let (PrBuildOutcome::Built { .. }, Some(deploy)) = (&outcome, &deploy) {
                     let src = relay_git::pull_request_ref(build.id, build.post_merge);
                     push(
@@ -110,30 +118,46 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
                         deadline,
                     )?;
                 }
-                Ok(outcome)
+                Ok(Some(outcome))
             })
             .await?;
+            let Some(outcome) = outcome else {
+                return Ok(());
+            };
+            let pool = &context.pool;
+            let integration = job.integration_id.as_str();
             match outcome {
                 PrBuildOutcome::Built { head, merge } => {
-                    relay_store::environments::record_build(
-                        &context.pool,
-                        &job.integration_id,
-                        &environment,
-                        None,
-                    )
-                    .await?;
+                    relay_store::environments::record_build(pool, integration, &environment, None)
+                        .await?;
                     tracing::info!(head = %head, merge = merge.as_deref().unwrap_or(""), environment = %environment, "pull request built");
+                    // "Build, then deploy": the deploy side hears about the built commit.
+                    let built = merge.unwrap_or(head);
+                    let commit = relay_core::CommitHash::parse(&built)
+                        .map_err(|e| JobError::permanent(format!("built commit {built}: {e}")))?;
+                    let deploy = JobSpec::Deploy {
+                        environment,
+                        commit,
+                    };
+                    relay_store::jobs::enqueue(pool, integration, job.delivery_id, &deploy).await?;
                 }
                 PrBuildOutcome::Conflict { paths } => {
                     let reason = format!("merge conflict in {}", paths.join(", "));
                     relay_store::environments::record_build(
-                        &context.pool,
-                        &job.integration_id,
+                        pool,
+                        integration,
                         &environment,
                         Some(&reason),
                     )
                     .await?;
                     tracing::warn!(environment = %environment, reason = %reason, "pull request does not merge");
+                    let failed = JobSpec::NotifyDeploySide {
+                        environment,
+                        event: relay_core::DeployEvent::Failed,
+                        parent: None,
+                        clone_parent_data: false,
+                    };
+                    relay_store::jobs::enqueue(pool, integration, job.delivery_id, &failed).await?;
                 }
             }
             Ok(())

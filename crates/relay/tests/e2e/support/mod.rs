@@ -1,5 +1,6 @@
 //! Shared test helpers: start a server, create integrations, sign fixture bodies.
 
+pub mod git_http;
 pub mod proxy;
 
 use std::net::SocketAddr;
