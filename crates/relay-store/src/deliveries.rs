@@ -1,17 +1,18 @@
 //! Deliveries: every webhook the relay acknowledged, stored before the acknowledgement.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::StoreError;
 
+/// A delivery to store, owned so it can wait in the ingest batcher's queue.
 #[derive(Debug, Clone)]
-pub struct NewDelivery<'a> {
-    pub integration_id: &'a str,
-    pub request_id: Option<&'a str>,
-    pub event_key: &'a str,
+pub struct NewDelivery {
+    pub integration_id: String,
+    pub request_id: Option<String>,
+    pub event_key: String,
     pub headers: serde_json::Value,
-    pub body: &'a [u8],
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,28 @@ pub enum InsertOutcome {
     Stored(i64),
     /// The same request id was stored before; nothing was written.
     Duplicate(i64),
+}
+
+/// Why one delivery of a batch was not stored; `Clone` so a failed batch can answer each of
+/// its waiting requests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("the integration no longer exists")]
+    UnknownIntegration,
+    #[error("storing the delivery failed: {0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for InsertError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            err if err.is_unavailable() => Self::Unavailable,
+            StoreError::NotFound(_) => Self::UnknownIntegration,
+            other => Self::Failed(other.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,11 +74,50 @@ pub struct Delivery {
     pub decisions: Option<serde_json::Value>,
 }
 
-/// Stores a delivery in its own transaction (autocommit): when this returns `Stored`, the row
-/// is durable. A request id seen before for the same integration returns `Duplicate`.
-pub async fn insert(
+/// Stores a delivery in its own transaction: when this returns `Stored`, the row is durable.
+/// A request id seen before for the same integration returns `Duplicate`.
+pub async fn insert(pool: &PgPool, delivery: &NewDelivery) -> Result<InsertOutcome, InsertError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+    Ok(insert_in(&mut conn, delivery).await?)
+}
+
+/// Group commit: stores `batch` in one transaction, so many concurrent deliveries share one
+/// WAL flush. Every `Stored` answer is durable once this returns. If the batch fails for a
+/// reason other than the database being down (one row's integration was deleted meanwhile),
+/// each delivery is retried alone so one bad row cannot fail the others.
+pub async fn insert_batch(
     pool: &PgPool,
-    delivery: &NewDelivery<'_>,
+    batch: &[NewDelivery],
+) -> Vec<Result<InsertOutcome, InsertError>> {
+    let attempt = async {
+        let mut tx = pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            outcomes.push(insert_in(&mut tx, delivery).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>(outcomes)
+    };
+    match attempt.await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(err) if err.is_unavailable() => batch
+            .iter()
+            .map(|_| Err(InsertError::Unavailable))
+            .collect(),
+        Err(_) if batch.len() > 1 => {
+            let mut results = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                results.push(insert(pool, delivery).await);
+            }
+            results
+        }
+        Err(err) => vec![Err(InsertError::from(err))],
+    }
+}
+
+async fn insert_in(
+    conn: &mut PgConnection,
+    delivery: &NewDelivery,
 ) -> Result<InsertOutcome, StoreError> {
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO deliveries (integration_id, request_id, event_key, headers, body)
@@ -68,8 +130,14 @@ pub async fn insert(
         delivery.headers,
         delivery.body,
     )
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::NotFound("integration")
+        }
+        _ => StoreError::from(err),
+    })?;
     if let Some(id) = inserted {
         return Ok(InsertOutcome::Stored(id));
     }
@@ -78,7 +146,7 @@ pub async fn insert(
         delivery.integration_id,
         delivery.request_id,
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     // The conflicting row may have been deleted in between (its integration removed); then the
     // delivery has nowhere to go and reporting it as a duplicate of nothing would lie.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::integrations::connect;
 use super::CliError;
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpSettings};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::shutdown;
@@ -41,16 +41,18 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown::on_signal(token.clone()));
 
-    let state = AppState {
-        pool: pool.clone(),
+    let state = AppState::new(
+        pool.clone(),
         key,
-        metrics: Arc::new(Metrics::new()),
-        max_body_bytes: config.max_body_bytes,
-        request_timeout: config.request_timeout,
-        schema_ready: Arc::new(AtomicBool::new(false)),
-        admin_token: config.admin_token.clone(),
-        public_base_url: config.public_base_url(),
-    };
+        Arc::new(Metrics::new()),
+        HttpSettings {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            admin_token: config.admin_token.clone(),
+            public_base_url: config.public_base_url(),
+            ingest_writers: 4,
+        },
+    );
     tokio::spawn(migrate_until_done(
         pool,
         state.schema_ready.clone(),

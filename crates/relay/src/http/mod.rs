@@ -1,7 +1,9 @@
 //! The HTTP side: webhook ingest, health, readiness and metrics.
 
 pub mod api;
+pub mod credentials;
 mod health;
+pub mod ingest;
 mod webhook;
 mod webhook_error;
 
@@ -19,6 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
+use credentials::CredentialCache;
+use ingest::Ingestor;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -34,9 +38,43 @@ pub struct AppState {
     pub admin_token: Option<secrecy::SecretString>,
     /// Base of hook URLs shown by the admin API.
     pub public_base_url: String,
+    pub ingestor: Ingestor,
+    pub credentials: Arc<CredentialCache>,
+}
+
+/// The knobs of the HTTP side, from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub admin_token: Option<secrecy::SecretString>,
+    pub public_base_url: String,
+    /// Concurrent group-commit transactions.
+    pub ingest_writers: usize,
 }
 
 impl AppState {
+    /// Builds the state and starts the ingest writers (they stop when the state is dropped).
+    pub fn new(
+        pool: PgPool,
+        key: SecretKey,
+        metrics: Arc<Metrics>,
+        settings: HttpSettings,
+    ) -> Self {
+        Self {
+            ingestor: Ingestor::start(pool.clone(), settings.ingest_writers, 256),
+            credentials: Arc::new(CredentialCache::new(Duration::from_secs(5))),
+            pool,
+            key,
+            metrics,
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: settings.request_timeout,
+            schema_ready: Arc::new(AtomicBool::new(false)),
+            admin_token: settings.admin_token,
+            public_base_url: settings.public_base_url,
+        }
+    }
+
     pub fn schema_ready(&self) -> bool {
         self.schema_ready.load(Ordering::Acquire)
     }

@@ -14,14 +14,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use relay_core::{verify_signature, IntegrationId, IntegrationType};
-use relay_store::deliveries::{self, InsertOutcome, NewDelivery};
+use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
 use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use tracing::{field, Instrument};
 
 use super::webhook_error::WebhookError;
 use super::AppState;
-use crate::secrets::SecretField;
 
 const PING_EVENT: &str = "diagnostics:ping";
 /// Headers kept with a delivery. Never the signature: it is a credential-derived value.
@@ -124,10 +123,12 @@ async fn handle(
     if !state.schema_ready() {
         return Err(WebhookError::Unavailable);
     }
-    let credentials = relay_store::integrations::webhook_credentials(&state.pool, id.as_str())
+    let credentials = state
+        .credentials
+        .get(&state.pool, &state.key, id.as_str())
         .await
         .map_err(|err| {
-            tracing::error!(error = %err, "looking up the integration failed");
+            tracing::error!(error = %err, "cannot look up the integration's webhook secret");
             WebhookError::Unavailable
         })?
         .ok_or(WebhookError::UnknownIntegration)?;
@@ -155,19 +156,8 @@ async fn handle(
         }
     })?;
 
-    let secret = state
-        .key
-        .decrypt(
-            id.as_str(),
-            SecretField::WebhookSecret,
-            &credentials.webhook_secret_ciphertext,
-        )
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot verify deliveries for this integration");
-            WebhookError::Unavailable
-        })?;
     verify_signature(
-        secret.expose_secret().as_bytes(),
+        credentials.webhook_secret.expose_secret().as_bytes(),
         &body,
         headers.get("x-hub-signature").map(|v| v.as_bytes()),
     )
@@ -177,26 +167,27 @@ async fn handle(
     serde_json::from_slice::<serde::de::IgnoredAny>(&body)
         .map_err(|e| WebhookError::MalformedBody(e.to_string()))?;
 
-    let kind: Option<IntegrationType> = credentials.r#type.parse().ok();
-    let request_id = request_id(headers, kind)?;
+    let request_id = request_id(headers, credentials.kind)?;
     if let Some(request_id) = request_id {
         span.record("request.id", request_id);
     }
-    let outcome = deliveries::insert(
-        &state.pool,
-        &NewDelivery {
-            integration_id: id.as_str(),
-            request_id,
-            event_key,
+    let outcome = state
+        .ingestor
+        .store(NewDelivery {
+            integration_id: id.to_string(),
+            request_id: request_id.map(str::to_owned),
+            event_key: event_key.to_owned(),
             headers: kept_headers(headers),
-            body: &body,
-        },
-    )
-    .await
-    .map_err(|err| {
-        tracing::error!(error = %err, "storing the delivery failed");
-        WebhookError::Unavailable
-    })?;
+            body: body.to_vec(),
+        })
+        .await
+        .map_err(|err| match err {
+            InsertError::UnknownIntegration => WebhookError::UnknownIntegration,
+            err => {
+                tracing::error!(error = %err, "storing the delivery failed");
+                WebhookError::Unavailable
+            }
+        })?;
     let accepted = match outcome {
         InsertOutcome::Stored(delivery_id) => {
             span.record("delivery.id", delivery_id);

@@ -5,7 +5,6 @@ pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,16 +37,21 @@ impl TestServer {
     }
 
     pub async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
-        let state = AppState {
+        let state = AppState::new(
             pool,
-            key: key(),
-            metrics: Arc::new(Metrics::new()),
-            max_body_bytes,
-            request_timeout: Duration::from_secs(5),
-            schema_ready: Arc::new(AtomicBool::new(true)),
-            admin_token: Some(SecretString::from(ADMIN_TOKEN)),
-            public_base_url: "https://relay.example.com".into(),
-        };
+            key(),
+            Arc::new(Metrics::new()),
+            relay::http::HttpSettings {
+                max_body_bytes,
+                request_timeout: Duration::from_secs(5),
+                admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+                public_base_url: "https://relay.example.com".into(),
+                ingest_writers: 2,
+            },
+        );
+        state
+            .schema_ready
+            .store(true, std::sync::atomic::Ordering::Release);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();

@@ -1,0 +1,84 @@
+//! Group commit for webhook ingest.
+//!
+//! Each request hands its delivery to a queue and waits for its own answer. A few writer
+//! tasks take whatever is queued at that moment (never waiting for more: the first request
+//! of a batch is held only as long as the previous commit takes) and store it in one
+//! transaction, so concurrent deliveries share one WAL flush instead of paying one each.
+//! A request is answered only after the transaction holding its row has committed.
+
+use std::sync::Arc;
+
+use relay_store::deliveries::{self, InsertError, InsertOutcome, NewDelivery};
+use relay_store::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+struct Pending {
+    delivery: NewDelivery,
+    reply: oneshot::Sender<Result<InsertOutcome, InsertError>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ingestor {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+impl Ingestor {
+    /// `writers` transactions may be in flight at once, each with up to `max_batch` rows.
+    pub fn start(pool: PgPool, writers: usize, max_batch: usize) -> Self {
+        let (queue, receiver) = mpsc::channel::<Pending>(max_batch * writers.max(1) * 4);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_batches(
+                pool.clone(),
+                receiver.clone(),
+                max_batch.max(1),
+            ));
+        }
+        Self { queue }
+    }
+
+    pub async fn store(&self, delivery: NewDelivery) -> Result<InsertOutcome, InsertError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { delivery, reply })
+            .await
+            .map_err(|_| InsertError::Unavailable)?;
+        answer.await.unwrap_or(Err(InsertError::Unavailable))
+    }
+}
+
+async fn write_batches(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    max_batch: usize,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+            while batch.len() < max_batch {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let deliveries: Vec<NewDelivery> = batch.iter().map(|p| p.delivery.clone()).collect();
+        let results = deliveries::insert_batch(&pool, &deliveries).await;
+        for (pending, result) in batch.into_iter().zip(results) {
+            // The requester may have gone (client hung up); its row is stored all the same and
+            // Bitbucket's retry will be answered as a duplicate.
+            let _ = pending.reply.send(result);
+        }
+    }
+}
