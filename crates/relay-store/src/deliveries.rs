@@ -91,10 +91,7 @@ pub async fn insert_batch(
 ) -> Vec<Result<InsertOutcome, InsertError>> {
     let attempt = async {
         let mut tx = pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for delivery in batch {
-            outcomes.push(insert_in(&mut tx, delivery).await?);
-        }
+        let outcomes = insert_many(&mut tx, batch).await?;
         tx.commit().await?;
         Ok::<_, StoreError>(outcomes)
     };
@@ -113,6 +110,90 @@ pub async fn insert_batch(
         }
         Err(err) => vec![Err(InsertError::from(err))],
     }
+}
+
+/// One multi-row INSERT for the whole batch. Identity values are drawn in the order rows are
+/// produced, and the rows are produced in input order, so sorting the returned ids recovers
+/// which input each belongs to: inputs with a request id are matched by key, those without
+/// (never in conflict) by position.
+async fn insert_many(
+    conn: &mut PgConnection,
+    batch: &[NewDelivery],
+) -> Result<Vec<InsertOutcome>, StoreError> {
+    let integration_ids: Vec<String> = batch.iter().map(|d| d.integration_id.clone()).collect();
+    let request_ids: Vec<Option<String>> = batch.iter().map(|d| d.request_id.clone()).collect();
+    let event_keys: Vec<String> = batch.iter().map(|d| d.event_key.clone()).collect();
+    let headers: Vec<serde_json::Value> = batch.iter().map(|d| d.headers.clone()).collect();
+    let bodies: Vec<Vec<u8>> = batch.iter().map(|d| d.body.clone()).collect();
+    let mut inserted = sqlx::query!(
+        r#"INSERT INTO deliveries (integration_id, request_id, event_key, headers, body)
+           SELECT integration_id, request_id, event_key, headers, body
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])
+                WITH ORDINALITY AS t(integration_id, request_id, event_key, headers, body, ord)
+           ORDER BY ord
+           ON CONFLICT (integration_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
+           RETURNING id, integration_id, request_id"#,
+        &integration_ids,
+        &request_ids as &[Option<String>],
+        &event_keys,
+        &headers,
+        &bodies,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::NotFound("integration")
+        }
+        _ => StoreError::from(err),
+    })?;
+    inserted.sort_by_key(|row| row.id);
+    let mut by_key = std::collections::HashMap::new();
+    let mut anonymous = std::collections::VecDeque::new();
+    for row in &inserted {
+        match &row.request_id {
+            Some(request_id) => {
+                by_key.insert((row.integration_id.clone(), request_id.clone()), row.id);
+            }
+            None => anonymous.push_back(row.id),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        let outcome = match &delivery.request_id {
+            None => anonymous
+                .pop_front()
+                .map(InsertOutcome::Stored)
+                .ok_or_else(|| StoreError::Corrupt("a batch row went missing".into()))?,
+            Some(request_id) => {
+                let key = (delivery.integration_id.clone(), request_id.clone());
+                match by_key.remove(&key) {
+                    Some(id) => InsertOutcome::Stored(id),
+                    // Stored before, or earlier in this same batch.
+                    None => match earlier_in_batch(&outcomes, batch, delivery) {
+                        Some(id) => InsertOutcome::Duplicate(id),
+                        None => insert_in(conn, delivery).await?,
+                    },
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// The id given to an earlier delivery of the same batch with the same request id.
+fn earlier_in_batch(
+    outcomes: &[InsertOutcome],
+    batch: &[NewDelivery],
+    delivery: &NewDelivery,
+) -> Option<i64> {
+    outcomes.iter().zip(batch).find_map(|(outcome, earlier)| {
+        let same = earlier.integration_id == delivery.integration_id
+            && earlier.request_id == delivery.request_id;
+        let (InsertOutcome::Stored(id) | InsertOutcome::Duplicate(id)) = *outcome;
+        same.then_some(id)
+    })
 }
 
 async fn insert_in(

@@ -54,21 +54,46 @@ pub async fn insert_all(
     delivery_id: Option<i64>,
     jobs: &[JobSpec],
 ) -> Result<(), StoreError> {
-    for job in jobs {
-        let payload = serde_json::to_value(job)
-            .map_err(|e| StoreError::Corrupt(format!("job cannot be encoded: {e}")))?;
-        sqlx::query!(
-            "INSERT INTO jobs (integration_id, delivery_id, kind, queue_key, payload)
-             VALUES ($1, $2, $3, $4, $5)",
-            integration_id,
-            delivery_id,
-            job.kind(),
-            queue_key(integration_id, job),
-            payload,
-        )
-        .execute(&mut *conn)
-        .await?;
+    let tagged: Vec<(Option<i64>, &JobSpec)> = jobs.iter().map(|job| (delivery_id, job)).collect();
+    insert_tagged(conn, integration_id, &tagged).await
+}
+
+/// Inserts jobs of several deliveries (each tagged with its delivery) in one statement.
+pub async fn insert_tagged(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    jobs: &[(Option<i64>, &JobSpec)],
+) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
     }
+    let mut deliveries = Vec::with_capacity(jobs.len());
+    let mut kinds = Vec::with_capacity(jobs.len());
+    let mut queues = Vec::with_capacity(jobs.len());
+    let mut payloads = Vec::with_capacity(jobs.len());
+    for (delivery_id, job) in jobs {
+        deliveries.push(*delivery_id);
+        kinds.push(job.kind().to_owned());
+        queues.push(queue_key(integration_id, job));
+        payloads.push(
+            serde_json::to_value(job)
+                .map_err(|e| StoreError::Corrupt(format!("job cannot be encoded: {e}")))?,
+        );
+    }
+    sqlx::query!(
+        r#"INSERT INTO jobs (integration_id, delivery_id, kind, queue_key, payload)
+           SELECT $1, delivery_id, kind, queue_key, payload
+           FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+                AS t(delivery_id, kind, queue_key, payload, ord)
+           ORDER BY ord"#,
+        integration_id,
+        &deliveries as &[Option<i64>],
+        &kinds,
+        &queues,
+        &payloads,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

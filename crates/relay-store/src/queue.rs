@@ -1,13 +1,14 @@
 //! The delivery queue: claiming the next delivery to process, in order per integration.
 //!
-//! A delivery is claimable when it is pending, its backoff has passed, and no older delivery
-//! of the same integration is still pending. The claim is a row lock (`FOR UPDATE SKIP
-//! LOCKED`) held by the processing transaction, so:
+//! A worker claims a batch: the oldest due deliveries of one integration, under a
+//! transaction-scoped advisory lock on that integration (`pg_try_advisory_xact_lock`, so busy
+//! integrations are skipped, not waited for) plus row locks. So:
 //! * two workers, in one process or many, never process the same delivery;
-//! * one integration's deliveries are processed one at a time, oldest first: while the head
-//!   is locked, the next one is not claimable, and others skip the locked head;
-//! * a worker that dies mid-way releases the lock with its connection, and the delivery is
-//!   claimed again from scratch (nothing it wrote was committed).
+//! * one integration's deliveries are processed by one worker at a time, oldest first; the
+//!   next batch is claimed only after the previous one committed;
+//! * a worker that dies mid-way releases its locks with its connection, and the batch is
+//!   claimed again from scratch (nothing it wrote was committed);
+//! * batching lets one transaction (one WAL flush) carry many deliveries when a backlog forms.
 //!
 //! A delivery that keeps failing moves `run_after` forward (holding back its integration
 //! for that long) and is parked as `failed` after the last attempt, releasing the rest.
@@ -27,14 +28,15 @@ pub struct QueuedDelivery {
     pub received_at: DateTime<Utc>,
 }
 
-/// A claimed delivery and the transaction holding its lock. Finishing consumes the claim,
-/// so a delivery cannot be finished twice; dropping it rolls everything back.
+/// The next deliveries of one integration, in order, and the transaction holding them.
+/// Finishing consumes the claim, so it cannot be finished twice; dropping it rolls back.
 pub struct Claim {
     tx: Transaction<'static, Postgres>,
-    pub delivery: QueuedDelivery,
+    pub integration_id: String,
+    pub deliveries: Vec<QueuedDelivery>,
 }
 
-/// Final state written with the processing results.
+/// Final state of one delivery, written with the processing results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Processed,
@@ -53,37 +55,75 @@ impl Outcome {
     }
 }
 
-pub async fn claim_next(pool: &PgPool) -> Result<Option<Claim>, StoreError> {
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub delivery_id: i64,
+    pub outcome: Outcome,
+    pub decisions: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// Claims up to `max` due deliveries of the integration whose oldest pending delivery is the
+/// oldest, skipping integrations another worker holds. Within an integration, a delivery
+/// still waiting out its backoff holds back the ones behind it: order first.
+pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, StoreError> {
     let mut tx = pool.begin().await?;
-    let delivery = sqlx::query_as!(
-        QueuedDelivery,
-        r#"SELECT d.id, d.integration_id, d.event_key, d.body, d.attempts, d.received_at
-           FROM deliveries d
-           WHERE d.status = 'pending'
-             AND d.run_after <= now()
-             AND NOT EXISTS (
-                 SELECT 1 FROM deliveries older
-                 WHERE older.integration_id = d.integration_id
-                   AND older.status = 'pending'
-                   AND older.id < d.id)
-           ORDER BY d.id
-           LIMIT 1
-           FOR UPDATE OF d SKIP LOCKED"#
+    let candidates = sqlx::query_scalar!(
+        r#"SELECT integration_id AS "integration_id!" FROM deliveries
+           WHERE status = 'pending'
+           GROUP BY integration_id
+           ORDER BY min(id)
+           LIMIT 32"#
     )
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let Some(delivery) = delivery else {
-        tx.rollback().await?;
-        return Ok(None);
-    };
-    // Serialises with anything else that plans for this integration (the reconciler).
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-        delivery.integration_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(Some(Claim { tx, delivery }))
+    for integration_id in candidates {
+        // Serialises with every other worker and relay (and the reconciler) per integration.
+        let locked = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7)) AS "locked!""#,
+            integration_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            continue;
+        }
+        let rows = sqlx::query!(
+            r#"SELECT id, integration_id, event_key, body, attempts, received_at,
+                      run_after <= now() AS "due!"
+               FROM deliveries
+               WHERE integration_id = $1 AND status = 'pending'
+               ORDER BY id
+               LIMIT $2
+               FOR UPDATE"#,
+            integration_id,
+            max,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let deliveries: Vec<QueuedDelivery> = rows
+            .into_iter()
+            .take_while(|row| row.due)
+            .map(|row| QueuedDelivery {
+                id: row.id,
+                integration_id: row.integration_id,
+                event_key: row.event_key,
+                body: row.body,
+                attempts: row.attempts,
+                received_at: row.received_at,
+            })
+            .collect();
+        if deliveries.is_empty() {
+            continue;
+        }
+        return Ok(Some(Claim {
+            tx,
+            integration_id,
+            deliveries,
+        }));
+    }
+    tx.rollback().await?;
+    Ok(None)
 }
 
 impl Claim {
@@ -92,22 +132,29 @@ impl Claim {
         &mut self.tx
     }
 
-    /// Marks the delivery finished and commits everything written through [`Claim::conn`].
-    pub async fn finish(
-        mut self,
-        outcome: Outcome,
-        decisions: Option<serde_json::Value>,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Records every delivery's outcome and commits everything written through
+    /// [`Claim::conn`]. All of the batch share one `processed_at`, read at commit time, so
+    /// processing order across batches shows in it.
+    pub async fn finish(mut self, finished: &[Finished]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = finished.iter().map(|f| f.delivery_id).collect();
+        let statuses: Vec<String> = finished
+            .iter()
+            .map(|f| f.outcome.as_str().to_owned())
+            .collect();
+        let decisions: Vec<Option<serde_json::Value>> =
+            finished.iter().map(|f| f.decisions.clone()).collect();
+        let errors: Vec<Option<String>> = finished.iter().map(|f| f.error.clone()).collect();
         sqlx::query!(
-            r#"UPDATE deliveries
-               SET status = $2, decisions = $3, last_error = $4, attempts = attempts + 1,
-                   processed_at = clock_timestamp(), updated_at = now()
-               WHERE id = $1"#,
-            self.delivery.id,
-            outcome.as_str(),
-            decisions,
-            error,
+            r#"UPDATE deliveries d
+               SET status = u.status, decisions = u.decisions, last_error = u.error,
+                   attempts = d.attempts + 1, updated_at = now(),
+                   processed_at = (SELECT clock_timestamp())
+               FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS u(id, status, decisions, error)
+               WHERE d.id = u.id"#,
+            &ids,
+            &statuses,
+            &decisions as &[Option<serde_json::Value>],
+            &errors as &[Option<String>],
         )
         .execute(&mut *self.tx)
         .await?;

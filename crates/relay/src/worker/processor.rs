@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use relay_core::{Event, Plan};
-use relay_store::queue::{self, Claim, Outcome};
+use relay_core::{Event, JobSpec, Plan};
+use relay_store::queue::{self, Claim, Finished, Outcome};
 use relay_store::{PgPool, StoreError};
+use serde_json::json;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -28,6 +29,8 @@ pub const CHANNEL: &str = "relay_deliveries";
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     pub workers: usize,
+    /// Most deliveries of one integration planned in one transaction.
+    pub batch_size: i64,
     pub sweep_interval: Duration,
     pub retry: RetrySchedule,
 }
@@ -36,6 +39,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
             workers: 2,
+            batch_size: 200,
             sweep_interval: Duration::from_secs(5),
             retry: RetrySchedule::default(),
         }
@@ -119,8 +123,8 @@ impl Processor {
                     return;
                 }
                 match self.process_next().await {
-                    Ok(true) => continue,
-                    Ok(false) => break,
+                    Ok(0) => break,
+                    Ok(_) => continue,
                     Err(err) => {
                         tracing::warn!(worker, error = %err, "cannot claim deliveries");
                         break;
@@ -135,31 +139,40 @@ impl Processor {
         }
     }
 
-    /// Claims and processes one delivery. `Ok(false)` when none is claimable.
-    pub async fn process_next(&self) -> Result<bool, StoreError> {
-        let Some(claim) = queue::claim_next(&self.pool).await? else {
-            return Ok(false);
+    /// Claims and processes one batch (one integration's next deliveries). Returns how many
+    /// deliveries were finished; 0 when nothing is claimable.
+    pub async fn process_next(&self) -> Result<usize, StoreError> {
+        let Some(claim) = queue::claim_batch(&self.pool, self.config.batch_size).await? else {
+            return Ok(0);
         };
-        let delivery = claim.delivery.clone();
+        let head = claim.deliveries[0].clone();
+        let count = claim.deliveries.len();
+        let received: Vec<_> = claim.deliveries.iter().map(|d| d.received_at).collect();
         let span = tracing::info_span!(
             "process",
-            integration.id = %delivery.integration_id,
-            delivery.id = delivery.id,
-            event.key = %delivery.event_key,
+            integration.id = %claim.integration_id,
+            delivery.id = head.id,
+            batch = count,
         );
         async {
             match process(claim).await {
-                Ok(outcome) => {
-                    let lag = (Utc::now() - delivery.received_at).num_milliseconds() as f64 / 1000.0;
-                    self.metrics.record_processed(outcome.as_str(), lag);
+                Ok(outcomes) => {
+                    let now = Utc::now();
+                    for (outcome, received_at) in outcomes.iter().zip(received) {
+                        let lag = (now - received_at).num_milliseconds() as f64 / 1000.0;
+                        self.metrics.record_processed(outcome.as_str(), lag);
+                    }
                 }
                 Err(err) if matches!(err, StoreError::Corrupt(_)) => {
-                    self.park(delivery.id, &err).await;
+                    self.park(head.id, &err).await;
                 }
+                // A transient failure is charged to the oldest delivery: it alone backs off
+                // (holding the rest of its integration in order) and is parked after its last
+                // attempt, releasing the others.
                 Err(err) => {
-                    let attempts = delivery.attempts + 1;
+                    let attempts = head.attempts + 1;
                     let retry_in = self.config.retry.delay_after(attempts);
-                    match queue::record_retry(&self.pool, delivery.id, &err.to_string(), retry_in, self.config.retry.max_attempts).await {
+                    match queue::record_retry(&self.pool, head.id, &err.to_string(), retry_in, self.config.retry.max_attempts).await {
                         Ok(true) => {
                             tracing::error!(error = %err, attempts, "delivery failed; parked after its last attempt");
                             self.metrics.record_processed("failed", 0.0);
@@ -175,7 +188,7 @@ impl Processor {
         }
         .instrument(span)
         .await;
-        Ok(true)
+        Ok(count)
     }
 
     async fn park(&self, delivery_id: i64, err: &StoreError) {
@@ -189,70 +202,86 @@ impl Processor {
     }
 }
 
-/// Parses, plans and writes everything in the claim's transaction.
-async fn process(mut claim: Claim) -> Result<Outcome, StoreError> {
-    let delivery = claim.delivery.clone();
-    let event = match relay_core::parse(&delivery.event_key, &delivery.body) {
-        Ok(event) => event,
-        Err(err) => {
-            // A body that does not parse will never parse: record why, do not retry.
-            tracing::warn!(error = %err, "delivery cannot be parsed");
-            claim
-                .finish(Outcome::Failed, None, Some(&err.to_string()))
-                .await?;
-            return Ok(Outcome::Failed);
-        }
-    };
-    if let Event::Ignored { reason, .. } = &event {
-        let decisions = serde_json::json!({ "notes": [reason] });
-        claim
-            .finish(Outcome::Ignored, Some(decisions), None)
-            .await?;
-        tracing::info!(reason = %reason, "event ignored");
-        return Ok(Outcome::Ignored);
-    }
-    if matches!(event, Event::Ping) {
-        claim
-            .finish(
-                Outcome::Ignored,
-                Some(serde_json::json!({ "notes": ["diagnostics ping"] })),
-                None,
-            )
-            .await?;
-        return Ok(Outcome::Ignored);
-    }
-
-    let record = relay_store::integrations::get_in(claim.conn(), &delivery.integration_id).await?;
+/// Parses and plans each delivery in order against the state the previous ones produced,
+/// then writes the net environment changes, every job and every outcome in the claim's
+/// transaction.
+async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
+    let integration_id = claim.integration_id.clone();
+    let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
     let settings = settings(&record);
     let before =
-        relay_store::environments::load_for_planning(claim.conn(), &delivery.integration_id)
+        relay_store::environments::load_for_planning(claim.conn(), &integration_id).await?;
+    let mut current = before.clone();
+    let mut jobs: Vec<(Option<i64>, JobSpec)> = Vec::new();
+    let mut finished = Vec::with_capacity(claim.deliveries.len());
+    for delivery in &claim.deliveries {
+        let span = tracing::info_span!("delivery", delivery.id = delivery.id, event.key = %delivery.event_key);
+        let _entered = span.enter();
+        let result = match relay_core::parse(&delivery.event_key, &delivery.body) {
+            // A body that does not parse will never parse: record why, do not retry.
+            Err(err) => {
+                tracing::warn!(error = %err, "delivery cannot be parsed");
+                Finished {
+                    delivery_id: delivery.id,
+                    outcome: Outcome::Failed,
+                    decisions: None,
+                    error: Some(err.to_string()),
+                }
+            }
+            Ok(Event::Ignored { reason, .. }) => {
+                tracing::info!(reason = %reason, "event ignored");
+                Finished {
+                    delivery_id: delivery.id,
+                    outcome: Outcome::Ignored,
+                    decisions: Some(json!({ "notes": [reason] })),
+                    error: None,
+                }
+            }
+            Ok(Event::Ping) => Finished {
+                delivery_id: delivery.id,
+                outcome: Outcome::Ignored,
+                decisions: Some(json!({ "notes": ["diagnostics ping"] })),
+                error: None,
+            },
+            Ok(event) => {
+                let plan: Plan = relay_core::plan(&settings, &event, &current);
+                current = plan.apply(&current);
+                tracing::info!(
+                    changes = plan.changes.len(),
+                    jobs = plan.jobs.len(),
+                    notes = plan.notes.len(),
+                    "delivery planned"
+                );
+                jobs.extend(
+                    plan.jobs
+                        .iter()
+                        .cloned()
+                        .map(|job| (Some(delivery.id), job)),
+                );
+                let decisions = serde_json::to_value(&plan)
+                    .map_err(|e| StoreError::Corrupt(format!("plan cannot be encoded: {e}")))?;
+                Finished {
+                    delivery_id: delivery.id,
+                    outcome: Outcome::Processed,
+                    decisions: Some(decisions),
+                    error: None,
+                }
+            }
+        };
+        finished.push(result);
+    }
+    let written =
+        relay_store::environments::write_changes(claim.conn(), &integration_id, &before, &current)
             .await?;
-    let plan: Plan = relay_core::plan(&settings, &event, &before);
-    let after = plan.apply(&before);
-    let written = relay_store::environments::write_changes(
-        claim.conn(),
-        &delivery.integration_id,
-        &before,
-        &after,
-    )
-    .await?;
-    relay_store::jobs::insert_all(
-        claim.conn(),
-        &delivery.integration_id,
-        Some(delivery.id),
-        &plan.jobs,
-    )
-    .await?;
-    let decisions = serde_json::to_value(&plan)
-        .map_err(|e| StoreError::Corrupt(format!("plan cannot be encoded: {e}")))?;
-    claim
-        .finish(Outcome::Processed, Some(decisions), None)
-        .await?;
+    let tagged: Vec<(Option<i64>, &JobSpec)> = jobs.iter().map(|(d, j)| (*d, j)).collect();
+    relay_store::jobs::insert_tagged(claim.conn(), &integration_id, &tagged).await?;
+    let outcomes = finished.iter().map(|f| f.outcome).collect();
+    claim.finish(&finished).await?;
     tracing::info!(
+        deliveries = finished.len(),
         environments_written = written,
-        jobs = plan.jobs.len(),
-        notes = plan.notes.len(),
-        "delivery processed"
+        jobs = jobs.len(),
+        "batch processed"
     );
-    Ok(Outcome::Processed)
+    Ok(outcomes)
 }

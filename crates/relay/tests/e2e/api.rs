@@ -202,7 +202,7 @@ async fn deliveries_environments_and_jobs(pool: PgPool) {
         server.state.metrics.clone(),
         Default::default(),
     );
-    while processor.process_next().await.unwrap() {}
+    while processor.process_next().await.unwrap() > 0 {}
 
     let (status, deliveries) = call(
         &server,

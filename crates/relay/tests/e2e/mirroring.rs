@@ -96,7 +96,7 @@ impl World {
         )
         .await;
         assert_eq!(response.status(), 202);
-        while self.processor.process_next().await.unwrap() {}
+        while self.processor.process_next().await.unwrap() > 0 {}
         self.run_jobs().await;
     }
 

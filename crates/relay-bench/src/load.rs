@@ -1,0 +1,204 @@
+//! Senders, the bare-HTTP baseline and the INSERT baseline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use sqlx::PgPool;
+
+pub struct Report {
+    pub accepted: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Report {
+    pub fn per_second(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[index].as_secs_f64() * 1000.0
+    }
+    pub fn p50_ms(&self) -> f64 {
+        self.percentile(0.50)
+    }
+    pub fn p99_ms(&self) -> f64 {
+        self.percentile(0.99)
+    }
+}
+
+pub struct Load {
+    url: String,
+    secret: String,
+    body: Vec<u8>,
+    concurrency: usize,
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Load {
+    pub fn new(url: String, secret: &str, body: Vec<u8>, concurrency: usize) -> Self {
+        Self {
+            url,
+            secret: secret.to_owned(),
+            body,
+            concurrency,
+        }
+    }
+
+    /// `concurrency` senders, each sending its next request as soon as the last is answered.
+    pub async fn run(&self, duration: Duration) -> Report {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(self.concurrency)
+            .build()
+            .unwrap();
+        let signature = relay_core::sign(self.secret.as_bytes(), &self.body);
+        let body = Bytes::from(self.body.clone());
+        let started = Instant::now();
+        let deadline = started + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..self.concurrency {
+            let (client, url, signature, body) = (
+                client.clone(),
+                self.url.clone(),
+                signature.clone(),
+                body.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-event-key", "repo:push")
+                        .header("x-request-uuid", format!("bench-{id}"))
+                        .header("x-hub-signature", &signature)
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            latencies.push(sent.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            if let Ok((mut l, e)) = task.await {
+                latencies.append(&mut l);
+                errors += e;
+            }
+        }
+        Report {
+            accepted: latencies.len() as u64,
+            errors,
+            elapsed: started.elapsed(),
+            latencies,
+        }
+    }
+}
+
+/// A server doing only what every webhook endpoint must: read the body, verify the signature.
+pub async fn bare_server(secret: &'static str) -> anyhow::Result<String> {
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| async move {
+            let header = headers.get("x-hub-signature").map(|v| v.as_bytes());
+            match relay_core::verify_signature(secret.as_bytes(), &body, header) {
+                Ok(()) => StatusCode::ACCEPTED,
+                Err(_) => StatusCode::UNAUTHORIZED,
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/hook"))
+}
+
+/// The database's own limit for the same rows: one INSERT + COMMIT per delivery.
+pub async fn insert_baseline(
+    pool: &PgPool,
+    body: &[u8],
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    // The same table as the relay's (columns, indexes, compression), without the foreign key.
+    sqlx::query("CREATE TABLE bench_deliveries (LIKE deliveries INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (pool, body, counter) = (pool.clone(), body.to_vec(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let id = counter.fetch_add(1, Ordering::Relaxed);
+                let sent = Instant::now();
+                let result = sqlx::query(
+                    "INSERT INTO bench_deliveries (integration_id, request_id, event_key, headers, body) VALUES ('bench', $1, 'repo:push', '{\"x-event-key\": \"repo:push\"}', $2)",
+                )
+                .bind(format!("insert-{id}"))
+                .bind(&body)
+                .execute(&pool)
+                .await;
+                match result {
+                    Ok(_) => latencies.push(sent.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((mut l, e)) = task.await {
+            latencies.append(&mut l);
+            errors += e;
+        }
+    }
+    Ok(Report {
+        accepted: latencies.len() as u64,
+        errors,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+/// Peak resident set size (VmHWM) of this process, in MB.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
