@@ -97,7 +97,13 @@ pub(crate) async fn front(AxState(shared): AxState<Shared>, req: Request, next: 
     };
     let response = match gate(&shared, flavor, kind, &headers) {
         Some(refusal) => refusal,
-        None => next.run(req).await,
+        None => {
+            let latency = shared.lock().latency;
+            if kind == Kind::Rest && !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            next.run(req).await
+        }
     };
     let text = |name: &str| {
         headers

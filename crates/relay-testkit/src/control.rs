@@ -197,6 +197,11 @@ impl FakeBitbucket {
         self.lock().unavailable = unavailable;
     }
 
+    /// Delays every REST answer by `latency` (to exercise client timeouts).
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
     /// `false`: credentials stay valid but webhook endpoints answer 403.
     pub fn set_webhook_admin(&self, allowed: bool) {
         self.lock().webhook_admin = allowed;

@@ -134,6 +134,8 @@ pub(crate) struct State {
     pub server_token: String,
     pub faults: VecDeque<Fault>,
     pub unavailable: bool,
+    /// Added before every REST answer (timeouts).
+    pub latency: Duration,
     pub webhook_admin: bool,
     pub status_write: bool,
     pub log: Vec<LoggedRequest>,
@@ -159,6 +161,7 @@ impl State {
             server_token: "fake-server-token".into(),
             faults: VecDeque::new(),
             unavailable: false,
+            latency: Duration::ZERO,
             webhook_admin: true,
             status_write: true,
             log: Vec::new(),
