@@ -105,7 +105,10 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
             request_timeout: Duration::from_secs(10),
             admin_token: None,
             public_base_url: "http://127.0.0.1".into(),
-            ingest_writers: 4,
+            ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(1),
         },
     );
     state

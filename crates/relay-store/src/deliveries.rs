@@ -12,7 +12,8 @@ pub struct NewDelivery {
     pub request_id: Option<String>,
     pub event_key: String,
     pub headers: serde_json::Value,
-    pub body: Vec<u8>,
+    /// Shared with the request that carried it: no copy on the way to the database.
+    pub body: bytes::Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,7 @@ async fn insert_many(
     let request_ids: Vec<Option<String>> = batch.iter().map(|d| d.request_id.clone()).collect();
     let event_keys: Vec<String> = batch.iter().map(|d| d.event_key.clone()).collect();
     let headers: Vec<serde_json::Value> = batch.iter().map(|d| d.headers.clone()).collect();
-    let bodies: Vec<Vec<u8>> = batch.iter().map(|d| d.body.clone()).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|d| d.body.as_ref()).collect();
     let mut inserted = sqlx::query!(
         r#"INSERT INTO deliveries (integration_id, request_id, event_key, headers, body)
            SELECT integration_id, request_id, event_key, headers, body
@@ -137,7 +138,7 @@ async fn insert_many(
         &request_ids as &[Option<String>],
         &event_keys,
         &headers,
-        &bodies,
+        &bodies[..] as _,
     )
     .fetch_all(&mut *conn)
     .await
@@ -209,7 +210,7 @@ async fn insert_in(
         delivery.request_id,
         delivery.event_key,
         delivery.headers,
-        delivery.body,
+        delivery.body.as_ref(),
     )
     .fetch_optional(&mut *conn)
     .await

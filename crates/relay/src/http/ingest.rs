@@ -73,12 +73,13 @@ async fn write_batches(
                 }
             }
         }
-        let deliveries: Vec<NewDelivery> = batch.iter().map(|p| p.delivery.clone()).collect();
+        let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) =
+            batch.into_iter().map(|p| (p.delivery, p.reply)).unzip();
         let results = deliveries::insert_batch(&pool, &deliveries).await;
-        for (pending, result) in batch.into_iter().zip(results) {
+        for (reply, result) in replies.into_iter().zip(results) {
             // The requester may have gone (client hung up); its row is stored all the same and
             // Bitbucket's retry will be answered as a duplicate.
-            let _ = pending.reply.send(result);
+            let _ = reply.send(result);
         }
     }
 }

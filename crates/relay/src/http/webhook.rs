@@ -178,7 +178,7 @@ async fn handle(
             request_id: request_id.map(str::to_owned),
             event_key: event_key.to_owned(),
             headers: kept_headers(headers),
-            body: body.to_vec(),
+            body: body.clone(),
         })
         .await
         .map_err(|err| match err {
