@@ -35,15 +35,28 @@ pub enum Error {
         status: u16,
         message: Option<String>,
     },
-    /// Connection refused, DNS, TLS or a timeout.
-    #[error("cannot reach Bitbucket: {0}")]
-    Network(#[source] reqwest::Error),
+    /// Connection refused, DNS, TLS or a timeout. The message carries the whole cause chain
+    /// (reqwest's own message alone says only "error sending request"), so the error is not
+    /// also exposed as `source()`, which would print the chain twice.
+    #[error("cannot reach Bitbucket: {}", chain(.0))]
+    Network(reqwest::Error),
     /// A 2xx answer that does not have the documented shape.
     #[error("unexpected response from Bitbucket: {0}")]
     InvalidResponse(String),
     /// The configuration cannot form valid requests (bad base URL, empty repository name).
     #[error("invalid Bitbucket configuration: {0}")]
     Config(String),
+}
+
+fn chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn suffix(message: &Option<String>) -> String {

@@ -138,7 +138,7 @@ impl Transport {
                 // A refused connection never reached Bitbucket: safe to repeat anything.
                 let retry = call.idempotent || e.is_connect();
                 return Err(Failure {
-                    error: Error::Network(e.without_url()),
+                    error: Error::Network(e),
                     retry,
                     after: None,
                 });
@@ -155,7 +155,7 @@ impl Transport {
             Ok(b) => b,
             Err(e) => {
                 return Err(Failure {
-                    error: Error::Network(e.without_url()),
+                    error: Error::Network(e),
                     retry: call.idempotent,
                     after: None,
                 })

@@ -115,6 +115,8 @@ async fn outages_are_network_errors() {
         let err = client.repository().await.unwrap_err();
         assert!(matches!(err, Error::Network(_)), "{flavor:?}: {err:?}");
         assert!(err.is_transient());
+        // One line says why, not just "error sending request".
+        assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
         bb.set_down(false).await;
         client.repository().await.unwrap();
 
