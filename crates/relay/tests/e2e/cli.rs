@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
+#[derive(Clone)]
 pub struct Relay {
     database_url: String,
     extra_env: Vec<(String, String)>,

@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod faults;
 mod ingest;
 mod ingest_failures;
 mod mirroring;

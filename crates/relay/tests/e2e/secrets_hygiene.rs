@@ -3,86 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::cli::Relay;
+use crate::support::serve::ServeProcess;
 use crate::support::*;
-
-struct ServeProcess {
-    child: Child,
-    addr: String,
-}
-
-impl ServeProcess {
-    fn start(relay: &Relay) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = relay
-            .command(&["serve"])
-            .env("RELAY_LISTEN", &addr)
-            .env("RELAY_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(response) = reqwest::blocking_get(&format!("http://{addr}/readyz")) {
-                if response == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "relay serve did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr }
-    }
-
-    fn terminate(self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let output = self.child.wait_with_output().unwrap();
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
-
-mod reqwest {
-    /// A tiny blocking GET returning the status code, so the helper needs no runtime.
-    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
-        use std::io::{Read, Write};
-        let rest = url.trim_start_matches("http://");
-        let (host, path) = rest.split_once('/').unwrap();
-        let mut stream = std::net::TcpStream::connect(host)?;
-        write!(
-            stream,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| std::io::Error::other("no status"))
-    }
-}
 
 fn raw_post(addr: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -193,7 +120,7 @@ async fn sigterm_finishes_the_request_in_flight(pool: PgPool) {
     let (first, rest) = body.split_at(body.len() / 2);
     stream.write_all(first).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = serve.child.id().to_string();
+    let pid = serve.pid().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()

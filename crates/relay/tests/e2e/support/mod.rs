@@ -2,6 +2,7 @@
 
 pub mod git_http;
 pub mod proxy;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,117 @@
+//! `relay serve` as a child process, for tests that need the real binary.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::Relay;
+
+/// Killed when dropped, so a failing test leaves no relay behind holding connections.
+pub struct ServeProcess {
+    child: Option<Child>,
+    pub addr: String,
+}
+
+impl ServeProcess {
+    /// `relay serve` with JSON debug logs captured (read them with `terminate`).
+    pub fn start(relay: &Relay) -> Self {
+        Self::start_with(relay, &[], true)
+    }
+
+    /// `relay serve` with extra environment; `capture_logs: false` discards them, which a
+    /// long run under load needs (an unread pipe would fill and stall the relay).
+    pub fn start_with(relay: &Relay, env: &[(&str, &str)], capture_logs: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut command = relay.command(&["serve"]);
+        command
+            .env("RELAY_LISTEN", &addr)
+            .env("RELAY_LOG_FORMAT", "json")
+            .env("RUST_LOG", if capture_logs { "debug" } else { "warn" })
+            .stdout(Stdio::null())
+            .stderr(if capture_logs {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = reqwest::blocking_get(&format!("http://{addr}/readyz")) {
+                if response == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay serve did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child: Some(child),
+            addr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+mod reqwest {
+    /// A tiny blocking GET returning the status code, so the helper needs no runtime.
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))
+    }
+}
