@@ -203,3 +203,16 @@ pub async fn webhook_credentials(
     .fetch_optional(pool)
     .await?)
 }
+
+/// Records the default branch learnt from Bitbucket, unless an admin set one meanwhile.
+pub async fn learn_default_branch(pool: &PgPool, id: &str, branch: &str) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE integrations SET default_branch = $2, updated_at = now()
+         WHERE id = $1 AND default_branch IS NULL",
+        id,
+        branch
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}

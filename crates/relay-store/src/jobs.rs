@@ -277,3 +277,19 @@ pub async fn enqueue(
     )
     .await
 }
+
+/// Queues a reconciliation for every integration that has none pending or running (the
+/// periodic resync; several relays doing this at once queue at most a few extra).
+pub async fn enqueue_periodic_reconciles(pool: &PgPool) -> Result<u64, StoreError> {
+    let result = sqlx::query!(
+        r#"INSERT INTO jobs (integration_id, kind, queue_key, payload)
+           SELECT i.id, 'reconcile', 'reconcile:' || i.id, '{"kind": "reconcile", "reason": "periodic resync"}'::jsonb
+           FROM integrations i
+           WHERE NOT EXISTS (
+               SELECT 1 FROM jobs j
+               WHERE j.integration_id = i.id AND j.kind = 'reconcile' AND j.state IN ('pending', 'running'))"#
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

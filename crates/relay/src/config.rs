@@ -56,6 +56,8 @@ pub struct Config {
     pub job_workers: usize,
     /// Longest a single job (a fetch, a push) may take.
     pub job_timeout: Duration,
+    /// How often every integration is reconciled against Bitbucket's API.
+    pub resync_interval: Duration,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
 }
@@ -79,6 +81,7 @@ struct FileConfig {
     workers: Option<u64>,
     job_workers: Option<u64>,
     job_timeout_secs: Option<u64>,
+    resync_interval_secs: Option<u64>,
     bitbucket_cloud_url: Option<String>,
     bitbucket_cloud_api_url: Option<String>,
 }
@@ -190,6 +193,9 @@ impl Config {
                 .unwrap_or(usize::MAX),
             job_timeout: Duration::from_secs(
                 number("RELAY_JOB_TIMEOUT_SECS", file.job_timeout_secs, 300)?.max(1),
+            ),
+            resync_interval: Duration::from_secs(
+                number("RELAY_RESYNC_INTERVAL", file.resync_interval_secs, 300)?.max(10),
             ),
             bitbucket_cloud_url: url(
                 "RELAY_BITBUCKET_CLOUD_URL",

@@ -2,6 +2,7 @@
 //! the command line and calls [`cli::run`]; tests start the real server through [`http::serve`].
 
 pub mod admin;
+pub mod bitbucket;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -180,3 +180,18 @@ pub async fn delete(config: &Config, format: Format, args: IdArg) -> Result<(), 
         format!("Deleted integration {}\n", args.id)
     })
 }
+
+pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+    let pool = connect(config).await?;
+    relay_store::integrations::get(&pool, &args.id).await?;
+    let job = relay_core::JobSpec::Reconcile {
+        reason: "requested with integration:resync".into(),
+    };
+    relay_store::jobs::enqueue(&pool, &args.id, None, &job).await?;
+    emit(format, &json!({ "resync_queued": args.id }), || {
+        format!(
+            "Resync of {} queued; `relay job:list --integration {}` shows it\n",
+            args.id, args.id
+        )
+    })
+}

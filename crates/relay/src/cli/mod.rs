@@ -62,6 +62,10 @@ pub enum Command {
     /// Delete an integration with its deliveries and environments.
     #[command(name = "integration:delete")]
     IntegrationDelete(args::IdArg),
+    /// Queue a reconciliation: list branches and pull requests through Bitbucket's API and
+    /// plan them like webhooks (heals missed deliveries).
+    #[command(name = "integration:resync")]
+    IntegrationResync(args::IdArg),
     /// List recent deliveries.
     #[command(name = "delivery:list")]
     DeliveryList(args::DeliveryListArgs),
@@ -96,6 +100,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::IntegrationGet(args) => integrations::get(&config, format, args).await,
         Command::IntegrationList => integrations::list(&config, format).await,
         Command::IntegrationDelete(args) => integrations::delete(&config, format, args).await,
+        Command::IntegrationResync(args) => integrations::resync(&config, format, args).await,
         Command::DeliveryList(args) => deliveries::list(&config, format, args).await,
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
         Command::DeliveryRedeliver(args) => deliveries::redeliver(&config, format, args).await,

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::shutdown;
 use crate::worker::jobs::{Runner, RunnerConfig};
-use crate::worker::{sampler, Processor, ProcessorConfig};
+use crate::worker::{resync, sampler, Processor, ProcessorConfig};
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
     let pool = connect(config).await?;
@@ -91,6 +91,8 @@ fn spawn_workers(
     let pool = state.pool.clone();
     let metrics = state.metrics.clone();
     let enabled = config.workers > 0;
+    let state_pool = state.pool.clone();
+    let resync_interval = config.resync_interval;
     let runner = (config.job_workers > 0).then(|| {
         let mut runner_config = RunnerConfig::new(
             config.data_dir.clone(),
@@ -121,6 +123,11 @@ fn spawn_workers(
             token.clone(),
         ));
         let jobs = runner.map(|runner| tokio::spawn(runner.run(token.clone())));
+        let resync = tokio::spawn(resync::run(
+            state_pool.clone(),
+            resync_interval,
+            token.clone(),
+        ));
         if enabled {
             processor.run(token).await;
         } else {
@@ -130,6 +137,7 @@ fn spawn_workers(
         if let Some(jobs) = jobs {
             let _ = jobs.await;
         }
+        let _ = resync.await;
     })
 }
 

@@ -225,7 +225,8 @@ fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.'));
-    if !valid {
+    // `relay:` keys are the relay's own (reconciler snapshots); nobody may post one.
+    if !valid || key.starts_with("relay:") {
         return Err(WebhookError::InvalidHeader("X-Event-Key"));
     }
     Ok(key)

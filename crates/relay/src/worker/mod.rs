@@ -2,6 +2,7 @@
 
 pub mod jobs;
 pub mod processor;
+pub mod resync;
 pub mod retry;
 pub mod sampler;
 

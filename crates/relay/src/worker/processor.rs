@@ -217,7 +217,12 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
     for delivery in &claim.deliveries {
         let span = tracing::info_span!("delivery", delivery.id = delivery.id, event.key = %delivery.event_key);
         let _entered = span.enter();
-        let result = match relay_core::parse(&delivery.event_key, &delivery.body) {
+        let parsed = if delivery.event_key == crate::worker::jobs::reconcile::SNAPSHOT_EVENT {
+            serde_json::from_slice::<Event>(&delivery.body).map_err(|e| e.to_string())
+        } else {
+            relay_core::parse(&delivery.event_key, &delivery.body).map_err(|e| e.to_string())
+        };
+        let result = match parsed {
             // A body that does not parse will never parse: record why, do not retry.
             Err(err) => {
                 tracing::warn!(error = %err, "delivery cannot be parsed");
@@ -225,7 +230,7 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
                     delivery_id: delivery.id,
                     outcome: Outcome::Failed,
                     decisions: None,
-                    error: Some(err.to_string()),
+                    error: Some(err),
                 }
             }
             Ok(Event::Ignored { reason, .. }) => {

@@ -9,5 +9,6 @@ mod ingest;
 mod ingest_failures;
 mod mirroring;
 mod processing;
+mod reconcile;
 mod secrets_hygiene;
 mod support;

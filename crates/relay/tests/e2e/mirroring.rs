@@ -311,7 +311,7 @@ async fn refused_credentials_and_a_dead_remote_retry_then_dead_letter(pool: PgPo
         .contains("server-token-value"));
 
     // The remote goes away entirely: retries, then the dead letter, and it says why.
-    sqlx::query("UPDATE integrations SET base_url = 'http://127.0.0.1:9'")
+    sqlx::query("UPDATE integrations SET base_url = 'http://127.0.0.1:9', updated_at = now()")
         .execute(&world.pool)
         .await
         .unwrap();
@@ -332,7 +332,7 @@ async fn refused_credentials_and_a_dead_remote_retry_then_dead_letter(pool: PgPo
     );
 
     // Fixed and retried by hand: it goes through.
-    sqlx::query("UPDATE integrations SET base_url = $1")
+    sqlx::query("UPDATE integrations SET base_url = $1, updated_at = now()")
         .bind(world.git.base_url())
         .execute(&world.pool)
         .await

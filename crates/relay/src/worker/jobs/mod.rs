@@ -7,6 +7,7 @@
 
 mod deploy_hook;
 mod git;
+pub mod reconcile;
 pub mod remotes;
 
 use std::collections::HashMap;
@@ -105,6 +106,7 @@ impl From<relay_store::StoreError> for JobError {
 /// Everything handlers share.
 pub struct Context {
     pub pool: PgPool,
+    pub clients: crate::bitbucket::Clients,
     pub http: reqwest::Client,
     pub key: SecretKey,
     pub config: RunnerConfig,
@@ -139,12 +141,20 @@ pub const HANDLED_KINDS: &[&str] = &[
     "deploy",
     "sync_from_parent",
     "notify_deploy_side",
+    "reconcile",
 ];
 
 impl Runner {
     pub fn new(pool: PgPool, key: SecretKey, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
         Self {
             context: Arc::new(Context {
+                clients: crate::bitbucket::Clients::new(
+                    crate::bitbucket::CloudUrls {
+                        web: config.bitbucket_cloud_url.clone(),
+                        api: config.bitbucket_cloud_api_url.clone(),
+                    },
+                    relay_bitbucket::ClientOptions::default(),
+                ),
                 pool,
                 http: reqwest::Client::new(),
                 key,
@@ -320,10 +330,7 @@ impl Runner {
             JobSpec::Deploy { .. }
             | JobSpec::SyncFromParent { .. }
             | JobSpec::NotifyDeploySide { .. } => deploy_hook::run(&self.context, job, spec).await,
-            other => Err(JobError::permanent(format!(
-                "no handler for {} jobs",
-                other.kind()
-            ))),
+            JobSpec::Reconcile { .. } => reconcile::run(&self.context, job).await,
         }
     }
 }

@@ -2,53 +2,59 @@
 
 use relay_git::RemoteAccess;
 use relay_store::integrations::IntegrationRecord;
-use secrecy::{ExposeSecret, SecretString};
 
 use super::{Context, JobError};
-use crate::secrets::SecretField;
+use crate::bitbucket::AccessError;
 
-/// The git URL of `repository` (the integration's own, or a fork's) with credentials.
+impl From<AccessError> for JobError {
+    fn from(err: AccessError) -> Self {
+        let transient = match &err {
+            // Credentials can be fixed by an admin, rate limits and outages pass.
+            AccessError::Bitbucket(e) => e.is_transient() || e.status() == Some(401),
+            _ => false,
+        };
+        Self {
+            message: err.to_string(),
+            transient,
+        }
+    }
+}
+
+/// The git URL of `repository` (the integration's own when empty, or a fork's) with the
+/// integration's credentials: Cloud as `x-token-auth` with an OAuth access token, Server as
+/// a Bearer HTTP access token.
 pub async fn bitbucket_remote(
     context: &Context,
     record: &IntegrationRecord,
     repository: &str,
 ) -> Result<RemoteAccess, JobError> {
-    let repository = if repository.is_empty() {
-        record.repository.as_str()
+    let client = context.clients.get(record, &context.key).await?;
+    let header = client.git_auth_header().await.map_err(AccessError::from)?;
+    let url = if repository.is_empty() || repository == record.repository {
+        client.git_url().map_err(AccessError::from)?.to_string()
     } else {
-        repository
+        match record.r#type.as_str() {
+            "bitbucket_server" => {
+                let base = record
+                    .base_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/');
+                format!("{base}/scm/{repository}.git")
+            }
+            _ => {
+                let web = context
+                    .clients
+                    .cloud_urls()
+                    .web
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned();
+                format!("{web}/{repository}.git")
+            }
+        }
     };
-    match record.r#type.as_str() {
-        "bitbucket_server" => {
-            let base = record
-                .base_url
-                .as_deref()
-                .ok_or_else(|| JobError::permanent("the integration has no base_url"))?;
-            let token = decrypt(
-                context,
-                record,
-                SecretField::Token,
-                record.token_ciphertext.as_deref(),
-            )?;
-            Ok(RemoteAccess::with_authorization(
-                format!("{}/scm/{repository}.git", base.trim_end_matches('/')),
-                SecretString::from(format!("Bearer {}", token.expose_secret())),
-            ))
-        }
-        _ => {
-            let token = cloud_access_token(context, record).await?;
-            let base = context
-                .config
-                .bitbucket_cloud_url
-                .as_str()
-                .trim_end_matches('/');
-            Ok(RemoteAccess::basic(
-                format!("{base}/{repository}.git"),
-                "x-token-auth",
-                &token,
-            ))
-        }
-    }
+    Ok(RemoteAccess::with_authorization(url, header))
 }
 
 pub fn deploy_remote(record: &IntegrationRecord) -> Option<RemoteAccess> {
@@ -56,38 +62,4 @@ pub fn deploy_remote(record: &IntegrationRecord) -> Option<RemoteAccess> {
         .deploy_remote
         .as_deref()
         .map(RemoteAccess::from_url_with_userinfo)
-}
-
-fn decrypt(
-    context: &Context,
-    record: &IntegrationRecord,
-    field: SecretField,
-    stored: Option<&[u8]>,
-) -> Result<SecretString, JobError> {
-    let stored = stored.ok_or_else(|| JobError::permanent("the integration has no credentials"))?;
-    context
-        .key
-        .decrypt(&record.id, field, stored)
-        .map_err(|e| JobError::permanent(e.to_string()))
-}
-
-/// Bitbucket Cloud: an OAuth access token from the consumer key and secret.
-async fn cloud_access_token(
-    context: &Context,
-    record: &IntegrationRecord,
-) -> Result<SecretString, JobError> {
-    let key = record
-        .oauth_key
-        .as_deref()
-        .ok_or_else(|| JobError::permanent("the integration has no OAuth key"))?;
-    let secret = decrypt(
-        context,
-        record,
-        SecretField::OauthSecret,
-        record.oauth_secret_ciphertext.as_deref(),
-    )?;
-    let _ = (key, secret);
-    Err(JobError::transient(
-        "Bitbucket Cloud access tokens are not wired yet",
-    ))
 }

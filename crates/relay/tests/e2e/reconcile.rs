@@ -1,0 +1,220 @@
+//! Webhooks that never arrived: the reconciler lists branches and pull requests through the
+//! (fake) Bitbucket Cloud API and the relay converges to the same environments, mirrors
+//! included (git over HTTP with an OAuth access token).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay::admin::integrations::{self, IntegrationInput};
+use relay::metrics::Metrics;
+use relay::worker::jobs::{Runner, RunnerConfig};
+use relay::worker::retry::RetrySchedule;
+use relay::worker::{Processor, ProcessorConfig};
+use relay_core::{IntegrationType, JobSpec};
+use relay_testkit::{FakeBitbucket, Flavor, PullRequestSpec};
+use sqlx::PgPool;
+
+use crate::support::*;
+
+struct Cloud {
+    fake: FakeBitbucket,
+    id: String,
+    processor: Processor,
+    runner: Runner,
+    pool: PgPool,
+    _data: tempfile::TempDir,
+}
+
+impl Cloud {
+    async fn new(pool: PgPool) -> Self {
+        let fake = FakeBitbucket::start(Flavor::Cloud).await;
+        fake.create_repo("team", "app");
+        fake.commit_file("team", "app", "main", "README", "hello\n", "first");
+        let (key, secret) = fake.consumer();
+        let created = integrations::add(
+            &pool,
+            &crate::support::key(),
+            IntegrationInput {
+                kind: Some(IntegrationType::Cloud),
+                repository: Some("team/app".into()),
+                key: Some(key),
+                secret: Some(secret),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut config =
+            RunnerConfig::new(data.path().to_path_buf(), fake.base_url(), fake.api_url());
+        config.retry = RetrySchedule {
+            delays: vec![Duration::from_millis(20)],
+            max_attempts: 3,
+        };
+        let metrics = Arc::new(Metrics::new());
+        Self {
+            processor: Processor::new(pool.clone(), metrics.clone(), ProcessorConfig::default()),
+            runner: Runner::new(pool.clone(), crate::support::key(), metrics, config),
+            id: created.record.id,
+            fake,
+            pool,
+            _data: data,
+        }
+    }
+
+    /// Queues a resync and runs everything it leads to until nothing is left.
+    async fn resync(&self) {
+        let job = JobSpec::Reconcile {
+            reason: "test".into(),
+        };
+        relay_store::jobs::enqueue(&self.pool, &self.id, None, &job)
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            while self.runner.run_next().await.unwrap() {}
+            while self.processor.process_next().await.unwrap() > 0 {}
+        }
+    }
+
+    async fn environments(&self) -> Vec<(String, String, Option<String>)> {
+        sqlx::query_as("SELECT name, status, head_commit FROM environments WHERE status NOT IN ('deleted') ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn missed_webhooks_are_healed_by_the_reconciler(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    let feature = cloud
+        .fake
+        .commit_file("team", "app", "feature-a", "a.txt", "a\n", "a");
+    let doomed = cloud
+        .fake
+        .commit_file("team", "app", "feature-b", "b.txt", "b\n", "b");
+    let pr = cloud
+        .fake
+        .open_pull_request(PullRequestSpec::new("team", "app", "feature-a", "main"));
+
+    cloud.resync().await;
+    let record = relay_store::integrations::get(&cloud.pool, &cloud.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.default_branch.as_deref(),
+        Some("main"),
+        "learnt from Bitbucket"
+    );
+    let envs = cloud.environments().await;
+    let names: Vec<&str> = envs.iter().map(|e| e.0.as_str()).collect();
+    assert!(
+        names.contains(&"feature-a") && names.contains(&"feature-b"),
+        "{envs:?}"
+    );
+    assert!(names.contains(&format!("pr-{pr}").as_str()), "{envs:?}");
+    let feature_env = envs.iter().find(|e| e.0 == "feature-a").unwrap();
+    assert_eq!(feature_env.2.as_deref(), Some(feature.as_str()));
+    let jobs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT kind, state, last_error FROM jobs ORDER BY id")
+            .fetch_all(&cloud.pool)
+            .await
+            .unwrap();
+    assert!(jobs.iter().all(|j| j.1 == "succeeded"), "{jobs:?}");
+    assert!(
+        cloud.fake.token_requests() >= 1,
+        "git and REST used OAuth access tokens"
+    );
+
+    // A second resync with nothing changed decides nothing.
+    let jobs_before = jobs.len();
+    cloud.resync().await;
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind <> 'reconcile'")
+        .fetch_one(&cloud.pool)
+        .await
+        .unwrap();
+    let reconciles: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'reconcile'")
+        .fetch_one(&cloud.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs_after + reconciles,
+        jobs_before as i64 + 1,
+        "only the reconcile job itself"
+    );
+
+    // Branch deleted and pull request merged while webhooks were lost: pruned on the next resync.
+    cloud.fake.delete_branch("team", "app", "feature-b");
+    cloud.fake.close_pull_request(pr, "MERGED");
+    cloud.resync().await;
+    let envs = cloud.environments().await;
+    let status = |name: &str| envs.iter().find(|e| e.0 == name).map(|e| e.1.clone());
+    assert_eq!(
+        status("feature-b").as_deref(),
+        Some("deleting"),
+        "{envs:?} (was {doomed})"
+    );
+    assert_eq!(
+        status(&format!("pr-{pr}")).as_deref(),
+        Some("deleting"),
+        "{envs:?}"
+    );
+    assert_eq!(status("feature-a").as_deref(), Some("inactive"), "{envs:?}");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_failing_api_queues_no_snapshot_and_prunes_nothing(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    cloud
+        .fake
+        .commit_file("team", "app", "feature-a", "a.txt", "a\n", "a");
+    cloud.resync().await;
+    assert!(cloud
+        .environments()
+        .await
+        .iter()
+        .any(|e| e.0 == "feature-a"));
+
+    cloud.fake.delete_branch("team", "app", "feature-a");
+    cloud.fake.set_unavailable(true);
+    cloud.resync().await;
+    let envs = cloud.environments().await;
+    assert_eq!(
+        envs.iter()
+            .find(|e| e.0 == "feature-a")
+            .map(|e| e.1.as_str()),
+        Some("inactive"),
+        "{envs:?}"
+    );
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE event_key = 'relay:snapshot'")
+            .fetch_one(&cloud.pool)
+            .await
+            .unwrap();
+    assert_eq!(snapshots, 1, "only the first, complete listing was queued");
+    let (state, error): (String, Option<String>) = sqlx::query_as(
+        "SELECT state, last_error FROM jobs WHERE kind = 'reconcile' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&cloud.pool)
+    .await
+    .unwrap();
+    assert_ne!(state, "succeeded");
+    assert!(error.is_some());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn nobody_can_post_a_snapshot_through_the_webhook(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let body = br#"{"type": "snapshot", "branches": [], "pull_requests": []}"#;
+    let response = post_delivery(
+        &server.hook_url(&cloud.id),
+        IntegrationType::Cloud,
+        "relay:snapshot",
+        "x",
+        body,
+        Some(sign(&cloud.webhook_secret, body)),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+}
