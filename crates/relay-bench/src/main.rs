@@ -105,6 +105,10 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
             request_timeout: Duration::from_secs(10),
             admin_token: None,
             public_base_url: "http://127.0.0.1".into(),
+            cloud_urls: relay::bitbucket::CloudUrls {
+                web: url::Url::parse("http://127.0.0.1:9")?,
+                api: url::Url::parse("http://127.0.0.1:9")?,
+            },
             ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
                 .ok()
                 .and_then(|w| w.parse().ok())

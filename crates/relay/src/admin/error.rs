@@ -13,6 +13,9 @@ pub enum AdminError {
     Store(StoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Bitbucket refused or could not be reached; the message says which and why.
+    #[error("Bitbucket: {0}")]
+    Bitbucket(String),
 }
 
 impl From<StoreError> for AdminError {

@@ -22,6 +22,15 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Integration id.
+    pub id: String,
+    /// Also remove the repository webhook from Bitbucket (default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub register_webhook: Option<bool>,
+}
+
+#[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Integration id.
     pub id: String,
@@ -99,6 +108,9 @@ pub struct IntegrationFields {
     /// The production branch ("" to learn it from Bitbucket).
     #[arg(long)]
     pub default_branch: Option<String>,
+    /// Also create/update the repository webhook on Bitbucket (default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub register_webhook: Option<bool>,
 }
 
 impl IntegrationFields {
@@ -124,6 +136,7 @@ impl IntegrationFields {
             deploy_hook_url: self.deploy_hook_url,
             environment_url: self.environment_url,
             default_branch: self.default_branch,
+            register_webhook: self.register_webhook,
         }
     }
 }

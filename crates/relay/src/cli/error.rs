@@ -7,6 +7,7 @@
 //! | 3 | the named integration or delivery does not exist |
 //! | 4 | a validation found problems (`integration:validate`) |
 //! | 5 | the database is unavailable |
+//! | 6 | Bitbucket refused the request or could not be reached |
 //! | 78 | configuration error (EX_CONFIG) |
 
 use relay_store::StoreError;
@@ -29,6 +30,8 @@ pub enum CliError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Store(StoreError),
+    #[error("{0}")]
+    Bitbucket(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -40,6 +43,7 @@ impl CliError {
             Self::NotFound(_) => 3,
             Self::ValidationFailed(_) => 4,
             Self::Store(err) if err.is_unavailable() => 5,
+            Self::Bitbucket(_) => 6,
             Self::Config(_) | Self::Secret(SecretError::InvalidKey | SecretError::MissingKey) => 78,
             Self::Secret(_) | Self::Store(_) | Self::Other(_) => 1,
         }
@@ -62,6 +66,7 @@ impl From<AdminError> for CliError {
             AdminError::NotFound(what) => Self::NotFound(what),
             AdminError::Store(err) => Self::from(err),
             AdminError::Secret(err) => Self::Secret(err),
+            AdminError::Bitbucket(message) => Self::Bitbucket(format!("Bitbucket: {message}")),
         }
     }
 }

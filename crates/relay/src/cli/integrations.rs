@@ -4,7 +4,7 @@ use relay_store::PgPool;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::args::{AddArgs, GetArgs, IdArg, UpdateArgs};
+use super::args::{AddArgs, DeleteArgs, GetArgs, IdArg, UpdateArgs};
 use super::output::{self, emit};
 use super::{CliError, Format};
 use crate::admin::integrations::{self as admin, IntegrationView};
@@ -26,7 +26,14 @@ pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
 pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let created = admin::add(&pool, &key, args.fields.into_input(Some(args.kind))).await?;
+    let created = admin::add_with_bitbucket(
+        &pool,
+        &key,
+        &clients(config),
+        &config.public_base_url(),
+        args.fields.into_input(Some(args.kind)),
+    )
+    .await?;
     let view = admin::view(&created.record, &config.public_base_url(), None)?;
     // The deploy side needs its signing secret too; shown here once when a hook is set.
     let deploy_hook_secret = match &view.deploy_hook_url {
@@ -53,7 +60,7 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
     });
     emit(format, &value, || {
         let mut out = format!(
-            "Created integration {}\n\nRegister this webhook on {} (the secret is shown only now):\n  URL:    {}\n  Secret: {}\n",
+            "Created integration {}\n\nWebhook for {} (registered on Bitbucket unless --register-webhook=false; the secret is shown only now):\n  URL:    {}\n  Secret: {}\n",
             view.id, view.repository, view.hook_url, created.webhook_secret
         );
         if let Some(secret) = &deploy_hook_secret {
@@ -92,7 +99,15 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
 pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let record = admin::update(&pool, &key, &args.id, args.fields.into_input(None)).await?;
+    let record = admin::update_with_bitbucket(
+        &pool,
+        &key,
+        &clients(config),
+        &config.public_base_url(),
+        &args.id,
+        args.fields.into_input(None),
+    )
+    .await?;
     let view = admin::view(&record, &config.public_base_url(), None)?;
     if let Some(note) = view.prune_branches_note {
         eprintln!("warning: {note}");
@@ -173,9 +188,21 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     })
 }
 
-pub async fn delete(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result<(), CliError> {
+    let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    relay_store::integrations::delete(&pool, &args.id).await?;
+    let warning = admin::delete_with_bitbucket(
+        &pool,
+        &key,
+        &clients(config),
+        &config.public_base_url(),
+        &args.id,
+        args.register_webhook.unwrap_or(true),
+    )
+    .await?;
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     emit(format, &json!({ "deleted": args.id }), || {
         format!("Deleted integration {}\n", args.id)
     })
@@ -194,4 +221,47 @@ pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), 
             args.id, args.id
         )
     })
+}
+
+/// Bitbucket clients with the configured Cloud addresses.
+pub fn clients(config: &Config) -> crate::bitbucket::Clients {
+    crate::bitbucket::Clients::new(
+        crate::bitbucket::CloudUrls {
+            web: config.bitbucket_cloud_url.clone(),
+            api: config.bitbucket_cloud_api_url.clone(),
+        },
+        relay_bitbucket::ClientOptions::default(),
+    )
+}
+
+/// Prints every check with pass/fail and a hint; exits 4 when any failed.
+pub async fn validate(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+    let key = SecretKey::from_config(config.secret_key.as_ref())?;
+    let pool = connect(config).await?;
+    let record = relay_store::integrations::get(&pool, &args.id).await?;
+    let checks = crate::admin::bitbucket_side::validate(
+        &clients(config),
+        &key,
+        &config.public_base_url(),
+        &record,
+    )
+    .await;
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    emit(format, &checks, || {
+        let mut out = String::new();
+        for check in &checks {
+            let mark = if check.passed { "pass" } else { "FAIL" };
+            out.push_str(&format!("[{mark}] {}: {}\n", check.check, check.detail));
+            if let Some(hint) = &check.hint {
+                out.push_str(&format!("       fix: {hint}\n"));
+            }
+        }
+        out
+    })?;
+    if failed > 0 {
+        return Err(CliError::ValidationFailed(format!(
+            "{failed} check(s) failed"
+        )));
+    }
+    Ok(())
 }

@@ -61,7 +61,10 @@ pub enum Command {
     IntegrationList,
     /// Delete an integration with its deliveries and environments.
     #[command(name = "integration:delete")]
-    IntegrationDelete(args::IdArg),
+    IntegrationDelete(args::DeleteArgs),
+    /// Check credentials, repository access, webhook permissions and the webhook itself.
+    #[command(name = "integration:validate")]
+    IntegrationValidate(args::IdArg),
     /// Queue a reconciliation: list branches and pull requests through Bitbucket's API and
     /// plan them like webhooks (heals missed deliveries).
     #[command(name = "integration:resync")]
@@ -100,6 +103,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::IntegrationGet(args) => integrations::get(&config, format, args).await,
         Command::IntegrationList => integrations::list(&config, format).await,
         Command::IntegrationDelete(args) => integrations::delete(&config, format, args).await,
+        Command::IntegrationValidate(args) => integrations::validate(&config, format, args).await,
         Command::IntegrationResync(args) => integrations::resync(&config, format, args).await,
         Command::DeliveryList(args) => deliveries::list(&config, format, args).await,
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,

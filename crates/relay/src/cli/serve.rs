@@ -53,6 +53,10 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
             // Measured with relay-bench: one writer (larger transactions) beat two, two beat
             // four, four beat eight; while it commits, the next batch gathers.
             ingest_writers: 1,
+            cloud_urls: crate::bitbucket::CloudUrls {
+                web: config.bitbucket_cloud_url.clone(),
+                api: config.bitbucket_cloud_api_url.clone(),
+            },
         },
     );
     tokio::spawn(migrate_until_done(

@@ -40,6 +40,8 @@ pub struct AppState {
     pub public_base_url: String,
     pub ingestor: Ingestor,
     pub credentials: Arc<CredentialCache>,
+    /// Bitbucket clients for the admin API's webhook registration.
+    pub clients: Arc<crate::bitbucket::Clients>,
 }
 
 /// The knobs of the HTTP side, from the configuration.
@@ -51,6 +53,7 @@ pub struct HttpSettings {
     pub public_base_url: String,
     /// Concurrent group-commit transactions.
     pub ingest_writers: usize,
+    pub cloud_urls: crate::bitbucket::CloudUrls,
 }
 
 impl AppState {
@@ -64,6 +67,10 @@ impl AppState {
         Self {
             ingestor: Ingestor::start(pool.clone(), settings.ingest_writers, 256),
             credentials: Arc::new(CredentialCache::new(Duration::from_secs(5))),
+            clients: Arc::new(crate::bitbucket::Clients::new(
+                settings.cloud_urls,
+                relay_bitbucket::ClientOptions::default(),
+            )),
             pool,
             key,
             metrics,

@@ -78,7 +78,7 @@ async fn integrations_crud_with_the_cli_rules(pool: PgPool) {
         token,
         Some(json!({
             "type": "bitbucket", "repository": "ws/app", "key": "k", "secret": "consumer-secret",
-            "fetch_branches": false, "prune_branches": true
+            "fetch_branches": false, "prune_branches": true, "register_webhook": false
         })),
     )
     .await;
@@ -162,7 +162,7 @@ async fn integrations_crud_with_the_cli_rules(pool: PgPool) {
     let (status, _) = call(
         &server,
         reqwest::Method::DELETE,
-        &format!("/api/v1/integrations/{id}"),
+        &format!("/api/v1/integrations/{id}?register_webhook=false"),
         token,
         None,
     )

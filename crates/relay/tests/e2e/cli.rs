@@ -23,6 +23,11 @@ impl Relay {
         }
     }
 
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_relay"));
         command
@@ -65,6 +70,7 @@ impl Relay {
             "--repository=ws/repo",
             "--key=consumer-key",
             "--secret=consumer-secret-value",
+            "--register-webhook=false",
         ];
         args.extend(extra);
         self.json(&args)
@@ -128,6 +134,7 @@ async fn add_get_list_update_delete(pool: PgPool) {
         "--username=bot",
         "--token=server-token-value",
         "--repository=PRJ/app",
+        "--register-webhook=false",
     ]);
     let server_id = server["id"].as_str().unwrap();
     assert_eq!(
@@ -146,7 +153,7 @@ async fn add_get_list_update_delete(pool: PgPool) {
         "{table}"
     );
 
-    relay.ok(&["integration:delete", &id]);
+    relay.ok(&["integration:delete", &id, "--register-webhook=false"]);
     let gone = relay.run(&["integration:get", &id]);
     assert_eq!(gone.status.code(), Some(3));
 }

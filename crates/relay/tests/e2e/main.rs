@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod bitbucket_admin;
 mod cli;
 mod faults;
 mod ingest;

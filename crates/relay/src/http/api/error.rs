@@ -20,6 +20,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the database is unavailable")]
     Unavailable,
+    #[error("{0}")]
+    Bitbucket(String),
     #[error("internal error")]
     Internal,
 }
@@ -32,6 +34,7 @@ impl IntoResponse for ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Bitbucket(_) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
@@ -63,6 +66,7 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(message) => Self::Invalid(message),
             AdminError::NotFound(what) => Self::NotFound(what),
             AdminError::Store(err) => Self::from(err),
+            AdminError::Bitbucket(message) => Self::Bitbucket(format!("Bitbucket: {message}")),
             AdminError::Secret(err) => {
                 tracing::error!(error = %err, "admin API: secret error");
                 Self::Internal

@@ -40,7 +40,14 @@ pub async fn create(
     State(state): State<AppState>,
     input: Result<Json<IntegrationInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = admin::add(&state.pool, &state.key, body(input)?).await?;
+    let created = admin::add_with_bitbucket(
+        &state.pool,
+        &state.key,
+        &state.clients,
+        &state.public_base_url,
+        body(input)?,
+    )
+    .await?;
     let view = admin::view(&created.record, &state.public_base_url, None)?;
     Ok((
         StatusCode::CREATED,
@@ -59,14 +66,40 @@ pub async fn update(
             "type cannot change: delete the integration and add a new one".into(),
         ));
     }
-    let record = admin::update(&state.pool, &state.key, &id, input).await?;
+    let record = admin::update_with_bitbucket(
+        &state.pool,
+        &state.key,
+        &state.clients,
+        &state.public_base_url,
+        &id,
+        input,
+    )
+    .await?;
     Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DeleteQuery {
+    register_webhook: Option<bool>,
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    relay_store::integrations::delete(&state.pool, &id).await?;
+    let register = query.register_webhook.unwrap_or(true);
+    if let Some(warning) = admin::delete_with_bitbucket(
+        &state.pool,
+        &state.key,
+        &state.clients,
+        &state.public_base_url,
+        &id,
+        register,
+    )
+    .await?
+    {
+        tracing::warn!(integration.id = %id, "{warning}");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,10 @@ impl TestServer {
                 admin_token: Some(SecretString::from(ADMIN_TOKEN)),
                 public_base_url: "https://relay.example.com".into(),
                 ingest_writers: 2,
+                cloud_urls: relay::bitbucket::CloudUrls {
+                    web: url::Url::parse("http://127.0.0.1:9").unwrap(),
+                    api: url::Url::parse("http://127.0.0.1:9").unwrap(),
+                },
             },
         );
         state
