@@ -18,6 +18,6 @@ pub use event::{
     RefKind,
 };
 pub use ids::{IdError, IntegrationId};
-pub use plan::{plan, DeployEvent, EnvironmentChange, JobSpec, Plan};
+pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobSpec, Plan};
 pub use settings::{IntegrationType, Settings, SettingsError};
 pub use signature::{sign, verify_signature, SignatureError};

@@ -40,6 +40,11 @@ pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
             format!("git:{integration_id}")
         }
         JobSpec::Reconcile { .. } => format!("reconcile:{integration_id}"),
+        // Statuses of one environment in order, apart from its deploy-side events so a
+        // struggling Bitbucket API does not hold those back.
+        JobSpec::BuildStatus { environment, .. } => {
+            format!("status:{integration_id}:{environment}")
+        }
         JobSpec::Deploy { environment, .. }
         | JobSpec::SyncFromParent { environment, .. }
         | JobSpec::NotifyDeploySide { environment, .. } => {

@@ -178,6 +178,25 @@ pub enum JobSpec {
     /// List branches and open pull requests through the API and queue an
     /// [`Event::Snapshot`]: some stored head is unknown.
     Reconcile { reason: String },
+    /// Report `environment`'s state on `commit` to Bitbucket (the build status shown on the
+    /// commit and its pull request). Queued by the job runner as builds and deploys finish.
+    BuildStatus {
+        environment: String,
+        commit: CommitHash,
+        state: BuildState,
+        description: String,
+    },
+}
+
+/// What a build status says; Bitbucket's INPROGRESS, SUCCESSFUL, FAILED and STOPPED
+/// (CANCELLED on Server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    InProgress,
+    Successful,
+    Failed,
+    Stopped,
 }
 
 impl JobSpec {
@@ -191,6 +210,7 @@ impl JobSpec {
             Self::SyncFromParent { .. } => "sync_from_parent",
             Self::NotifyDeploySide { .. } => "notify_deploy_side",
             Self::Reconcile { .. } => "reconcile",
+            Self::BuildStatus { .. } => "build_status",
         }
     }
 
@@ -200,7 +220,8 @@ impl JobSpec {
             Self::BuildPullRequest { environment, .. }
             | Self::Deploy { environment, .. }
             | Self::SyncFromParent { environment, .. }
-            | Self::NotifyDeploySide { environment, .. } => Some(environment),
+            | Self::NotifyDeploySide { environment, .. }
+            | Self::BuildStatus { environment, .. } => Some(environment),
             Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
         }
     }

@@ -105,6 +105,7 @@ fn spawn_workers(
         );
         runner_config.workers = config.job_workers;
         runner_config.timeout = config.job_timeout;
+        runner_config.public_url = config.public_base_url();
         Runner::new(
             state.pool.clone(),
             state.key.clone(),

@@ -218,3 +218,44 @@ async fn nobody_can_post_a_snapshot_through_the_webhook(pool: PgPool) {
     .await;
     assert_eq!(response.status(), 400);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn build_statuses_follow_the_environment(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    sqlx::query("UPDATE integrations SET environment_url = 'https://{environment}.preview.example.com', updated_at = now()")
+        .execute(&cloud.pool)
+        .await
+        .unwrap();
+    let head = cloud
+        .fake
+        .commit_file("team", "app", "feature-a", "a.txt", "a\n", "a");
+    let pr = cloud
+        .fake
+        .open_pull_request(PullRequestSpec::new("team", "app", "feature-a", "main"));
+    cloud.resync().await;
+    let statuses = cloud.fake.statuses("team", "app", &head);
+    let env = format!("pr-{pr}");
+    let status = statuses
+        .iter()
+        .find(|s| s.key == format!("relay-{env}"))
+        .unwrap_or_else(|| panic!("{statuses:?}"));
+    assert_eq!(status.state, "SUCCESSFUL", "{statuses:?}");
+    assert_eq!(
+        status.url.as_deref(),
+        Some(format!("https://{env}.preview.example.com").as_str())
+    );
+    assert!(
+        status.writes >= 2,
+        "in progress, then successful: {statuses:?}"
+    );
+
+    // Closed: the environment is deleted and its status says stopped.
+    cloud.fake.close_pull_request(pr, "DECLINED");
+    cloud.resync().await;
+    let statuses = cloud.fake.statuses("team", "app", &head);
+    let status = statuses
+        .iter()
+        .find(|s| s.key == format!("relay-{env}"))
+        .unwrap();
+    assert_eq!(status.state, "STOPPED", "{statuses:?}");
+}

@@ -54,12 +54,51 @@ fn event_of(spec: &JobSpec) -> Option<(&'static str, Value)> {
 }
 
 pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+    send(context, job, &spec).await?;
+    report_status(context, job, &spec).await
+}
+
+/// Once the deploy side knows, Bitbucket hears it too: deployed → successful on the built
+/// branch or pull-request head, deleted → stopped. (Failures are reported where they
+/// happen, in the git jobs.)
+async fn report_status(
+    context: &Context,
+    job: &ClaimedJob,
+    spec: &JobSpec,
+) -> Result<(), JobError> {
+    use relay_core::{BuildState, CommitHash, DeployEvent};
+    let (state, description) = match spec {
+        JobSpec::Deploy { .. } => (BuildState::Successful, "deployed"),
+        JobSpec::NotifyDeploySide {
+            event: DeployEvent::Deleted,
+            ..
+        } => (BuildState::Stopped, "environment deleted"),
+        _ => return Ok(()),
+    };
+    let name = spec.environment().unwrap_or_default();
+    let Some(environment) =
+        relay_store::environments::get(&context.pool, &job.integration_id, name).await?
+    else {
+        return Ok(());
+    };
+    // The status belongs on the commit Bitbucket knows (the head), not on a post-merge commit.
+    let Some(commit) = environment
+        .head_commit
+        .as_deref()
+        .and_then(|c| CommitHash::parse(c).ok())
+    else {
+        return Ok(());
+    };
+    super::status::report(context, job, name, commit, state, description).await
+}
+
+async fn send(context: &Context, job: &ClaimedJob, spec: &JobSpec) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let Some(url) = record.deploy_hook_url.clone() else {
         tracing::debug!("no deploy_hook_url; event not sent");
         return Ok(());
     };
-    let (event, extra) = event_of(&spec)
+    let (event, extra) = event_of(spec)
         .ok_or_else(|| JobError::permanent(format!("{} is not a deploy-side job", spec.kind())))?;
     let environment_name = spec.environment().unwrap_or_default().to_owned();
     let environment =

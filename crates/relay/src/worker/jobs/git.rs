@@ -132,6 +132,17 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
                         .await?;
                     tracing::info!(head = %head, merge = merge.as_deref().unwrap_or(""), environment = %environment, "pull request built");
                     // "Build, then deploy": the deploy side hears about the built commit.
+                    if let Ok(source) = relay_core::CommitHash::parse(&head) {
+                        super::status::report(
+                            context,
+                            job,
+                            &environment,
+                            source,
+                            relay_core::BuildState::InProgress,
+                            "built; deploying",
+                        )
+                        .await?;
+                    }
                     let built = merge.unwrap_or(head);
                     let commit = relay_core::CommitHash::parse(&built)
                         .map_err(|e| JobError::permanent(format!("built commit {built}: {e}")))?;
@@ -151,6 +162,15 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
                     )
                     .await?;
                     tracing::warn!(environment = %environment, reason = %reason, "pull request does not merge");
+                    super::status::report(
+                        context,
+                        job,
+                        &environment,
+                        source_commit.clone(),
+                        relay_core::BuildState::Failed,
+                        &reason,
+                    )
+                    .await?;
                     let failed = JobSpec::NotifyDeploySide {
                         environment,
                         event: relay_core::DeployEvent::Failed,

@@ -9,6 +9,7 @@ mod deploy_hook;
 mod git;
 pub mod reconcile;
 pub mod remotes;
+mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ pub struct RunnerConfig {
     pub retry: RetrySchedule,
     pub bitbucket_cloud_url: url::Url,
     pub bitbucket_cloud_api_url: url::Url,
+    /// Link for build statuses when the integration has no `environment_url`.
+    pub public_url: String,
 }
 
 impl RunnerConfig {
@@ -65,6 +68,7 @@ impl RunnerConfig {
             },
             bitbucket_cloud_url,
             bitbucket_cloud_api_url,
+            public_url: "http://localhost".into(),
         }
     }
 }
@@ -142,6 +146,7 @@ pub const HANDLED_KINDS: &[&str] = &[
     "sync_from_parent",
     "notify_deploy_side",
     "reconcile",
+    "build_status",
 ];
 
 impl Runner {
@@ -331,6 +336,7 @@ impl Runner {
             | JobSpec::SyncFromParent { .. }
             | JobSpec::NotifyDeploySide { .. } => deploy_hook::run(&self.context, job, spec).await,
             JobSpec::Reconcile { .. } => reconcile::run(&self.context, job).await,
+            JobSpec::BuildStatus { .. } => status::run(&self.context, job, spec).await,
         }
     }
 }

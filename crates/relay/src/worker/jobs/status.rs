@@ -1,0 +1,74 @@
+//! Build statuses on Bitbucket: the environment's state on the commit it was built from,
+//! linked to the environment's URL.
+
+use relay_bitbucket::{BuildState as Remote, BuildStatus};
+use relay_core::{BuildState, CommitHash, JobSpec};
+use relay_store::jobs::ClaimedJob;
+
+use super::{Context, JobError};
+use crate::bitbucket::AccessError;
+
+pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+    let JobSpec::BuildStatus {
+        environment,
+        commit,
+        state,
+        description,
+    } = spec
+    else {
+        return Err(JobError::permanent("not a build status job"));
+    };
+    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+    let client = context.clients.get(&record, &context.key).await?;
+    // Cloud pull-request payloads carry 12-character hashes; statuses need the full id.
+    let commit = if commit.is_full() {
+        commit
+    } else {
+        client
+            .resolve_commit(commit.as_str())
+            .await
+            .map_err(AccessError::from)?
+    };
+    let url = match &record.environment_url {
+        Some(template) => template.replace("{environment}", &environment),
+        None => context.config.public_url.clone(),
+    };
+    let status = BuildStatus {
+        key: format!("relay-{environment}"),
+        state: match state {
+            BuildState::InProgress => Remote::InProgress,
+            BuildState::Successful => Remote::Successful,
+            BuildState::Failed => Remote::Failed,
+            BuildState::Stopped => Remote::Stopped,
+        },
+        url,
+        name: Some(format!("Environment {environment}")),
+        description: Some(description),
+    };
+    client
+        .set_build_status(&commit, &status)
+        .await
+        .map_err(AccessError::from)?;
+    tracing::info!(environment = %environment, commit = %commit, state = ?state, "build status reported");
+    Ok(())
+}
+
+/// Queues a status for `environment` on `commit`.
+pub async fn report(
+    context: &Context,
+    job: &ClaimedJob,
+    environment: &str,
+    commit: CommitHash,
+    state: BuildState,
+    description: &str,
+) -> Result<(), JobError> {
+    let status = JobSpec::BuildStatus {
+        environment: environment.to_owned(),
+        commit,
+        state,
+        description: description.to_owned(),
+    };
+    relay_store::jobs::enqueue(&context.pool, &job.integration_id, job.delivery_id, &status)
+        .await?;
+    Ok(())
+}
