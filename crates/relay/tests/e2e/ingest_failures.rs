@@ -288,3 +288,93 @@ async fn a_wrong_secret_key_is_503_not_a_crash(pool: PgPool) {
     assert_eq!(response.status(), 503);
     assert_eq!(delivery_count(&pool).await, 0);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_sender_that_trickles_is_cut_off(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        TestServer::start_custom(pool.clone(), 256 * 1024, Duration::from_millis(500)).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /webhooks/bitbucket/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nX-Event-Key: repo:push\r\nX-Hub-Signature: sha256=00\r\n\r\n{{",
+        cloud.id
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the relay must not wait forever");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(delivery_count(&pool).await, 0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn content_types_and_odd_headers_never_cause_a_500(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let url = server.hook_url(&cloud.id);
+    let client = reqwest::Client::new();
+    let json = br#"{"push": {"changes": []}}"#;
+    // Bitbucket always sends JSON; the relay judges the body, not the label.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+        "application/json; charset=utf-16",
+    ] {
+        let response = client
+            .post(&url)
+            .header("content-type", content_type)
+            .header("x-event-key", "repo:push")
+            .header(
+                "x-request-uuid",
+                format!("ct-{content_type}").replace([' ', ';', '=', '/'], "-"),
+            )
+            .header("x-hub-signature", sign(&cloud.webhook_secret, json))
+            .body(&json[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{content_type}");
+    }
+    let form = b"a=1&b=2";
+    let response = client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-event-key", "repo:push")
+        .header("x-hub-signature", sign(&cloud.webhook_secret, form))
+        .body(&form[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // Header values that try to smuggle: control characters and oversized ids are refused.
+    for (name, value) in [
+        ("x-request-uuid", "a\tb"),
+        ("x-request-uuid", &"x".repeat(300)[..]),
+        ("x-event-key", "../../etc"),
+    ] {
+        let response = client
+            .post(&url)
+            .header(
+                "x-event-key",
+                if name == "x-event-key" {
+                    value
+                } else {
+                    "repo:push"
+                },
+            )
+            .header(name, value)
+            .header("x-hub-signature", sign(&cloud.webhook_secret, json))
+            .body(&json[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{name}: {value:?}");
+    }
+}

@@ -5,6 +5,7 @@
 mod api;
 mod bitbucket_admin;
 mod cli;
+mod deploy_side;
 mod faults;
 mod ingest;
 mod ingest_failures;

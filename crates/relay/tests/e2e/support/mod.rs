@@ -38,13 +38,21 @@ impl TestServer {
     }
 
     pub async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
+        Self::start_custom(pool, max_body_bytes, Duration::from_secs(5)).await
+    }
+
+    pub async fn start_custom(
+        pool: PgPool,
+        max_body_bytes: usize,
+        request_timeout: Duration,
+    ) -> Self {
         let state = AppState::new(
             pool,
             key(),
             Arc::new(Metrics::new()),
             relay::http::HttpSettings {
                 max_body_bytes,
-                request_timeout: Duration::from_secs(5),
+                request_timeout,
                 admin_token: Some(SecretString::from(ADMIN_TOKEN)),
                 public_base_url: "https://relay.example.com".into(),
                 ingest_writers: 2,
