@@ -15,3 +15,9 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+# CI (and anyone who sets RELAY_FUZZ_SECONDS) also fuzzes both payload parsers and the
+# signature path for a bounded time.
+if [ -n "${CI:-}" ] || [ -n "${RELAY_FUZZ_SECONDS:-}" ]; then
+  log "fuzzing, ${RELAY_FUZZ_SECONDS:-20}s per target"
+  bash scripts/fuzz.sh "${RELAY_FUZZ_SECONDS:-20}"
+fi
