@@ -176,8 +176,8 @@ pub struct EnvironmentListArgs {
 pub struct JobListArgs {
     #[arg(long)]
     pub integration: Option<String>,
-    /// pending, running, succeeded or dead.
-    #[arg(long, value_parser = ["pending", "running", "succeeded", "dead"])]
+    /// pending, running, succeeded or dead ("failed" is accepted for dead).
+    #[arg(long, value_parser = ["pending", "running", "succeeded", "dead", "failed"])]
     pub state: Option<String>,
     #[arg(long, default_value_t = 100)]
     pub limit: i64,

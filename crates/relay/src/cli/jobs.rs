@@ -14,14 +14,13 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
     let pool = connect(config).await?;
-    let rows = relay_store::jobs::list(
-        &pool,
-        args.integration.as_deref(),
-        None,
-        args.state.as_deref(),
-        args.limit,
-    )
-    .await?;
+    // Failed jobs are the dead-lettered ones: retries are still "pending".
+    let state = args
+        .state
+        .as_deref()
+        .map(|s| if s == "failed" { "dead" } else { s });
+    let rows = relay_store::jobs::list(&pool, args.integration.as_deref(), None, state, args.limit)
+        .await?;
     let values: Vec<_> = rows.iter().map(views::job).collect();
     emit(format, &values, || {
         let table: Vec<Vec<String>> = rows

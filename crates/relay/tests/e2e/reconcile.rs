@@ -259,3 +259,50 @@ async fn build_statuses_follow_the_environment(pool: PgPool) {
         .unwrap();
     assert_eq!(status.state, "STOPPED", "{statuses:?}");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn fork_pull_requests_are_built_from_the_fork_only_when_enabled(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    cloud.fake.create_repo("outsider", "app");
+    cloud
+        .fake
+        .commit_file("outsider", "app", "main", "README", "hello\n", "first");
+    let forked = cloud.fake.commit_file(
+        "outsider",
+        "app",
+        "patch",
+        "evil.sh",
+        "untrusted\n",
+        "patch",
+    );
+    let pr = cloud.fake.open_pull_request(
+        PullRequestSpec::new("team", "app", "patch", "main").from_fork("outsider", "app"),
+    );
+    let env = format!("pr-{pr}");
+
+    cloud.resync().await;
+    assert!(
+        !cloud.environments().await.iter().any(|e| e.0 == env),
+        "forks are untrusted by default"
+    );
+
+    sqlx::query("UPDATE integrations SET build_fork_pull_requests = true, updated_at = now()")
+        .execute(&cloud.pool)
+        .await
+        .unwrap();
+    cloud.resync().await;
+    assert!(
+        cloud.environments().await.iter().any(|e| e.0 == env),
+        "built once enabled"
+    );
+    let mirror = cloud
+        ._data
+        .path()
+        .join("mirrors")
+        .join(format!("{}.git", cloud.id));
+    let fetched = crate::support::git_http::git(
+        &mirror,
+        &["rev-parse", &format!("refs/pull-requests/{pr}/from")],
+    );
+    assert_eq!(fetched, forked, "fetched from the fork");
+}
