@@ -14,10 +14,17 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --workspace --locked
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$results"
 # CI (and anyone who sets RELAY_FUZZ_SECONDS) also fuzzes both payload parsers and the
 # signature path for a bounded time.
 if [ -n "${CI:-}" ] || [ -n "${RELAY_FUZZ_SECONDS:-}" ]; then
   log "fuzzing, ${RELAY_FUZZ_SECONDS:-20}s per target"
   bash scripts/fuzz.sh "${RELAY_FUZZ_SECONDS:-20}"
 fi
+
+# One closing line for the whole suite (cargo prints one per test binary, the last of which
+# is often a doc-test run with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$results"
