@@ -119,6 +119,9 @@ fn run(
         ("http.lowSpeedLimit", "1000".into()),
         ("http.lowSpeedTime", "30".into()),
         ("core.askPass", "true".into()),
+        // Housekeeping belongs to maintenance, not to a job waiting on the network.
+        ("gc.auto", "0".into()),
+        ("maintenance.auto", "false".into()),
     ];
     if let Some(header) = remote.authorization_header() {
         config.push(("http.extraHeader", header));
