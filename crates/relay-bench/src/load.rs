@@ -40,18 +40,55 @@ impl Report {
 pub struct Load {
     url: String,
     secret: String,
-    body: Vec<u8>,
+    bodies: Vec<(String, Vec<u8>)>,
     concurrency: usize,
+}
+
+/// Every fixture body with the event key Bitbucket sends it with.
+pub fn fixtures() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+    let mut out = Vec::new();
+    for dir in ["bitbucket-cloud", "bitbucket-server"] {
+        let mut paths: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let body = std::fs::read(&path)?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let key = match (dir, name.as_str()) {
+                ("bitbucket-server", _) => serde_json::from_slice::<serde_json::Value>(&body)?
+                    ["eventKey"]
+                    .as_str()
+                    .unwrap_or("repo:refs_changed")
+                    .to_owned(),
+                (_, n) if n.starts_with("push") => "repo:push".into(),
+                (_, "pr_declined") => "pullrequest:rejected".into(),
+                (_, n) => format!("pullrequest:{}", n.trim_start_matches("pr_")),
+            };
+            out.push((key, body));
+        }
+    }
+    Ok(out)
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Load {
-    pub fn new(url: String, secret: &str, body: Vec<u8>, concurrency: usize) -> Self {
+    pub fn new(
+        url: String,
+        secret: &str,
+        bodies: Vec<(String, Vec<u8>)>,
+        concurrency: usize,
+    ) -> Self {
         Self {
             url,
             secret: secret.to_owned(),
-            body,
+            bodies,
             concurrency,
         }
     }
@@ -62,30 +99,37 @@ impl Load {
             .pool_max_idle_per_host(self.concurrency)
             .build()
             .unwrap();
-        let signature = relay_core::sign(self.secret.as_bytes(), &self.body);
-        let body = Bytes::from(self.body.clone());
+        let requests: Arc<Vec<(String, Bytes, String)>> = Arc::new(
+            self.bodies
+                .iter()
+                .map(|(key, body)| {
+                    (
+                        key.clone(),
+                        Bytes::from(body.clone()),
+                        relay_core::sign(self.secret.as_bytes(), body),
+                    )
+                })
+                .collect(),
+        );
         let started = Instant::now();
         let deadline = started + duration;
         let mut tasks = Vec::new();
         for _ in 0..self.concurrency {
-            let (client, url, signature, body) = (
-                client.clone(),
-                self.url.clone(),
-                signature.clone(),
-                body.clone(),
-            );
+            let (client, url, requests) = (client.clone(), self.url.clone(), requests.clone());
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
                 while Instant::now() < deadline {
                     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+                    let (event_key, body, signature) =
+                        &requests[usize::try_from(id).unwrap_or(0) % requests.len()];
                     let sent = Instant::now();
                     let response = client
                         .post(&url)
                         .header("content-type", "application/json")
-                        .header("x-event-key", "repo:push")
+                        .header("x-event-key", event_key)
                         .header("x-request-uuid", format!("bench-{id}"))
-                        .header("x-hub-signature", &signature)
+                        .header("x-hub-signature", signature)
                         .body(body.clone())
                         .send()
                         .await;
@@ -138,7 +182,7 @@ pub async fn bare_server(secret: &'static str) -> anyhow::Result<String> {
 /// The database's own limit for the same rows: one INSERT + COMMIT per delivery.
 pub async fn insert_baseline(
     pool: &PgPool,
-    body: &[u8],
+    bodies: &[(String, Vec<u8>)],
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Report> {
@@ -151,18 +195,21 @@ pub async fn insert_baseline(
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (pool, body, counter) = (pool.clone(), body.to_vec(), counter.clone());
+        let (pool, bodies, counter) = (pool.clone(), bodies.to_vec(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let id = counter.fetch_add(1, Ordering::Relaxed);
+                let (event_key, body) = &bodies[usize::try_from(id).unwrap_or(0) % bodies.len()];
                 let sent = Instant::now();
                 let result = sqlx::query(
-                    "INSERT INTO bench_deliveries (integration_id, request_id, event_key, headers, body) VALUES ('bench', $1, 'repo:push', '{\"x-event-key\": \"repo:push\"}', $2)",
+                    "INSERT INTO bench_deliveries (integration_id, request_id, event_key, headers, body) VALUES ('bench', $1, $2, $3, $4)",
                 )
                 .bind(format!("insert-{id}"))
-                .bind(&body)
+                .bind(event_key)
+                .bind(serde_json::json!({ "x-event-key": event_key, "content-type": "application/json" }))
+                .bind(body)
                 .execute(&pool)
                 .await;
                 match result {

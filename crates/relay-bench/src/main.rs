@@ -60,25 +60,26 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
         .connect(database_url)
         .await?;
     relay_store::migrate(&pool).await?;
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/bitbucket-cloud/push.json"
-    ))
-    .context("reading the push fixture")?;
-    println!("ingest benchmark: {concurrency} concurrent senders, {} s per phase, body {} bytes (Cloud repo:push)", duration.as_secs(), body.len());
+    let bodies = load::fixtures()?;
+    let mean = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / bodies.len().max(1);
+    println!(
+        "ingest benchmark: {concurrency} concurrent senders, {} s per phase, bodies: all {} fixtures in turn (mean {mean} bytes)",
+        duration.as_secs(),
+        bodies.len()
+    );
     println!(
         "PostgreSQL: fsync and synchronous_commit as configured on the server (every 2xx durable)"
     );
 
     // (a) HTTP ceiling.
     let ceiling = load::bare_server("bench-secret").await?;
-    let bare = Load::new(ceiling.clone(), "bench-secret", body.clone(), concurrency)
+    let bare = Load::new(ceiling.clone(), "bench-secret", bodies.clone(), concurrency)
         .run(duration)
         .await;
     print_report("bare axum, signature only", &bare, None, None);
 
     // (b) the database's own limit.
-    let inserts = load::insert_baseline(&pool, &body, concurrency, duration).await?;
+    let inserts = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
 
     // The relay, with its processor running.
@@ -130,7 +131,7 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     let relay_run = Load::new(
         url.clone(),
         &created.webhook_secret,
-        body.clone(),
+        bodies.clone(),
         concurrency,
     )
     .run(duration)
@@ -165,7 +166,7 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM deliveries")
         .fetch_one(&pool)
         .await?;
-    let with_processing = Load::new(url, &created.webhook_secret, body.clone(), concurrency)
+    let with_processing = Load::new(url, &created.webhook_secret, bodies.clone(), concurrency)
         .run(duration)
         .await;
     print_report(
