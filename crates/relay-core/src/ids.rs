@@ -43,12 +43,6 @@ impl IntegrationId {
         Ok(Self(raw.to_owned()))
     }
 
-    /// Builds an id from already-random lowercase alphanumerics (the generator lives outside
-    /// this crate because randomness is I/O).
-    pub fn from_random_alphanumeric(raw: String) -> Result<Self, IdError> {
-        Self::parse(&raw)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

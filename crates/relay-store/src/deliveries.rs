@@ -272,13 +272,3 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Delivery, StoreError> {
     .await?
     .ok_or(StoreError::NotFound("delivery"))
 }
-
-pub async fn count_for_integration(pool: &PgPool, integration_id: &str) -> Result<i64, StoreError> {
-    let count = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM deliveries WHERE integration_id = $1"#,
-        integration_id
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(count)
-}
