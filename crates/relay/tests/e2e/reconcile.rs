@@ -306,3 +306,79 @@ async fn fork_pull_requests_are_built_from_the_fork_only_when_enabled(pool: PgPo
     );
     assert_eq!(fetched, forked, "fetched from the fork");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_push_after_a_missed_one_is_healed_through_the_api(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    let server = TestServer::start(cloud.pool.clone()).await;
+    let secret: String = {
+        let record = relay_store::integrations::get(&cloud.pool, &cloud.id)
+            .await
+            .unwrap();
+        secrecy::ExposeSecret::expose_secret(
+            &key()
+                .decrypt(
+                    &record.id,
+                    relay::secrets::SecretField::WebhookSecret,
+                    &record.webhook_secret_ciphertext,
+                )
+                .unwrap(),
+        )
+        .to_owned()
+    };
+    let first = cloud
+        .fake
+        .commit_file("team", "app", "master", "a.txt", "1\n", "one");
+    cloud.resync().await;
+    let head = |envs: &Vec<(String, String, Option<String>)>| {
+        envs.iter()
+            .find(|e| e.0 == "master")
+            .and_then(|e| e.2.clone())
+    };
+    assert_eq!(
+        head(&cloud.environments().await).as_deref(),
+        Some(first.as_str())
+    );
+
+    // Two pushes happen; the webhook of the first never arrives.
+    let missed = cloud
+        .fake
+        .commit_file("team", "app", "master", "a.txt", "2\n", "two");
+    let latest = cloud
+        .fake
+        .commit_file("team", "app", "master", "a.txt", "3\n", "three");
+    let body = std::fs::read_to_string(fixtures_dir().join("bitbucket-cloud/push.json"))
+        .unwrap()
+        .replace("40e7580cf11311d84a6e5e97e2cbba6df1675750", &missed)
+        .replace("141977fedf5cf35aa290ac87d4b5177ac4cd9de1", &latest);
+    let response = post_delivery(
+        &server.hook_url(&cloud.id),
+        IntegrationType::Cloud,
+        "repo:push",
+        "late",
+        body.as_bytes(),
+        Some(sign(&secret, body.as_bytes())),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    // The push does not follow the stored head: the planner does not trust it and asks for a
+    // reconciliation, which sets the head Bitbucket reports.
+    for _ in 0..5 {
+        while cloud.processor.process_next().await.unwrap() > 0 {}
+        while cloud.runner.run_next().await.unwrap() {}
+    }
+    assert_eq!(
+        head(&cloud.environments().await).as_deref(),
+        Some(latest.as_str())
+    );
+    let reconciles: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'reconcile' AND state = 'succeeded'",
+    )
+    .fetch_one(&cloud.pool)
+    .await
+    .unwrap();
+    assert!(
+        reconciles >= 2,
+        "the initial sync and the one the late push asked for"
+    );
+}
