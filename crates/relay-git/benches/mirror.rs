@@ -205,9 +205,6 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
         let mirrored = mirror
             .mirror_branch(&upstream_remote, &branch, Some(&head), deadline)
             .unwrap();
-        if std::env::var("RELAY_BENCH_SPLIT").is_ok() {
-            eprintln!("fetch {:?}", started.elapsed());
-        }
         mirror
             .push(
                 &deploy_relay,

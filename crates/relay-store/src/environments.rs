@@ -10,6 +10,7 @@ use crate::StoreError;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EnvironmentRow {
+    pub id: i64,
     pub integration_id: String,
     pub name: String,
     pub kind: String,
@@ -87,10 +88,7 @@ pub async fn list(
 ) -> Result<Vec<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
-                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
-           FROM environments
+        r#"SELECT * FROM environments
            WHERE ($1::text IS NULL OR integration_id = $1)
            ORDER BY integration_id, name"#,
         integration_id
@@ -106,10 +104,7 @@ pub async fn get(
 ) -> Result<Option<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
-                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
-           FROM environments WHERE integration_id = $1 AND name = $2"#,
+        r#"SELECT * FROM environments WHERE integration_id = $1 AND name = $2"#,
         integration_id,
         name
     )
@@ -124,10 +119,7 @@ pub async fn load_for_planning(
 ) -> Result<Vec<Environment>, StoreError> {
     let rows = sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT integration_id, name, kind, parent, status, branch, head_commit, pr_id,
-                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
-           FROM environments WHERE integration_id = $1 ORDER BY name"#,
+        r#"SELECT * FROM environments WHERE integration_id = $1 ORDER BY name"#,
         integration_id
     )
     .fetch_all(&mut *conn)

@@ -219,6 +219,14 @@ impl Config {
         })
     }
 
+    /// Where Bitbucket Cloud's web/OAuth and REST API live.
+    pub fn cloud_urls(&self) -> crate::bitbucket::CloudUrls {
+        crate::bitbucket::CloudUrls {
+            web: self.bitbucket_cloud_url.clone(),
+            api: self.bitbucket_cloud_api_url.clone(),
+        }
+    }
+
     pub fn require_database_url(&self) -> Result<&SecretString, ConfigError> {
         self.database_url
             .as_ref()

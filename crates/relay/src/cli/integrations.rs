@@ -226,10 +226,7 @@ pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), 
 /// Bitbucket clients with the configured Cloud addresses.
 pub fn clients(config: &Config) -> crate::bitbucket::Clients {
     crate::bitbucket::Clients::new(
-        crate::bitbucket::CloudUrls {
-            web: config.bitbucket_cloud_url.clone(),
-            api: config.bitbucket_cloud_api_url.clone(),
-        },
+        config.cloud_urls(),
         relay_bitbucket::ClientOptions::default(),
     )
 }

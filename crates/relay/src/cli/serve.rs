@@ -53,10 +53,7 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
             // Measured with relay-bench: one writer (larger transactions) beat two, two beat
             // four, four beat eight; while it commits, the next batch gathers.
             ingest_writers: 1,
-            cloud_urls: crate::bitbucket::CloudUrls {
-                web: config.bitbucket_cloud_url.clone(),
-                api: config.bitbucket_cloud_api_url.clone(),
-            },
+            cloud_urls: config.cloud_urls(),
         },
     );
     tokio::spawn(migrate_until_done(
@@ -98,11 +95,7 @@ fn spawn_workers(
     let state_pool = state.pool.clone();
     let resync_interval = config.resync_interval;
     let runner = (config.job_workers > 0).then(|| {
-        let mut runner_config = RunnerConfig::new(
-            config.data_dir.clone(),
-            config.bitbucket_cloud_url.clone(),
-            config.bitbucket_cloud_api_url.clone(),
-        );
+        let mut runner_config = RunnerConfig::new(config.data_dir.clone(), config.cloud_urls());
         runner_config.workers = config.job_workers;
         runner_config.timeout = config.job_timeout;
         runner_config.public_url = config.public_base_url();

@@ -91,11 +91,7 @@ async fn start_receiver(receiver: Receiver) -> String {
 }
 
 fn runner(pool: &PgPool, data: &std::path::Path, max_attempts: i32) -> Runner {
-    let mut config = RunnerConfig::new(
-        data.to_path_buf(),
-        url::Url::parse("http://127.0.0.1:9").unwrap(),
-        url::Url::parse("http://127.0.0.1:9").unwrap(),
-    );
+    let mut config = RunnerConfig::new(data.to_path_buf(), nowhere());
     config.retry = RetrySchedule {
         delays: vec![Duration::from_millis(30)],
         max_attempts,

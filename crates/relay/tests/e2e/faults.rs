@@ -187,6 +187,7 @@ async fn database_down_and_up_under_load_loses_nothing_acknowledged(pool: PgPool
         format!("http://{}/webhooks/bitbucket/{id}", serve.addr),
         secret,
     )];
+    let target_after = target[0].clone();
     let proxy = Arc::new(proxy);
     let flapper = {
         let proxy = proxy.clone();
@@ -209,9 +210,23 @@ async fn database_down_and_up_under_load_loses_nothing_acknowledged(pool: PgPool
         refused > 0,
         "requests were refused while the database was down"
     );
-    // Answered again after it came back, without a restart.
     let late: Vec<&String> = acknowledged.iter().collect();
     assert!(late.len() > 20, "{}", late.len());
+    // Answered again after the database came back, by the same process (no restart).
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let (url, secret) = &target_after;
+    let after = reqwest::Client::new()
+        .post(url)
+        .header("x-event-key", "repo:push")
+        .header("x-request-uuid", "after-recovery")
+        .header("x-hub-signature", sign(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 202, "the relay recovered without a restart");
+    let mut acknowledged = acknowledged;
+    acknowledged.insert("after-recovery".to_owned());
     wait_until_processed(&pool).await;
     assert_stored_and_processed_once(&pool, &acknowledged).await;
     serve.terminate();

@@ -48,11 +48,7 @@ impl World {
             .await
             .unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut config = RunnerConfig::new(
-            data.path().to_path_buf(),
-            url::Url::parse("http://127.0.0.1:9").unwrap(),
-            url::Url::parse("http://127.0.0.1:9").unwrap(),
-        );
+        let mut config = RunnerConfig::new(data.path().to_path_buf(), nowhere());
         config.retry = RetrySchedule {
             delays: vec![Duration::from_millis(50)],
             max_attempts: 3,

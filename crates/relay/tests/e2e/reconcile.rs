@@ -45,8 +45,13 @@ impl Cloud {
         .await
         .unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut config =
-            RunnerConfig::new(data.path().to_path_buf(), fake.base_url(), fake.api_url());
+        let mut config = RunnerConfig::new(
+            data.path().to_path_buf(),
+            relay::bitbucket::CloudUrls {
+                web: fake.base_url(),
+                api: fake.api_url(),
+            },
+        );
         config.retry = RetrySchedule {
             delays: vec![Duration::from_millis(20)],
             max_attempts: 3,

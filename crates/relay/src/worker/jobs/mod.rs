@@ -40,18 +40,13 @@ pub struct RunnerConfig {
     pub timeout: Duration,
     pub sweep_interval: Duration,
     pub retry: RetrySchedule,
-    pub bitbucket_cloud_url: url::Url,
-    pub bitbucket_cloud_api_url: url::Url,
+    pub cloud: crate::bitbucket::CloudUrls,
     /// Link for build statuses when the integration has no `environment_url`.
     pub public_url: String,
 }
 
 impl RunnerConfig {
-    pub fn new(
-        data_dir: PathBuf,
-        bitbucket_cloud_url: url::Url,
-        bitbucket_cloud_api_url: url::Url,
-    ) -> Self {
+    pub fn new(data_dir: PathBuf, cloud: crate::bitbucket::CloudUrls) -> Self {
         Self {
             workers: 4,
             data_dir,
@@ -66,8 +61,7 @@ impl RunnerConfig {
                     .to_vec(),
                 max_attempts: 8,
             },
-            bitbucket_cloud_url,
-            bitbucket_cloud_api_url,
+            cloud,
             public_url: "http://localhost".into(),
         }
     }
@@ -154,10 +148,7 @@ impl Runner {
         Self {
             context: Arc::new(Context {
                 clients: crate::bitbucket::Clients::new(
-                    crate::bitbucket::CloudUrls {
-                        web: config.bitbucket_cloud_url.clone(),
-                        api: config.bitbucket_cloud_api_url.clone(),
-                    },
+                    config.cloud.clone(),
                     relay_bitbucket::ClientOptions::default(),
                 ),
                 pool,

@@ -56,10 +56,7 @@ impl TestServer {
                 admin_token: Some(SecretString::from(ADMIN_TOKEN)),
                 public_base_url: "https://relay.example.com".into(),
                 ingest_writers: 2,
-                cloud_urls: relay::bitbucket::CloudUrls {
-                    web: url::Url::parse("http://127.0.0.1:9").unwrap(),
-                    api: url::Url::parse("http://127.0.0.1:9").unwrap(),
-                },
+                cloud_urls: nowhere(),
             },
         );
         state
@@ -252,4 +249,13 @@ pub fn postgres_addr() -> SocketAddr {
     format!("{host}:{}", url.port().unwrap_or(5432))
         .parse()
         .unwrap()
+}
+
+/// Bitbucket Cloud addresses where nothing listens, for tests that must not reach one.
+pub fn nowhere() -> relay::bitbucket::CloudUrls {
+    let url = url::Url::parse("http://127.0.0.1:9").unwrap();
+    relay::bitbucket::CloudUrls {
+        web: url.clone(),
+        api: url,
+    }
 }
