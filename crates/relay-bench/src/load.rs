@@ -190,6 +190,20 @@ pub async fn insert_baseline(
     sqlx::query("CREATE TABLE bench_deliveries (LIKE deliveries INCLUDING ALL)")
         .execute(pool)
         .await?;
+    // Its own connections, without the pool's health check before each use: one round trip
+    // per delivery, the least a single-row INSERT + COMMIT can cost.
+    let pool = &sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(concurrency).unwrap_or(64))
+        .min_connections(u32::try_from(concurrency).unwrap_or(64))
+        .test_before_acquire(false)
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
+    // Every connection open before the clock starts.
+    let mut warm = Vec::new();
+    for _ in 0..concurrency {
+        warm.push(pool.acquire().await?);
+    }
+    drop(warm);
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;

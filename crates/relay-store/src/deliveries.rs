@@ -82,22 +82,18 @@ pub async fn insert(pool: &PgPool, delivery: &NewDelivery) -> Result<InsertOutco
     Ok(insert_in(&mut conn, delivery).await?)
 }
 
-/// Group commit: stores `batch` in one transaction, so many concurrent deliveries share one
-/// WAL flush. Every `Stored` answer is durable once this returns. If the batch fails for a
-/// reason other than the database being down (one row's integration was deleted meanwhile),
-/// each delivery is retried alone so one bad row cannot fail the others.
+/// Group commit: stores `batch` with one statement on `conn`, so many concurrent deliveries
+/// share one round trip and one WAL flush. The statement runs in its own implicit
+/// transaction (no BEGIN/COMMIT round trips): it is atomic, and every `Stored` answer is
+/// durable once this returns. If the batch fails for a reason other than the database being
+/// down (one row's integration was deleted meanwhile), each delivery is retried alone so one
+/// bad row cannot fail the others.
 pub async fn insert_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     batch: &[NewDelivery],
 ) -> Vec<Result<InsertOutcome, InsertError>> {
-    let attempt = async {
-        let mut tx = pool.begin().await?;
-        let outcomes = insert_many(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>(outcomes)
-    };
-    match attempt.await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+    match insert_many(conn, batch).await {
+        Ok(outcomes) => outcomes,
         Err(err) if err.is_unavailable() => batch
             .iter()
             .map(|_| Err(InsertError::Unavailable))
@@ -105,7 +101,7 @@ pub async fn insert_batch(
         Err(_) if batch.len() > 1 => {
             let mut results = Vec::with_capacity(batch.len());
             for delivery in batch {
-                results.push(insert(pool, delivery).await);
+                results.push(insert_in(conn, delivery).await.map_err(InsertError::from));
             }
             results
         }
@@ -116,11 +112,12 @@ pub async fn insert_batch(
 /// One multi-row INSERT for the whole batch. Identity values are drawn in the order rows are
 /// produced, and the rows are produced in input order, so sorting the returned ids recovers
 /// which input each belongs to: inputs with a request id are matched by key, those without
-/// (never in conflict) by position.
+/// (never in conflict) by position. The outer error is the batch statement's, which wrote
+/// nothing; once it has committed, each row gets its own answer.
 async fn insert_many(
     conn: &mut PgConnection,
     batch: &[NewDelivery],
-) -> Result<Vec<InsertOutcome>, StoreError> {
+) -> Result<Vec<Result<InsertOutcome, InsertError>>, StoreError> {
     let integration_ids: Vec<String> = batch.iter().map(|d| d.integration_id.clone()).collect();
     let request_ids: Vec<Option<String>> = batch.iter().map(|d| d.request_id.clone()).collect();
     let event_keys: Vec<String> = batch.iter().map(|d| d.event_key.clone()).collect();
@@ -165,15 +162,15 @@ async fn insert_many(
             None => anonymous
                 .pop_front()
                 .map(InsertOutcome::Stored)
-                .ok_or_else(|| StoreError::Corrupt("a batch row went missing".into()))?,
+                .ok_or_else(|| InsertError::Failed("a batch row went missing".into())),
             Some(request_id) => {
                 let key = (delivery.integration_id.clone(), request_id.clone());
                 match by_key.remove(&key) {
-                    Some(id) => InsertOutcome::Stored(id),
+                    Some(id) => Ok(InsertOutcome::Stored(id)),
                     // Stored before, or earlier in this same batch.
                     None => match earlier_in_batch(&outcomes, batch, delivery) {
-                        Some(id) => InsertOutcome::Duplicate(id),
-                        None => insert_in(conn, delivery).await?,
+                        Some(id) => Ok(InsertOutcome::Duplicate(id)),
+                        None => insert_in(conn, delivery).await.map_err(InsertError::from),
                     },
                 }
             }
@@ -185,15 +182,17 @@ async fn insert_many(
 
 /// The id given to an earlier delivery of the same batch with the same request id.
 fn earlier_in_batch(
-    outcomes: &[InsertOutcome],
+    outcomes: &[Result<InsertOutcome, InsertError>],
     batch: &[NewDelivery],
     delivery: &NewDelivery,
 ) -> Option<i64> {
     outcomes.iter().zip(batch).find_map(|(outcome, earlier)| {
         let same = earlier.integration_id == delivery.integration_id
             && earlier.request_id == delivery.request_id;
-        let (InsertOutcome::Stored(id) | InsertOutcome::Duplicate(id)) = *outcome;
-        same.then_some(id)
+        match outcome {
+            Ok(InsertOutcome::Stored(id) | InsertOutcome::Duplicate(id)) if same => Some(*id),
+            _ => None,
+        }
     })
 }
 

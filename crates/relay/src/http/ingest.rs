@@ -2,14 +2,18 @@
 //!
 //! Each request hands its delivery to a queue and waits for its own answer. A few writer
 //! tasks take whatever is queued at that moment (never waiting for more: the first request
-//! of a batch is held only as long as the previous commit takes) and store it in one
-//! transaction, so concurrent deliveries share one WAL flush instead of paying one each.
-//! A request is answered only after the transaction holding its row has committed.
+//! of a batch is held only as long as the previous commit takes) and store it with one
+//! autocommitted statement, so concurrent deliveries share one round trip and one WAL flush
+//! instead of paying one each.
+//! A request is answered only after the statement holding its row has committed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use relay_store::deliveries::{self, InsertError, InsertOutcome, NewDelivery};
 use relay_store::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 struct Pending {
@@ -58,6 +62,7 @@ async fn write_batches(
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     max_batch: usize,
 ) {
+    let mut held = HeldConnection::default();
     loop {
         let mut batch = Vec::new();
         {
@@ -75,11 +80,70 @@ async fn write_batches(
         }
         let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) =
             batch.into_iter().map(|p| (p.delivery, p.reply)).unzip();
-        let results = deliveries::insert_batch(&pool, &deliveries).await;
+        let results = match held.get(&pool).await {
+            Ok(conn) => deliveries::insert_batch(conn, &deliveries).await,
+            Err(()) => deliveries
+                .iter()
+                .map(|_| Err(InsertError::Unavailable))
+                .collect(),
+        };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(InsertError::Unavailable)))
+        {
+            // The connection may be the broken part: the next batch starts on a fresh one.
+            held.drop_connection();
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             // The requester may have gone (client hung up); its row is stored all the same and
             // Bitbucket's retry will be answered as a duplicate.
             let _ = reply.send(result);
+        }
+    }
+}
+
+/// A writer keeps its connection between batches: taking one from the pool costs a health
+/// check round trip each time, as much as the batch's own statement. A connection left idle
+/// for a while goes back, so a database restart between bursts is caught by that check
+/// instead of failing the next batch.
+#[derive(Default)]
+struct HeldConnection {
+    conn: Option<(PoolConnection<Postgres>, Instant)>,
+}
+
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+impl HeldConnection {
+    async fn get(&mut self, pool: &PgPool) -> Result<&mut PgConnection, ()> {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|(_, used)| used.elapsed() > IDLE_RECHECK)
+        {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match pool.acquire().await {
+                Ok(conn) => self.conn = Some((conn, Instant::now())),
+                Err(err) => {
+                    tracing::warn!(error = %err, "no database connection for the ingest writer");
+                    return Err(());
+                }
+            }
+        }
+        match self.conn.as_mut() {
+            Some((conn, used)) => {
+                *used = Instant::now();
+                Ok(&mut **conn)
+            }
+            None => Err(()),
+        }
+    }
+
+    fn drop_connection(&mut self) {
+        if let Some((conn, _)) = self.conn.take() {
+            // Not returned to the pool: a connection that just failed may be half-closed.
+            drop(conn.detach());
         }
     }
 }
