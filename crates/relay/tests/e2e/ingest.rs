@@ -230,3 +230,48 @@ async fn health_readiness_and_metrics(pool: PgPool) {
     let ready = reqwest::get(server.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+/// A batch is one autocommitted statement: when one of its rows cannot be stored, the others
+/// are stored exactly once each (none twice, none lost) and each gets its own answer.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_with_one_bad_row_stores_the_others_once(pool: PgPool) {
+    use relay_store::deliveries::{insert_batch, InsertError, InsertOutcome, NewDelivery};
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let delivery = |integration_id: &str, request_id: Option<&str>| NewDelivery {
+        integration_id: integration_id.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        event_key: "repo:push".into(),
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+    };
+    let batch = [
+        delivery(&integration.id, None),
+        delivery("no-such-integration", None),
+        delivery(&integration.id, Some("r-1")),
+        delivery(&integration.id, Some("r-1")),
+        delivery(&integration.id, None),
+    ];
+    let mut conn = pool.acquire().await.unwrap();
+    let results = insert_batch(&mut conn, &batch).await;
+    assert!(
+        matches!(results[0], Ok(InsertOutcome::Stored(_))),
+        "{results:?}"
+    );
+    assert_eq!(results[1], Err(InsertError::UnknownIntegration));
+    let Ok(InsertOutcome::Stored(first)) = results[2] else {
+        panic!("{results:?}");
+    };
+    assert_eq!(results[3], Ok(InsertOutcome::Duplicate(first)));
+    assert!(
+        matches!(results[4], Ok(InsertOutcome::Stored(_))),
+        "{results:?}"
+    );
+    assert_eq!(delivery_count(&pool).await, 3);
+
+    // The same batch again: every row with a request id is a duplicate, and only the anonymous
+    // ones (which Bitbucket never sends) are new.
+    let again = insert_batch(&mut conn, &batch).await;
+    assert_eq!(again[2], Ok(InsertOutcome::Duplicate(first)));
+    assert_eq!(again[3], Ok(InsertOutcome::Duplicate(first)));
+    assert_eq!(delivery_count(&pool).await, 5);
+}
