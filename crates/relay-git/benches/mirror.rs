@@ -157,9 +157,14 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// Medians of each half and of the whole, per side.
 struct Figures {
     relay: Duration,
+    relay_fetch: Duration,
+    relay_push: Duration,
     cli: Duration,
+    cli_fetch: Duration,
+    cli_push: Duration,
 }
 
 fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
@@ -193,8 +198,8 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
         RemoteAccess::anonymous(dir.path().join("deploy-relay.git").to_str().unwrap());
     let deploy_cli = dir.path().join("deploy-cli.git");
 
-    let mut relay_times = Vec::new();
-    let mut cli_times = Vec::new();
+    let (mut relay_times, mut relay_fetch, mut relay_push) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cli_times, mut cli_fetch, mut cli_push) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let branch = format!("branch-{}", (round * 31) % branches.max(1));
         let head = commit_on(&bare, &branch, round);
@@ -205,6 +210,8 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
         let mirrored = mirror
             .mirror_branch(&upstream_remote, &branch, Some(&head), deadline)
             .unwrap();
+        relay_fetch.push(started.elapsed());
+        let pushing = Instant::now();
         mirror
             .push(
                 &deploy_relay,
@@ -215,6 +222,7 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
                 deadline,
             )
             .unwrap();
+        relay_push.push(pushing.elapsed());
         relay_times.push(started.elapsed());
         assert_eq!(mirrored, head);
 
@@ -229,6 +237,8 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
                 &format!("+{reference}:{reference}"),
             ],
         );
+        cli_fetch.push(started.elapsed());
+        let pushing = Instant::now();
         git(
             &cli_mirror,
             &[
@@ -238,11 +248,16 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
                 &format!("+{reference}:{reference}"),
             ],
         );
+        cli_push.push(pushing.elapsed());
         cli_times.push(started.elapsed());
     }
     Figures {
         relay: median(relay_times),
+        relay_fetch: median(relay_fetch),
+        relay_push: median(relay_push),
         cli: median(cli_times),
+        cli_fetch: median(cli_fetch),
+        cli_push: median(cli_push),
     }
 }
 
@@ -258,15 +273,27 @@ fn main() {
         (format!("{:>5} branches", 10), &few),
         (format!("{branches:>5} branches"), &many),
     ] {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{label}: relay-git {:>7.1} ms | git CLI {:>7.1} ms | relay/CLI ratio {:.2}",
-            figures.relay.as_secs_f64() * 1000.0,
-            figures.cli.as_secs_f64() * 1000.0,
+            "{label}: relay-git {:>6.1} ms (fetch {:>5.1} + push {:>5.1}) | git CLI {:>6.1} ms (fetch {:>5.1} + push {:>5.1}) | relay/CLI ratio {:.2}",
+            ms(figures.relay),
+            ms(figures.relay_fetch),
+            ms(figures.relay_push),
+            ms(figures.cli),
+            ms(figures.cli_fetch),
+            ms(figures.cli_push),
             figures.relay.as_secs_f64() / figures.cli.as_secs_f64(),
         );
     }
     println!(
         "relay-git with {branches} branches vs 10 branches: {:.2}x (1.0 = independent of untouched refs)",
         many.relay.as_secs_f64() / few.relay.as_secs_f64()
+    );
+    println!(
+        "  fetch alone: {:.2}x (relay) vs {:.2}x (git CLI); push alone: {:.2}x (relay) vs {:.2}x (git CLI)",
+        many.relay_fetch.as_secs_f64() / few.relay_fetch.as_secs_f64(),
+        many.cli_fetch.as_secs_f64() / few.cli_fetch.as_secs_f64(),
+        many.relay_push.as_secs_f64() / few.relay_push.as_secs_f64(),
+        many.cli_push.as_secs_f64() / few.cli_push.as_secs_f64(),
     );
 }

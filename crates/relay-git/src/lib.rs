@@ -9,6 +9,8 @@
 //! travel as an `Authorization` header on each request.
 
 mod error;
+mod fetch_view;
+mod maintenance;
 mod mirror;
 mod remote;
 mod transport;

@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use git2::{Oid, Repository};
 
+use crate::fetch_view::FetchView;
 use crate::{GitError, RemoteAccess};
 
 pub struct Mirror {
     repo: Repository,
     path: PathBuf,
+    default_branch: Option<String>,
 }
 
 /// A ref to push: `src` is a local ref (force-pushed), or `None` to delete `dst` remotely.
@@ -54,7 +56,17 @@ impl Mirror {
             std::fs::create_dir_all(&path).map_err(|e| storage(&e))?;
             Repository::init_bare(&path).map_err(|e| storage(&e.message()))?
         };
-        Ok(Self { repo, path })
+        Ok(Self {
+            repo,
+            path,
+            default_branch: None,
+        })
+    }
+
+    /// The repository's default branch, which fetches use as common ground with Bitbucket.
+    pub fn with_default_branch(mut self, branch: Option<&str>) -> Self {
+        self.default_branch = branch.map(str::to_owned);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +92,7 @@ impl Mirror {
         deadline: Instant,
     ) -> Result<String, GitError> {
         let local = crate::branch_ref(branch);
-        self.fetch_one(remote, &local, &local, deadline)?;
+        self.fetch_one(remote, &local, &local, &self.anchors(None), deadline)?;
         let fetched = self
             .repo
             .refname_to_id(&local)
@@ -110,6 +122,7 @@ impl Mirror {
             source,
             &crate::branch_ref(&build.source_branch),
             &from_ref,
+            &self.anchors(Some(&build.target_branch)),
             deadline,
         )?;
         let fetched = self.repo.refname_to_id(&from_ref).map_err(|_| {
@@ -136,7 +149,13 @@ impl Mirror {
             });
         }
         let target_ref = crate::branch_ref(&build.target_branch);
-        self.fetch_one(target, &target_ref, &target_ref, deadline)?;
+        self.fetch_one(
+            target,
+            &target_ref,
+            &target_ref,
+            &self.anchors(None),
+            deadline,
+        )?;
         let target_oid = self.repo.refname_to_id(&target_ref).map_err(|_| {
             GitError::NotFound(format!(
                 "branch {} on {}",
@@ -217,19 +236,55 @@ impl Mirror {
         crate::transport::push(&self.path, remote, &specs, deadline)
     }
 
+    /// Fetches `remote_ref` into `local_ref` through a [`FetchView`] holding `local_ref` and
+    /// `anchors` (refs the new commits most likely build on), so the fetch costs the same
+    /// whatever the number of other refs in the mirror; then sets `local_ref` in the mirror.
     fn fetch_one(
         &self,
         remote: &RemoteAccess,
         remote_ref: &str,
         local_ref: &str,
+        anchors: &[String],
         deadline: Instant,
     ) -> Result<(), GitError> {
+        let mut refs: Vec<(String, Oid)> = Vec::new();
+        for name in std::iter::once(local_ref).chain(anchors.iter().map(String::as_str)) {
+            if let Ok(oid) = self.repo.refname_to_id(name) {
+                refs.push((name.to_owned(), oid));
+            }
+        }
+        let view = FetchView::prepare(&self.path, &refs)?;
         crate::transport::fetch(
-            &self.path,
+            view.path(),
             remote,
             &format!("+{remote_ref}:{local_ref}"),
             deadline,
-        )
+        )?;
+        let fetched = view
+            .adopt_into(&self.path, local_ref)?
+            .ok_or_else(|| GitError::NotFound(format!("{remote_ref} on {}", remote.url())))?;
+        self.repo
+            .reference(local_ref, fetched, true, "relay: fetch")?;
+        self.maintain(deadline);
+        Ok(())
+    }
+
+    /// The refs a fetch offers as common ground besides the ref it updates: `extra` and the
+    /// default branch (what new branches fork from; `main` and `master` when unknown).
+    fn anchors(&self, extra: Option<&str>) -> Vec<String> {
+        let mut anchors: Vec<String> = extra.map(crate::branch_ref).into_iter().collect();
+        match &self.default_branch {
+            Some(branch) => anchors.push(crate::branch_ref(branch)),
+            None => anchors.extend(["refs/heads/main".into(), "refs/heads/master".into()]),
+        }
+        anchors
+    }
+
+    /// Repacks and refreshes the commit-graph once enough has piled up since the last time.
+    fn maintain(&self, deadline: Instant) {
+        if crate::maintenance::needed(&self.path) {
+            crate::maintenance::run(&self.path, deadline);
+        }
     }
 
     /// A commit from a full or abbreviated hash, if the mirror has it.

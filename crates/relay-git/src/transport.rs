@@ -106,12 +106,33 @@ struct Output {
     stderr: String,
 }
 
+/// Runs a local git command (no network, no credentials) in `git_dir`; whether it succeeded.
+pub(crate) fn local(git_dir: &Path, args: &[&str], deadline: Instant) -> Result<bool, GitError> {
+    let mut command = command(git_dir, args, None);
+    command.stdout(Stdio::null());
+    let child = command
+        .spawn()
+        .map_err(|e| GitError::Git(format!("cannot run git: {e}")))?;
+    let output = wait(child, deadline, &git_dir.display().to_string())?;
+    if !output.success {
+        tracing::warn!(repository = %git_dir.display(), command = args.first().copied().unwrap_or(""), error = output.stderr.trim(), "git housekeeping failed");
+    }
+    Ok(output.success)
+}
+
 fn run(
     git_dir: &Path,
     remote: &RemoteAccess,
     args: &[&str],
     deadline: Instant,
 ) -> Result<Output, GitError> {
+    let child = command(git_dir, args, remote.authorization_header())
+        .spawn()
+        .map_err(|e| GitError::Git(format!("cannot run git: {e}")))?;
+    wait(child, deadline, remote.url())
+}
+
+fn command(git_dir: &Path, args: &[&str], authorization: Option<String>) -> Command {
     let mut config: Vec<(&str, String)> = vec![
         ("protocol.version", "2".into()),
         ("credential.helper", String::new()),
@@ -122,8 +143,11 @@ fn run(
         // Housekeeping belongs to maintenance, not to a job waiting on the network.
         ("gc.auto", "0".into()),
         ("maintenance.auto", "false".into()),
+        // A fetch view (fetch_view.rs) borrows the mirror's objects; the mirror's refs stay
+        // out of its negotiation and connectivity check.
+        ("core.alternateRefsCommand", "true".into()),
     ];
-    if let Some(header) = remote.authorization_header() {
+    if let Some(header) = authorization {
         config.push(("http.extraHeader", header));
     }
     let mut command = Command::new("git");
@@ -144,10 +168,7 @@ fn run(
             .env(format!("GIT_CONFIG_KEY_{n}"), key)
             .env(format!("GIT_CONFIG_VALUE_{n}"), value);
     }
-    let child = command
-        .spawn()
-        .map_err(|e| GitError::Git(format!("cannot run git: {e}")))?;
-    wait(child, deadline, remote.url())
+    command
 }
 
 fn wait(mut child: Child, deadline: Instant, url: &str) -> Result<Output, GitError> {

@@ -345,3 +345,100 @@ fn credentials_leave_the_url() {
     assert_eq!(remote.url(), "https://git.example.com/app.git");
     assert!(!format!("{remote:?}").contains("s3cret"));
 }
+
+/// Fetches go through a view of the mirror that holds only the ref being fetched and its
+/// anchors; what arrives ends up in the mirror itself, and a ref left in the view by an
+/// interrupted fetch neither shadows the mirror's value nor survives the next fetch.
+#[test]
+fn fetches_land_in_the_mirror_and_leave_the_view_clean() {
+    let up = Upstream::new();
+    let (_data, mirror) = mirror();
+    let mirror = mirror.with_default_branch(Some("main"));
+    let main = up.commit("main", "m.txt", "1\n");
+    assert_eq!(
+        mirror
+            .mirror_branch(&up.url(), "main", None, deadline())
+            .unwrap(),
+        main
+    );
+    let first = up.commit("feature", "a.txt", "1\n");
+    mirror
+        .mirror_branch(&up.url(), "feature", Some(&first), deadline())
+        .unwrap();
+    let view = mirror.path().join("relay-fetch");
+    assert!(!view.join("refs/heads/feature").exists());
+    assert!(std::fs::read_dir(view.join("objects/pack"))
+        .unwrap()
+        .next()
+        .is_none());
+
+    // An interrupted fetch left a stale loose ref behind.
+    std::fs::create_dir_all(view.join("refs/heads")).unwrap();
+    std::fs::write(view.join("refs/heads/feature"), format!("{main}\n")).unwrap();
+    let second = up.commit("feature", "a.txt", "2\n");
+    assert_eq!(
+        mirror
+            .mirror_branch(&up.url(), "feature", Some(&second), deadline())
+            .unwrap(),
+        second
+    );
+    assert!(!view.join("refs/heads/feature").exists());
+
+    // The objects are the mirror's own: a fresh clone of it has the new commit.
+    let check = tempfile::tempdir().unwrap();
+    git(
+        check.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            mirror.path().to_str().unwrap(),
+            "copy.git",
+        ],
+    );
+    assert_eq!(
+        git(
+            &check.path().join("copy.git"),
+            &["rev-parse", "refs/heads/feature"]
+        ),
+        second
+    );
+    git(
+        mirror.path(),
+        &["fsck", "--no-progress", "--connectivity-only"],
+    );
+}
+
+/// Housekeeping rolls many small packs up and writes a commit-graph, so lookups and
+/// ancestry walks stay cheap as fetches pile up.
+#[test]
+fn many_fetches_are_rolled_up_by_housekeeping() {
+    let up = Upstream::new();
+    let (_data, mirror) = mirror();
+    let mut head = String::new();
+    for n in 0..24 {
+        // Enough objects per round that each fetch keeps a pack of its own.
+        for f in 0..110 {
+            std::fs::write(up.work.join(format!("f{f}.txt")), format!("{n} {f}\n")).unwrap();
+        }
+        head = up.commit("main", "round.txt", &format!("{n}\n"));
+        mirror
+            .mirror_branch(&up.url(), "main", Some(&head), deadline())
+            .unwrap();
+    }
+    let packs = std::fs::read_dir(mirror.path().join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs <= 16, "{packs} packs left");
+    assert!(
+        mirror.path().join("objects/info/commit-graphs").exists()
+            || mirror.path().join("objects/info/commit-graph").exists()
+    );
+    assert_eq!(mirror.resolve("refs/heads/main"), Some(head));
+    git(
+        mirror.path(),
+        &["fsck", "--no-progress", "--connectivity-only"],
+    );
+}

@@ -18,12 +18,14 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
     let data_dir = context.config.data_dir.clone();
     let deadline = Instant::now() + context.config.timeout;
     let integration_id = job.integration_id.clone();
+    let default_branch = record.default_branch.clone();
 
     match spec {
         JobSpec::MirrorBranch { branch, commit } => {
             let remote = bitbucket_remote(context, &record, "").await?;
             let outcome = blocking(move || {
-                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                let mirror = Mirror::open(&data_dir, &integration_id)?
+                    .with_default_branch(default_branch.as_deref());
                 let head =
                     match mirror.mirror_branch(&remote, &branch, Some(commit.as_str()), deadline) {
                         Ok(head) => head,
@@ -53,7 +55,8 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
         }
         JobSpec::DeleteRef { name } => {
             blocking(move || {
-                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                let mirror = Mirror::open(&data_dir, &integration_id)?
+                    .with_default_branch(default_branch.as_deref());
                 mirror.delete_ref(&name)?;
                 if let (Some(deploy), Some(target)) = (&deploy, deployed_name(&name)) {
                     push(
@@ -96,7 +99,8 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
             };
             let env_name = environment.clone();
             let outcome = blocking(move || {
-                let mirror = Mirror::open(&data_dir, &integration_id)?;
+                let mirror = Mirror::open(&data_dir, &integration_id)?
+                    .with_default_branch(default_branch.as_deref());
                 let outcome = match mirror.build_pull_request(&source, &target, &build, deadline) {
                     // The source branch is gone: the pull request was closed or its branch
                     // deleted, and that event follows. Nothing to build.
