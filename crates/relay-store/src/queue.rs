@@ -68,11 +68,18 @@ pub struct Finished {
 /// still waiting out its backoff holds back the ones behind it: order first.
 pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, StoreError> {
     let mut tx = pool.begin().await?;
+    // One index probe per integration for its oldest pending delivery, rather than grouping
+    // every pending row: with a backlog of many thousands (measured in relay-bench) that
+    // scan made each claim cost as much as the backlog was long.
     let candidates = sqlx::query_scalar!(
-        r#"SELECT integration_id AS "integration_id!" FROM deliveries
-           WHERE status = 'pending'
-           GROUP BY integration_id
-           ORDER BY min(id)
+        r#"SELECT i.id AS "integration_id!" FROM integrations i
+           CROSS JOIN LATERAL (
+               SELECT d.id FROM deliveries d
+               WHERE d.integration_id = i.id AND d.status = 'pending'
+               ORDER BY d.id
+               LIMIT 1
+           ) oldest
+           ORDER BY oldest.id
            LIMIT 32"#
     )
     .fetch_all(&mut *tx)
