@@ -60,6 +60,9 @@ ensure_role_and_database() {
     END \$\$;" >/dev/null
   if [ "$(pg_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
     pg_admin "CREATE DATABASE $db OWNER relay" >/dev/null
+  else
+    # A database made by hand (as postgres) would leave the relay role unable to use it.
+    pg_admin "ALTER DATABASE $db OWNER TO relay" >/dev/null
   fi
 }
 
