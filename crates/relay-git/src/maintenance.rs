@@ -24,7 +24,11 @@ pub(crate) fn needed(git_dir: &Path) -> bool {
         .map(|entries| {
             entries
                 .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .filter(|e| {
+                    // Not a repack's temporary files, should one have been killed.
+                    e.file_name().to_string_lossy().starts_with("pack-")
+                        && e.path().extension().is_some_and(|x| x == "pack")
+                })
                 .count()
         })
         .unwrap_or(0);

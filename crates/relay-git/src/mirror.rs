@@ -265,7 +265,6 @@ impl Mirror {
             .ok_or_else(|| GitError::NotFound(format!("{remote_ref} on {}", remote.url())))?;
         self.repo
             .reference(local_ref, fetched, true, "relay: fetch")?;
-        self.maintain(deadline);
         Ok(())
     }
 
@@ -280,10 +279,12 @@ impl Mirror {
         anchors
     }
 
-    /// Repacks and refreshes the commit-graph once enough has piled up since the last time.
-    fn maintain(&self, deadline: Instant) {
+    /// Repacks and refreshes the commit-graph once enough has piled up since the last time;
+    /// meant for the end of a job, after its push, and given at most `budget`. Failures are
+    /// logged and left for next time: they never fail the job.
+    pub fn housekeep(&self, budget: std::time::Duration) {
         if crate::maintenance::needed(&self.path) {
-            crate::maintenance::run(&self.path, deadline);
+            crate::maintenance::run(&self.path, Instant::now() + budget);
         }
     }
 

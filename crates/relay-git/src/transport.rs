@@ -1,4 +1,5 @@
-//! Network transport through the `git` command line; everything local stays in git2.
+//! The `git` command line: network transfers, and the mirror's housekeeping (repack,
+//! commit-graph). Objects, refs and merges stay in git2.
 //!
 //! libgit2 speaks only protocol v0/v1, where the server advertises every ref and the client
 //! offers every local ref in negotiation: measured in `benches/mirror.rs`, mirroring one

@@ -33,8 +33,9 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Ingestor {
-    /// `writers` transactions may be in flight at once, each with up to `max_batch` rows.
-    pub fn start(pool: PgPool, writers: usize, max_batch: usize) -> Self {
+    /// `writers` batches may be in flight at once, each with up to `max_batch` rows; a batch
+    /// not stored within `batch_timeout` is answered `Unavailable`.
+    pub fn start(pool: PgPool, writers: usize, max_batch: usize, batch_timeout: Duration) -> Self {
         let (queue, receiver) = mpsc::channel::<Pending>(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
@@ -42,6 +43,7 @@ impl Ingestor {
                 pool.clone(),
                 receiver.clone(),
                 max_batch.max(1),
+                batch_timeout,
             ));
         }
         Self { queue }
@@ -61,6 +63,7 @@ async fn write_batches(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     max_batch: usize,
+    batch_timeout: Duration,
 ) {
     let mut held = HeldConnection::default();
     loop {
@@ -80,18 +83,36 @@ async fn write_batches(
         }
         let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) =
             batch.into_iter().map(|p| (p.delivery, p.reply)).unzip();
-        let results = match held.get(&pool).await {
-            Ok(conn) => deliveries::insert_batch(conn, &deliveries).await,
-            Err(()) => deliveries
+        let unavailable = || {
+            deliveries
                 .iter()
                 .map(|_| Err(InsertError::Unavailable))
-                .collect(),
+                .collect::<Vec<_>>()
         };
-        if results
-            .iter()
-            .any(|r| matches!(r, Err(InsertError::Unavailable)))
-        {
-            // The connection may be the broken part: the next batch starts on a fresh one.
+        let results = match held.get(&pool).await {
+            // A half-open connection would otherwise hold every request until the kernel
+            // gives up on it (minutes); Bitbucket waits 10 s.
+            Ok(conn) => {
+                tokio::time::timeout(batch_timeout, deliveries::insert_batch(conn, &deliveries))
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::error!(
+                            rows = deliveries.len(),
+                            "storing a batch of deliveries timed out"
+                        );
+                        unavailable()
+                    })
+            }
+            Err(()) => unavailable(),
+        };
+        if results.iter().any(|r| {
+            matches!(
+                r,
+                Err(InsertError::Unavailable) | Err(InsertError::Failed(_))
+            )
+        }) {
+            // The connection may be the broken part (or mid-statement after a timeout): the next
+            // batch starts on a fresh one.
             held.drop_connection();
         }
         for (reply, result) in replies.into_iter().zip(results) {

@@ -65,7 +65,14 @@ impl AppState {
         settings: HttpSettings,
     ) -> Self {
         Self {
-            ingestor: Ingestor::start(pool.clone(), settings.ingest_writers, 256),
+            ingestor: Ingestor::start(
+                pool.clone(),
+                settings.ingest_writers,
+                256,
+                // Well inside the request timeout, so a stuck database is a 503 that
+                // Bitbucket retries rather than a timeout it does not.
+                (settings.request_timeout / 2).min(std::time::Duration::from_secs(5)),
+            ),
             credentials: Arc::new(CredentialCache::new(Duration::from_secs(5))),
             clients: Arc::new(crate::bitbucket::Clients::new(
                 settings.cloud_urls,

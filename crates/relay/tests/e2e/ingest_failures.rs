@@ -378,3 +378,64 @@ async fn content_types_and_odd_headers_never_cause_a_500(pool: PgPool) {
         assert_eq!(response.status(), 400, "{name}: {value:?}");
     }
 }
+
+/// A database connection that goes silent (no FIN, no RST) must not hold webhooks for
+/// minutes: the writer's batch times out and is answered `Unavailable` (a 503 Bitbucket
+/// retries), the writer drops the connection, and ingest resumes on a fresh one.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPool) {
+    use relay::http::ingest::Ingestor;
+    use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let proxy = DbProxy::start(postgres_addr()).await;
+    let proxied = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(&database_url_via(&pool, Some(proxy.port)))
+        .await
+        .unwrap();
+    // One writer, so the stalled request meets the connection the first one left it.
+    let ingestor = Ingestor::start(proxied, 1, 16, Duration::from_secs(2));
+    let delivery = |id: &str| NewDelivery {
+        integration_id: cloud.id.clone(),
+        request_id: Some(id.to_owned()),
+        event_key: "repo:push".into(),
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+    };
+    assert!(matches!(
+        ingestor.store(delivery("before")).await,
+        Ok(InsertOutcome::Stored(_))
+    ));
+
+    proxy.stall();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        ingestor.store(delivery("stalled")).await,
+        Err(InsertError::Unavailable)
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "answered after {waited:?}"
+    );
+
+    let mut outcome = Err(InsertError::Unavailable);
+    for n in 0..40 {
+        outcome = ingestor.store(delivery(&format!("after-{n}"))).await;
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        matches!(outcome, Ok(InsertOutcome::Stored(_))),
+        "ingest resumes on a fresh connection: {outcome:?}"
+    );
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE request_id = 'stalled'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0, "the stalled statement never reached the database");
+}

@@ -10,6 +10,10 @@ use relay_store::jobs::ClaimedJob;
 use super::remotes::{bitbucket_remote, deploy_remote};
 use super::{Context, JobError};
 
+/// The most a job spends repacking its mirror once its own work is done (see
+/// relay-git's maintenance).
+const HOUSEKEEPING_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let deploy = deploy_remote(&record);
@@ -47,6 +51,7 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
                         deadline,
                     )?;
                 }
+                mirror.housekeep(HOUSEKEEPING_BUDGET);
                 Ok(format!("{branch} at {head}"))
             })
             .await?;
@@ -122,6 +127,7 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
                         deadline,
                     )?;
                 }
+                mirror.housekeep(HOUSEKEEPING_BUDGET);
                 Ok(Some(outcome))
             })
             .await?;

@@ -11,6 +11,8 @@ pub struct DbProxy {
     pub port: u16,
     /// Cancelled when the proxy goes down; replaced by a fresh token when it comes back.
     epoch: Arc<Mutex<Option<CancellationToken>>>,
+    /// Cancelled to black-hole the connections opened under it: open, but silent.
+    stall: Arc<Mutex<CancellationToken>>,
     stop: CancellationToken,
 }
 
@@ -19,8 +21,10 @@ impl DbProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let epoch = Arc::new(Mutex::new(Some(CancellationToken::new())));
+        let stall = Arc::new(Mutex::new(CancellationToken::new()));
         let stop = CancellationToken::new();
         let accept_epoch = epoch.clone();
+        let accept_stall = stall.clone();
         let accept_stop = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -36,10 +40,24 @@ impl DbProxy {
                     drop(client);
                     continue;
                 };
-                tokio::spawn(pipe(client, target, token));
+                let stalled = accept_stall.lock().unwrap().clone();
+                tokio::spawn(pipe(client, target, token, stalled));
             }
         });
-        Self { port, epoch, stop }
+        Self {
+            port,
+            epoch,
+            stall,
+            stop,
+        }
+    }
+
+    /// Every open connection stops passing data but stays open, like a peer that vanished
+    /// without a FIN; connections opened afterwards work.
+    pub fn stall(&self) {
+        let mut stall = self.stall.lock().unwrap();
+        stall.cancel();
+        *stall = CancellationToken::new();
     }
 
     /// Drops every open connection and refuses new ones.
@@ -64,12 +82,18 @@ impl Drop for DbProxy {
     }
 }
 
-async fn pipe(mut client: TcpStream, target: SocketAddr, token: CancellationToken) {
+async fn pipe(
+    mut client: TcpStream,
+    target: SocketAddr,
+    token: CancellationToken,
+    stalled: CancellationToken,
+) {
     let Ok(mut server) = TcpStream::connect(target).await else {
         return;
     };
     tokio::select! {
         _ = token.cancelled() => {}
+        _ = stalled.cancelled() => token.cancelled().await,
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
     }
 }
