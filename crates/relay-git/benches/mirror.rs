@@ -167,54 +167,81 @@ struct Figures {
     cli_push: Duration,
 }
 
-fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
-    let dir = tempfile::tempdir().unwrap();
-    let bare = upstream(dir.path(), commits, branches);
-    // Both sides start as complete mirrors of upstream, pushed to their own deploy remotes.
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("mirrors")).unwrap();
-    let relay_mirror_path = data.join("mirrors").join("bench.git");
-    let cli_mirror = dir.path().join("cli.git");
-    for target in [
-        &relay_mirror_path,
-        &cli_mirror,
-        &dir.path().join("deploy-relay.git"),
-        &dir.path().join("deploy-cli.git"),
-    ] {
-        git(
-            dir.path(),
-            &[
-                "clone",
-                "-q",
-                "--mirror",
-                bare.to_str().unwrap(),
-                target.to_str().unwrap(),
-            ],
-        );
-    }
-    let mirror = Mirror::open(&data, "bench").unwrap();
-    let upstream_remote = RemoteAccess::anonymous(bare.to_str().unwrap());
-    let deploy_relay =
-        RemoteAccess::anonymous(dir.path().join("deploy-relay.git").to_str().unwrap());
-    let deploy_cli = dir.path().join("deploy-cli.git");
+/// One repository size: upstream, the relay's mirror and a CLI mirror, each with its own
+/// deploy remote, all starting as complete copies of upstream.
+struct Setup {
+    _dir: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    branches: usize,
+    mirror: Mirror,
+    upstream_remote: RemoteAccess,
+    deploy_relay: RemoteAccess,
+    cli_mirror: std::path::PathBuf,
+    deploy_cli: std::path::PathBuf,
+    samples: [Vec<Duration>; 4],
+}
 
-    let (mut relay_times, mut relay_fetch, mut relay_push) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut cli_times, mut cli_fetch, mut cli_push) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let branch = format!("branch-{}", (round * 31) % branches.max(1));
-        let head = commit_on(&bare, &branch, round);
+impl Setup {
+    fn new(commits: usize, branches: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = upstream(dir.path(), commits, branches);
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("mirrors")).unwrap();
+        let relay_mirror_path = data.join("mirrors").join("bench.git");
+        let cli_mirror = dir.path().join("cli.git");
+        for target in [
+            &relay_mirror_path,
+            &cli_mirror,
+            &dir.path().join("deploy-relay.git"),
+            &dir.path().join("deploy-cli.git"),
+        ] {
+            git(
+                dir.path(),
+                &[
+                    "clone",
+                    "-q",
+                    "--mirror",
+                    bare.to_str().unwrap(),
+                    target.to_str().unwrap(),
+                ],
+            );
+        }
+        let mirror = Mirror::open(&data, "bench")
+            .unwrap()
+            .with_default_branch(Some("main"));
+        let upstream_remote = RemoteAccess::anonymous(bare.to_str().unwrap());
+        let deploy_relay =
+            RemoteAccess::anonymous(dir.path().join("deploy-relay.git").to_str().unwrap());
+        let deploy_cli = dir.path().join("deploy-cli.git");
+        Self {
+            bare,
+            branches,
+            mirror,
+            upstream_remote,
+            deploy_relay,
+            cli_mirror,
+            deploy_cli,
+            samples: Default::default(),
+            _dir: dir,
+        }
+    }
+
+    /// One new commit on one branch, mirrored by the relay and by the CLI.
+    fn round(&mut self, round: usize) {
+        let branch = format!("branch-{}", (round * 31) % self.branches.max(1));
+        let head = commit_on(&self.bare, &branch, round);
         let reference = format!("refs/heads/{branch}");
 
         let started = Instant::now();
         let deadline = started + Duration::from_secs(60);
-        let mirrored = mirror
-            .mirror_branch(&upstream_remote, &branch, Some(&head), deadline)
+        let mirrored = self
+            .mirror
+            .mirror_branch(&self.upstream_remote, &branch, Some(&head), deadline)
             .unwrap();
-        relay_fetch.push(started.elapsed());
-        let pushing = Instant::now();
-        mirror
+        let fetched = started.elapsed();
+        self.mirror
             .push(
-                &deploy_relay,
+                &self.deploy_relay,
                 &[PushRef {
                     src: Some(reference.clone()),
                     dst: reference.clone(),
@@ -222,42 +249,47 @@ fn run(commits: usize, branches: usize, rounds: usize) -> Figures {
                 deadline,
             )
             .unwrap();
-        relay_push.push(pushing.elapsed());
-        relay_times.push(started.elapsed());
+        self.samples[0].push(fetched);
+        self.samples[1].push(started.elapsed() - fetched);
         assert_eq!(mirrored, head);
 
         let started = Instant::now();
         git(
-            &cli_mirror,
+            &self.cli_mirror,
             &[
                 "fetch",
                 "-q",
                 "--no-tags",
-                bare.to_str().unwrap(),
+                self.bare.to_str().unwrap(),
                 &format!("+{reference}:{reference}"),
             ],
         );
-        cli_fetch.push(started.elapsed());
-        let pushing = Instant::now();
+        let fetched = started.elapsed();
         git(
-            &cli_mirror,
+            &self.cli_mirror,
             &[
                 "push",
                 "-q",
-                deploy_cli.to_str().unwrap(),
+                self.deploy_cli.to_str().unwrap(),
                 &format!("+{reference}:{reference}"),
             ],
         );
-        cli_push.push(pushing.elapsed());
-        cli_times.push(started.elapsed());
+        self.samples[2].push(fetched);
+        self.samples[3].push(started.elapsed() - fetched);
     }
-    Figures {
-        relay: median(relay_times),
-        relay_fetch: median(relay_fetch),
-        relay_push: median(relay_push),
-        cli: median(cli_times),
-        cli_fetch: median(cli_fetch),
-        cli_push: median(cli_push),
+
+    fn figures(&self) -> Figures {
+        let sum = |a: &[Duration], b: &[Duration]| -> Vec<Duration> {
+            a.iter().zip(b).map(|(x, y)| *x + *y).collect()
+        };
+        Figures {
+            relay: median(sum(&self.samples[0], &self.samples[1])),
+            relay_fetch: median(self.samples[0].clone()),
+            relay_push: median(self.samples[1].clone()),
+            cli: median(sum(&self.samples[2], &self.samples[3])),
+            cli_fetch: median(self.samples[2].clone()),
+            cli_push: median(self.samples[3].clone()),
+        }
     }
 }
 
@@ -266,9 +298,14 @@ fn main() {
     let branches = env_usize("RELAY_BENCH_BRANCHES", 5_000);
     let rounds = env_usize("RELAY_BENCH_ROUNDS", 15);
     println!("mirror one new commit on one branch (fetch into the mirror + push to the deploy remote), median of {rounds} rounds");
-    println!("history: {commits} commits");
-    let few = run(commits, 10, rounds);
-    let many = run(commits, branches, rounds);
+    println!("history: {commits} commits; the two sizes are measured in alternating rounds");
+    let mut few = Setup::new(commits, 10);
+    let mut many = Setup::new(commits, branches);
+    for round in 0..rounds {
+        few.round(round);
+        many.round(round);
+    }
+    let (few, many) = (few.figures(), many.figures());
     for (label, figures) in [
         (format!("{:>5} branches", 10), &few),
         (format!("{branches:>5} branches"), &many),

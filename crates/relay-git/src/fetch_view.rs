@@ -110,9 +110,17 @@ impl FetchView {
         mirror_path: &Path,
         reference: &str,
     ) -> Result<Option<Oid>, GitError> {
-        let fetched = Repository::open_bare(&self.path)?
-            .refname_to_id(reference)
-            .ok();
+        // git writes a fetched ref as a loose file; reading it is much cheaper than opening
+        // the view with git2 (which loads the borrowed object store).
+        let loose = std::fs::read_to_string(self.path.join(reference))
+            .ok()
+            .and_then(|text| Oid::from_str(text.trim()).ok());
+        let fetched = match loose {
+            Some(oid) => Some(oid),
+            None => Repository::open_bare(&self.path)?
+                .refname_to_id(reference)
+                .ok(),
+        };
         let target = mirror_path.join("objects");
         let from = self.path.join("objects");
         let pack_dir = from.join("pack");

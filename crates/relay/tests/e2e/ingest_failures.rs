@@ -437,5 +437,8 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(stored, 0, "the stalled statement never reached the database");
+    assert_eq!(
+        stored, 0,
+        "the stalled statement never reached the database"
+    );
 }
