@@ -168,16 +168,23 @@ fn futures_stream(
     tokio_stream::iter(chunks)
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn database_down_is_503_and_nothing_is_half_written(pool: PgPool) {
-    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+/// A proxy in front of PostgreSQL and a small pool that reaches the test database through it,
+/// impatient enough (1 s) that an outage shows at once.
+async fn proxied_pool(pool: &PgPool) -> (DbProxy, PgPool) {
     let proxy = DbProxy::start(postgres_addr()).await;
     let proxied = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(1))
-        .connect(&database_url_via(&pool, Some(proxy.port)))
+        .connect(&database_url_via(pool, Some(proxy.port)))
         .await
         .unwrap();
+    (proxy, proxied)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn database_down_is_503_and_nothing_is_half_written(pool: PgPool) {
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let (proxy, proxied) = proxied_pool(&pool).await;
     let server = TestServer::start(proxied).await;
     let url = server.hook_url(&cloud.id);
     let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
@@ -387,13 +394,7 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
     use relay::http::ingest::Ingestor;
     use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
     let cloud = add_integration(&pool, IntegrationType::Cloud).await;
-    let proxy = DbProxy::start(postgres_addr()).await;
-    let proxied = PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(1))
-        .connect(&database_url_via(&pool, Some(proxy.port)))
-        .await
-        .unwrap();
+    let (proxy, proxied) = proxied_pool(&pool).await;
     // One writer, so the stalled request meets the connection the first one left it.
     let ingestor = Ingestor::start(proxied, 1, 16, Duration::from_secs(2));
     let delivery = |id: &str| NewDelivery {
