@@ -26,8 +26,8 @@ const VIEW_DIR: &str = "relay-fetch";
 const LOCK_FILE: &str = "relay-fetch.lock";
 
 /// Kept between fetches: creating files and directories is what costs here (about 1 ms each
-/// on the disks measured), so a fetch only rewrites `packed-refs` and removes the loose ref
-/// it wrote.
+/// on the disks measured), so a fetch only rewrites `packed-refs` and clears the loose refs
+/// the previous fetch left.
 pub(crate) struct FetchView {
     path: PathBuf,
     /// Held (locked) for as long as the view is in use; released on drop.

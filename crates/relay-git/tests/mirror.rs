@@ -346,6 +346,16 @@ fn credentials_leave_the_url() {
     assert!(!format!("{remote:?}").contains("s3cret"));
 }
 
+/// Mirrors `branch` pinned at `commit` and checks the mirror ends up there.
+fn assert_mirrored(mirror: &Mirror, up: &Upstream, branch: &str, commit: &str) {
+    assert_eq!(
+        mirror
+            .mirror_branch(&up.url(), branch, Some(commit), deadline())
+            .unwrap(),
+        commit
+    );
+}
+
 /// Fetches go through a view of the mirror that holds only the ref being fetched and its
 /// anchors; what arrives ends up in the mirror itself, and a ref left in the view by an
 /// interrupted fetch neither shadows the mirror's value nor survives the next fetch.
@@ -362,9 +372,7 @@ fn fetches_land_in_the_mirror_and_leave_the_view_clean() {
         main
     );
     let first = up.commit("feature", "a.txt", "1\n");
-    mirror
-        .mirror_branch(&up.url(), "feature", Some(&first), deadline())
-        .unwrap();
+    assert_mirrored(&mirror, &up, "feature", &first);
     let view = mirror.path().join("relay-fetch");
     assert!(std::fs::read_dir(view.join("objects/pack"))
         .unwrap()
@@ -375,12 +383,7 @@ fn fetches_land_in_the_mirror_and_leave_the_view_clean() {
     std::fs::create_dir_all(view.join("refs/heads")).unwrap();
     std::fs::write(view.join("refs/heads/feature"), format!("{main}\n")).unwrap();
     let second = up.commit("feature", "a.txt", "2\n");
-    assert_eq!(
-        mirror
-            .mirror_branch(&up.url(), "feature", Some(&second), deadline())
-            .unwrap(),
-        second
-    );
+    assert_mirrored(&mirror, &up, "feature", &second);
     // A leftover ref whose name is a prefix of the next one's does not block it.
     up.delete_branch("feature");
     git(&up.work, &["checkout", "-q", "main"]);
@@ -388,12 +391,7 @@ fn fetches_land_in_the_mirror_and_leave_the_view_clean() {
     mirror.delete_ref("refs/heads/feature").unwrap();
     std::fs::write(view.join("refs/heads/feature"), format!("{main}\n")).unwrap();
     let nested = up.commit("feature/sub", "b.txt", "1\n");
-    assert_eq!(
-        mirror
-            .mirror_branch(&up.url(), "feature/sub", Some(&nested), deadline())
-            .unwrap(),
-        nested
-    );
+    assert_mirrored(&mirror, &up, "feature/sub", &nested);
 
     // The objects are the mirror's own: a fresh clone of it has the new commit.
     let check = tempfile::tempdir().unwrap();

@@ -143,22 +143,17 @@ impl HeldConnection {
         {
             self.conn = None;
         }
-        if self.conn.is_none() {
-            match pool.acquire().await {
-                Ok(conn) => self.conn = Some((conn, Instant::now())),
-                Err(err) => {
+        let (conn, used) = match self.conn {
+            Some(ref mut held) => held,
+            None => {
+                let conn = pool.acquire().await.map_err(|err| {
                     tracing::warn!(error = %err, "no database connection for the ingest writer");
-                    return Err(());
-                }
+                })?;
+                self.conn.insert((conn, Instant::now()))
             }
-        }
-        match self.conn.as_mut() {
-            Some((conn, used)) => {
-                *used = Instant::now();
-                Ok(&mut **conn)
-            }
-            None => Err(()),
-        }
+        };
+        *used = Instant::now();
+        Ok(&mut **conn)
     }
 
     fn drop_connection(&mut self) {
