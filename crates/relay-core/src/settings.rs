@@ -45,6 +45,8 @@ impl FromStr for IntegrationType {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
+    #[error("{field}: {value:?} is not a valid branch name")]
+    BranchName { field: &'static str, value: String },
     #[error("unknown integration type {0:?}: expected \"bitbucket\" or \"bitbucket_server\"")]
     UnknownType(String),
     #[error("repository {0:?} must look like \"owner/repo\" (workspace/repo on Cloud, PROJECT/repo on Server)")]
@@ -72,6 +74,31 @@ pub fn validate_repository(repository: &str) -> Result<(), SettingsError> {
     } else {
         Err(bad())
     }
+}
+
+/// Checks a branch name the way git's `check-ref-format --branch` would refuse it (plus
+/// a leading `-`, which git would read as an option); returns it trimmed.
+pub fn validate_branch_name(field: &'static str, raw: &str) -> Result<String, SettingsError> {
+    let name = raw.trim();
+    let bad = name.is_empty()
+        || name.starts_with('-')
+        || name.starts_with('/')
+        || name.ends_with('/')
+        || name.ends_with(".lock")
+        || name.ends_with('.')
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("@{")
+        || name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+    if bad {
+        return Err(SettingsError::BranchName {
+            field,
+            value: raw.to_owned(),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 /// The per-integration rules the planner applies.
@@ -109,7 +136,72 @@ impl Default for Settings {
     }
 }
 
+/// A change to [`Settings`]: every field optional, so one type serves the CLI's flags, the
+/// admin API's JSON and the console's form. `default_branch: Some("")` clears the branch
+/// (it is then learnt from Bitbucket again).
+///
+/// Adding a setting means a field here and in [`Settings`] (with its default), a migration
+/// column, its mapping in relay-store's `integrations` module and its CLI flag; the API and
+/// every view pick it up from these types.
+///
+/// Unknown fields are not refused here: the patch is flattened into larger inputs, which
+/// refuse them (serde's `deny_unknown_fields` does not combine with `flatten`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    pub fetch_branches: Option<bool>,
+    pub prune_branches: Option<bool>,
+    pub build_pull_requests: Option<bool>,
+    pub build_pull_requests_post_merge: Option<bool>,
+    pub resync_pull_requests: Option<bool>,
+    pub pull_requests_clone_parent_data: Option<bool>,
+    pub build_fork_pull_requests: Option<bool>,
+    pub default_branch: Option<String>,
+}
+
+impl SettingsPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 impl Settings {
+    /// Applies `patch`, checking every given value first so a refused patch changes nothing.
+    pub fn apply(&mut self, patch: SettingsPatch) -> Result<(), SettingsError> {
+        let default_branch = match patch.default_branch {
+            None => None,
+            Some(raw) if raw.trim().is_empty() => Some(None),
+            Some(raw) => Some(Some(validate_branch_name("default_branch", raw.trim())?)),
+        };
+        let flags = [
+            (patch.fetch_branches, &mut self.fetch_branches),
+            (patch.prune_branches, &mut self.prune_branches),
+            (patch.build_pull_requests, &mut self.build_pull_requests),
+            (
+                patch.build_pull_requests_post_merge,
+                &mut self.build_pull_requests_post_merge,
+            ),
+            (patch.resync_pull_requests, &mut self.resync_pull_requests),
+            (
+                patch.pull_requests_clone_parent_data,
+                &mut self.pull_requests_clone_parent_data,
+            ),
+            (
+                patch.build_fork_pull_requests,
+                &mut self.build_fork_pull_requests,
+            ),
+        ];
+        for (given, field) in flags {
+            if let Some(value) = given {
+                *field = value;
+            }
+        }
+        if let Some(branch) = default_branch {
+            self.default_branch = branch;
+        }
+        Ok(())
+    }
+
     /// Prune is forced off when branches are not fetched, whatever was asked for.
     pub fn effective_prune_branches(&self) -> bool {
         self.fetch_branches && self.prune_branches
@@ -159,6 +251,42 @@ mod tests {
             assert_eq!(t.as_str().parse::<IntegrationType>(), Ok(t));
         }
         assert!("github".parse::<IntegrationType>().is_err());
+    }
+
+    #[test]
+    fn branches() {
+        for ok in ["main", "release/1.x", "feature/JIRA-1_x", " main "] {
+            assert!(validate_branch_name("b", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "a:b", "x.lock", "a/", "a\u{7}"] {
+            assert!(validate_branch_name("b", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_refused_patch_changes_nothing() {
+        let mut settings = Settings::default();
+        let patch = SettingsPatch {
+            fetch_branches: Some(false),
+            default_branch: Some("a..b".into()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(patch).is_err());
+        assert_eq!(settings, Settings::default());
+        let patch = SettingsPatch {
+            fetch_branches: Some(false),
+            default_branch: Some(" trunk ".into()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(patch).is_ok());
+        assert!(!settings.fetch_branches);
+        assert_eq!(settings.default_branch.as_deref(), Some("trunk"));
+        let clear = SettingsPatch {
+            default_branch: Some(String::new()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(clear).is_ok());
+        assert_eq!(settings.default_branch, None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use rand::distributions::{Alphanumeric, DistString};
 use relay_core::settings::validate_repository;
+use relay_core::settings::SettingsPatch;
 use relay_core::{IntegrationId, IntegrationType, Settings};
 use relay_store::integrations::{self, IntegrationRecord};
 use relay_store::PgPool;
@@ -16,9 +17,9 @@ use crate::secrets::{
 };
 
 /// What an admin may set. Every field is optional so the same type serves add and update;
-/// for optional text fields an empty string clears the value.
+/// for optional text fields an empty string clears the value. The planner's rules come as
+/// one [`SettingsPatch`].
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
     #[serde(rename = "type")]
     pub kind: Option<IntegrationType>,
@@ -30,23 +31,50 @@ pub struct IntegrationInput {
     pub token: Option<String>,
     pub webhook_secret: Option<String>,
     pub deploy_hook_secret: Option<String>,
-    pub fetch_branches: Option<bool>,
-    pub prune_branches: Option<bool>,
-    pub build_pull_requests: Option<bool>,
-    pub build_pull_requests_post_merge: Option<bool>,
-    pub resync_pull_requests: Option<bool>,
-    pub pull_requests_clone_parent_data: Option<bool>,
-    pub build_fork_pull_requests: Option<bool>,
+    #[serde(flatten)]
+    pub settings: SettingsPatch,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
     /// Not stored: whether add/update/delete also manage the webhook on Bitbucket (default
     /// true).
     pub register_webhook: Option<bool>,
+    /// Whatever else the JSON held: refused by [`IntegrationInput::check_known_fields`]
+    /// (serde's own `deny_unknown_fields` does not work together with `flatten`).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl IntegrationInput {
+    /// Reads the admin API's JSON. A value of the wrong type is named by its field (serde
+    /// loses the field's name inside a flattened struct, so the culprit is found alone).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, AdminError> {
+        let whole = serde_json::from_value::<Self>(value.clone());
+        let err = match whole {
+            Ok(input) => return Ok(input),
+            Err(err) => err,
+        };
+        let culprit = value.as_object().and_then(|fields| {
+            fields.iter().find_map(|(name, field)| {
+                let alone = serde_json::json!({ name.as_str(): field });
+                serde_json::from_value::<Self>(alone)
+                    .err()
+                    .map(|e| format!("{name}: {e}"))
+            })
+        });
+        Err(AdminError::Invalid(culprit.unwrap_or_else(|| {
+            format!("the integration must be a JSON object: {err}")
+        })))
+    }
+
+    /// Refuses a field nobody knows, the way a typo should be refused.
+    pub fn check_known_fields(&self) -> Result<(), AdminError> {
+        match self.unknown.keys().next() {
+            Some(name) => Err(AdminError::Invalid(format!("unknown field `{name}`"))),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the change affects the webhook Bitbucket calls (its secret, the repository or
     /// the credentials used to manage it).
     fn touches_bitbucket(&self) -> bool {
@@ -93,7 +121,7 @@ pub async fn add(
     };
     let mut record = IntegrationRecord {
         id: id.to_string(),
-        r#type: kind.as_str().to_owned(),
+        kind,
         repository: String::new(),
         oauth_key: None,
         oauth_secret_ciphertext: None,
@@ -110,17 +138,10 @@ pub async fn add(
             SecretField::DeployHookSecret,
             &generate_deploy_hook_secret(),
         )?,
-        fetch_branches: true,
-        prune_branches: true,
-        build_pull_requests: true,
-        build_pull_requests_post_merge: false,
-        resync_pull_requests: false,
-        pull_requests_clone_parent_data: true,
-        build_fork_pull_requests: false,
+        settings: Settings::default(),
         deploy_remote: None,
         deploy_hook_url: None,
         environment_url: None,
-        default_branch: None,
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     };
@@ -153,15 +174,15 @@ fn apply(
     creating: bool,
 ) -> Result<(), AdminError> {
     let invalid = AdminError::Invalid;
-    if let Some(kind) = input.kind {
-        if !creating && kind.as_str() != record.r#type {
+    input.check_known_fields()?;
+    let kind = record.kind;
+    if let Some(given) = input.kind {
+        if !creating && given != kind {
             return Err(invalid(format!(
-                "type cannot change from {} to {kind}: delete the integration and add a new one",
-                record.r#type
+                "type cannot change from {kind} to {given}: delete the integration and add a new one"
             )));
         }
     }
-    let kind: IntegrationType = record.r#type.parse().map_err(|e| invalid(format!("{e}")))?;
     let id = record.id.clone();
 
     if let Some(repository) = input.repository {
@@ -177,13 +198,13 @@ fn apply(
         ("username", &input.username),
         ("token", &input.token),
     ];
-    let (foreign, own_type) = match kind {
-        IntegrationType::Cloud => (&server_only[..], "bitbucket"),
-        IntegrationType::Server => (&cloud_only[..], "bitbucket_server"),
+    let foreign = match kind {
+        IntegrationType::Cloud => &server_only[..],
+        IntegrationType::Server => &cloud_only[..],
     };
     if let Some((name, _)) = foreign.iter().find(|(_, value)| value.is_some()) {
         return Err(invalid(format!(
-            "{name} does not apply to {own_type} integrations"
+            "{name} does not apply to {kind} integrations"
         )));
     }
 
@@ -215,29 +236,10 @@ fn apply(
         record.webhook_secret_ciphertext = key.encrypt(&id, SecretField::WebhookSecret, &secret)?;
     }
 
-    let flags = [
-        (input.fetch_branches, &mut record.fetch_branches),
-        (input.prune_branches, &mut record.prune_branches),
-        (input.build_pull_requests, &mut record.build_pull_requests),
-        (
-            input.build_pull_requests_post_merge,
-            &mut record.build_pull_requests_post_merge,
-        ),
-        (input.resync_pull_requests, &mut record.resync_pull_requests),
-        (
-            input.pull_requests_clone_parent_data,
-            &mut record.pull_requests_clone_parent_data,
-        ),
-        (
-            input.build_fork_pull_requests,
-            &mut record.build_fork_pull_requests,
-        ),
-    ];
-    for (given, field) in flags {
-        if let Some(value) = given {
-            *field = value;
-        }
-    }
+    record
+        .settings
+        .apply(input.settings)
+        .map_err(|e| invalid(e.to_string()))?;
 
     if let Some(remote) = input.deploy_remote {
         record.deploy_remote = optional(&remote, |v| validate::git_remote("deploy_remote", v))?;
@@ -247,9 +249,6 @@ fn apply(
     }
     if let Some(template) = input.environment_url {
         record.environment_url = optional(&template, validate::environment_url)?;
-    }
-    if let Some(branch) = input.default_branch {
-        record.default_branch = optional(&branch, |v| validate::branch_name("default_branch", v))?;
     }
 
     match kind {
@@ -282,26 +281,13 @@ fn optional(
     check(raw).map(Some).map_err(AdminError::Invalid)
 }
 
-pub fn settings(record: &IntegrationRecord) -> Settings {
-    Settings {
-        fetch_branches: record.fetch_branches,
-        prune_branches: record.prune_branches,
-        build_pull_requests: record.build_pull_requests,
-        build_pull_requests_post_merge: record.build_pull_requests_post_merge,
-        resync_pull_requests: record.resync_pull_requests,
-        pull_requests_clone_parent_data: record.pull_requests_clone_parent_data,
-        build_fork_pull_requests: record.build_fork_pull_requests,
-        default_branch: record.default_branch.clone(),
-    }
-}
-
 /// How an integration is shown to admins. Secrets appear only as "is it set", unless the
 /// caller explicitly asked to reveal them.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrationView {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IntegrationType,
     pub repository: String,
     pub hook_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -314,20 +300,15 @@ pub struct IntegrationView {
     pub token: SecretView,
     pub webhook_secret: SecretView,
     pub deploy_hook_secret: SecretView,
-    pub fetch_branches: bool,
-    /// The effective value: forced off when `fetch_branches` is off.
-    pub prune_branches: bool,
+    /// The planner's rules, `prune_branches` as the effective value (forced off when
+    /// `fetch_branches` is off).
+    #[serde(flatten)]
+    pub settings: Settings,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune_branches_note: Option<&'static str>,
-    pub build_pull_requests: bool,
-    pub build_pull_requests_post_merge: bool,
-    pub resync_pull_requests: bool,
-    pub pull_requests_clone_parent_data: bool,
-    pub build_fork_pull_requests: bool,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -366,10 +347,9 @@ pub fn view(
             ),
         })
     };
-    let settings = settings(record);
     Ok(IntegrationView {
         id: record.id.clone(),
-        kind: record.r#type.clone(),
+        kind: record.kind,
         repository: record.repository.clone(),
         hook_url: hook_url(public_base_url, &record.id),
         key: record.oauth_key.clone(),
@@ -388,21 +368,17 @@ pub fn view(
             SecretField::DeployHookSecret,
             Some(&record.deploy_hook_secret_ciphertext),
         )?,
-        fetch_branches: settings.fetch_branches,
-        prune_branches: settings.effective_prune_branches(),
-        prune_branches_note: settings.prune_override_notice(),
-        build_pull_requests: settings.build_pull_requests,
-        build_pull_requests_post_merge: settings.build_pull_requests_post_merge,
-        resync_pull_requests: settings.resync_pull_requests,
-        pull_requests_clone_parent_data: settings.pull_requests_clone_parent_data,
-        build_fork_pull_requests: settings.build_fork_pull_requests,
+        settings: Settings {
+            prune_branches: record.settings.effective_prune_branches(),
+            ..record.settings.clone()
+        },
+        prune_branches_note: record.settings.prune_override_notice(),
         deploy_remote: record
             .deploy_remote
             .as_deref()
             .map(validate::redact_url_password),
         deploy_hook_url: record.deploy_hook_url.clone(),
         environment_url: record.environment_url.clone(),
-        default_branch: record.default_branch.clone(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })

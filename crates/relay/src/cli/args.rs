@@ -2,6 +2,7 @@
 //! `--flag=false`. Secrets can come from the environment so they stay out of shell history.
 
 use clap::Args;
+use relay_core::settings::SettingsPatch;
 use relay_core::IntegrationType;
 
 use crate::admin::integrations::IntegrationInput;
@@ -80,22 +81,8 @@ pub struct IntegrationFields {
         hide_env_values = true
     )]
     pub deploy_hook_secret: Option<String>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub fetch_branches: Option<bool>,
-    /// Forced off when --fetch-branches is false.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub prune_branches: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_pull_requests: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_pull_requests_post_merge: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub resync_pull_requests: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub pull_requests_clone_parent_data: Option<bool>,
-    /// Build pull requests from forks (untrusted code); off by default.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_fork_pull_requests: Option<bool>,
+    #[command(flatten)]
+    pub settings: SettingsFlags,
     /// Git remote the matching refs are pushed to ("" clears it).
     #[arg(long)]
     pub deploy_remote: Option<String>,
@@ -105,9 +92,6 @@ pub struct IntegrationFields {
     /// URL template such as https://{environment}.preview.example.com ("" clears it).
     #[arg(long)]
     pub environment_url: Option<String>,
-    /// The production branch ("" to learn it from Bitbucket).
-    #[arg(long)]
-    pub default_branch: Option<String>,
     /// Also create/update the repository webhook on Bitbucket (default true).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub register_webhook: Option<bool>,
@@ -125,18 +109,51 @@ impl IntegrationFields {
             token: self.token,
             webhook_secret: self.webhook_secret,
             deploy_hook_secret: self.deploy_hook_secret,
-            fetch_branches: self.fetch_branches,
-            prune_branches: self.prune_branches,
-            build_pull_requests: self.build_pull_requests,
-            build_pull_requests_post_merge: self.build_pull_requests_post_merge,
-            resync_pull_requests: self.resync_pull_requests,
-            pull_requests_clone_parent_data: self.pull_requests_clone_parent_data,
-            build_fork_pull_requests: self.build_fork_pull_requests,
+            settings: self.settings.into(),
             deploy_remote: self.deploy_remote,
             deploy_hook_url: self.deploy_hook_url,
             environment_url: self.environment_url,
-            default_branch: self.default_branch,
+            unknown: Default::default(),
             register_webhook: self.register_webhook,
+        }
+    }
+}
+
+/// The planner's rules, one flag per [`SettingsPatch`] field.
+#[derive(Debug, Args)]
+pub struct SettingsFlags {
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub fetch_branches: Option<bool>,
+    /// Forced off when --fetch-branches is false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune_branches: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests_post_merge: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub resync_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub pull_requests_clone_parent_data: Option<bool>,
+    /// Build pull requests from forks (untrusted code); off by default.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_fork_pull_requests: Option<bool>,
+    /// The production branch ("" to learn it from Bitbucket).
+    #[arg(long)]
+    pub default_branch: Option<String>,
+}
+
+impl From<SettingsFlags> for SettingsPatch {
+    fn from(flags: SettingsFlags) -> Self {
+        Self {
+            fetch_branches: flags.fetch_branches,
+            prune_branches: flags.prune_branches,
+            build_pull_requests: flags.build_pull_requests,
+            build_pull_requests_post_merge: flags.build_pull_requests_post_merge,
+            resync_pull_requests: flags.resync_pull_requests,
+            pull_requests_clone_parent_data: flags.pull_requests_clone_parent_data,
+            build_fork_pull_requests: flags.build_fork_pull_requests,
+            default_branch: flags.default_branch,
         }
     }
 }

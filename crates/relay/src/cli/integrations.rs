@@ -55,7 +55,7 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
         "hook_url": view.hook_url,
         "webhook_secret": created.webhook_secret,
         "deploy_hook_secret": deploy_hook_secret,
-        "prune_branches": view.prune_branches,
+        "prune_branches": view.settings.prune_branches,
         "warnings": warnings(config, &view),
     });
     emit(format, &value, || {
@@ -87,7 +87,7 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
     if let Some(note) = view.prune_branches_note {
         warnings.push(note.to_owned());
     }
-    if view.prune_branches {
+    if view.settings.prune_branches {
         warnings.push(
             "prune_branches is on: environments of branches that do not exist in Bitbucket will be deleted on the first sync"
                 .to_owned(),
@@ -164,12 +164,12 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
             .map(|v| {
                 vec![
                     v.id.clone(),
-                    v.kind.clone(),
+                    v.kind.to_string(),
                     v.repository.clone(),
-                    v.fetch_branches.to_string(),
-                    v.prune_branches.to_string(),
-                    v.build_pull_requests.to_string(),
-                    v.build_pull_requests_post_merge.to_string(),
+                    v.settings.fetch_branches.to_string(),
+                    v.settings.prune_branches.to_string(),
+                    v.settings.build_pull_requests.to_string(),
+                    v.settings.build_pull_requests_post_merge.to_string(),
                 ]
             })
             .collect();

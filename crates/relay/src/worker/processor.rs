@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::retry::RetrySchedule;
-use crate::admin::integrations::settings;
 use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "relay_deliveries";
@@ -208,7 +207,7 @@ impl Processor {
 async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
     let integration_id = claim.integration_id.clone();
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
-    let settings = settings(&record);
+    let settings = record.settings;
     let before =
         relay_store::environments::load_for_planning(claim.conn(), &integration_id).await?;
     let mut current = before.clone();

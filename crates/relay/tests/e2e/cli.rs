@@ -220,8 +220,7 @@ async fn prune_is_forced_off_when_fetch_is_off_on_every_path(pool: PgPool) {
 
     // The planner reads the same rule.
     let record = relay_store::integrations::get(&pool, id).await.unwrap();
-    let settings = relay::admin::integrations::settings(&record);
-    assert!(!settings.effective_prune_branches());
+    assert!(!record.settings.effective_prune_branches());
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -107,7 +107,7 @@ async fn missed_webhooks_are_healed_by_the_reconciler(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        record.default_branch.as_deref(),
+        record.settings.default_branch.as_deref(),
         Some("main"),
         "learnt from Bitbucket"
     );

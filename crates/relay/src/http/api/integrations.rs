@@ -10,12 +10,9 @@ use super::ApiError;
 use crate::admin::integrations::{self as admin, IntegrationInput, IntegrationView};
 use crate::http::AppState;
 
-fn body(
-    input: Result<Json<IntegrationInput>, JsonRejection>,
-) -> Result<IntegrationInput, ApiError> {
-    input
-        .map(|Json(input)| input)
-        .map_err(|e| ApiError::Invalid(e.body_text()))
+fn body(input: Result<Json<Value>, JsonRejection>) -> Result<IntegrationInput, ApiError> {
+    let Json(value) = input.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    IntegrationInput::from_json(value).map_err(ApiError::from)
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationView>>, ApiError> {
@@ -38,7 +35,7 @@ pub async fn get(
 /// 201 with the view plus the webhook secret, shown this once.
 pub async fn create(
     State(state): State<AppState>,
-    input: Result<Json<IntegrationInput>, JsonRejection>,
+    input: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let created = admin::add_with_bitbucket(
         &state.pool,
@@ -58,7 +55,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    input: Result<Json<IntegrationInput>, JsonRejection>,
+    input: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let input = body(input)?;
     if input.kind.is_some() {

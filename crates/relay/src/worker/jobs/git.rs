@@ -22,7 +22,7 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
     let data_dir = context.config.data_dir.clone();
     let deadline = Instant::now() + context.config.timeout;
     let integration_id = job.integration_id.clone();
-    let default_branch = record.default_branch.clone();
+    let default_branch = record.settings.default_branch.clone();
 
     match spec {
         JobSpec::MirrorBranch { branch, commit } => {
