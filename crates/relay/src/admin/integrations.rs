@@ -9,9 +9,8 @@ use relay_store::PgPool;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use super::validate;
 use super::AdminError;
-use super::{bitbucket_side, validate};
-use crate::bitbucket::Clients;
 use crate::secrets::{
     generate_deploy_hook_secret, generate_webhook_secret, SecretField, SecretKey,
 };
@@ -77,7 +76,7 @@ impl IntegrationInput {
 
     /// Whether the change affects the webhook Bitbucket calls (its secret, the repository or
     /// the credentials used to manage it).
-    fn touches_bitbucket(&self) -> bool {
+    pub(crate) fn touches_bitbucket(&self) -> bool {
         self.webhook_secret.is_some()
             || self.repository.is_some()
             || self.key.is_some()
@@ -373,89 +372,10 @@ pub fn view(
             ..record.settings.clone()
         },
         prune_branches_note: record.settings.prune_override_notice(),
-        deploy_remote: record
-            .deploy_remote
-            .as_deref()
-            .map(validate::redact_url_password),
+        deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
         deploy_hook_url: record.deploy_hook_url.clone(),
         environment_url: record.environment_url.clone(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })
-}
-
-/// `add`, then the webhook on Bitbucket and the first sync. If Bitbucket refuses, the row is
-/// removed again: an add either fully happens or leaves nothing behind.
-pub async fn add_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    input: IntegrationInput,
-) -> Result<Created, AdminError> {
-    let register = input.register_webhook.unwrap_or(true);
-    let created = add(pool, key, input).await?;
-    if register {
-        if let Err(err) =
-            bitbucket_side::register_webhook(clients, key, public_base_url, &created.record).await
-        {
-            relay_store::integrations::delete(pool, &created.record.id).await?;
-            return Err(err);
-        }
-    }
-    let first_sync = relay_core::JobSpec::Reconcile {
-        reason: "integration added".into(),
-    };
-    relay_store::jobs::enqueue(pool, &created.record.id, None, &first_sync).await?;
-    Ok(created)
-}
-
-/// `update`, then re-registers the webhook when the change affects it.
-pub async fn update_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    id: &str,
-    input: IntegrationInput,
-) -> Result<IntegrationRecord, AdminError> {
-    let register = input.register_webhook.unwrap_or(true) && input.touches_bitbucket();
-    let record = update(pool, key, id, input).await?;
-    if register {
-        bitbucket_side::register_webhook(clients, key, public_base_url, &record)
-            .await
-            .map_err(|err| {
-                AdminError::Bitbucket(format!(
-                    "the change was saved, but the webhook was not updated: {err}"
-                ))
-            })?;
-    }
-    Ok(record)
-}
-
-/// Deletes the integration, removing its webhook first when asked; a Bitbucket failure does
-/// not stop the deletion and comes back as a warning.
-pub async fn delete_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    id: &str,
-    register: bool,
-) -> Result<Option<String>, AdminError> {
-    let record = relay_store::integrations::get(pool, id).await?;
-    let warning = if register {
-        bitbucket_side::remove_webhook(clients, key, public_base_url, &record)
-            .await
-            .err()
-            .map(|err| {
-                format!(
-                    "the webhook could not be removed from Bitbucket ({err}); remove it by hand"
-                )
-            })
-    } else {
-        None
-    };
-    relay_store::integrations::delete(pool, id).await?;
-    Ok(warning)
 }

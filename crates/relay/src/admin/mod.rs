@@ -4,6 +4,7 @@
 pub mod bitbucket_side;
 pub mod error;
 pub mod integrations;
+pub mod managed;
 pub mod validate;
 pub mod views;
 

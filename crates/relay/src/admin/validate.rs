@@ -70,17 +70,6 @@ pub fn deploy_hook_secret(raw: &str) -> Result<String, String> {
     }
 }
 
-/// Hides the password of a URL's userinfo, for display.
-pub fn redact_url_password(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("*****"));
-            url.to_string()
-        }
-        _ => raw.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,14 +105,5 @@ mod tests {
         assert!(environment_url("https://{environment}.preview.example.com").is_ok());
         assert!(environment_url("https://{branch}.example.com").is_err());
         assert!(environment_url("{environment}").is_err());
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url_password("https://u:pw@host/x.git"),
-            "https://u:*****@host/x.git"
-        );
-        assert_eq!(redact_url_password("https://host/x"), "https://host/x");
     }
 }

@@ -13,6 +13,7 @@
 use relay_store::StoreError;
 
 use crate::admin::AdminError;
+use crate::app::AppError;
 use crate::config::ConfigError;
 use crate::secrets::SecretError;
 
@@ -46,6 +47,17 @@ impl CliError {
             Self::Bitbucket(_) => 6,
             Self::Config(_) | Self::Secret(SecretError::InvalidKey | SecretError::MissingKey) => 78,
             Self::Secret(_) | Self::Store(_) | Self::Other(_) => 1,
+        }
+    }
+}
+
+impl From<AppError> for CliError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Config(err) => Self::Config(err),
+            AppError::Secret(err) => Self::Secret(err),
+            AppError::Store(err) => Self::from(err),
+            other => Self::Other(anyhow::Error::new(other)),
         }
     }
 }

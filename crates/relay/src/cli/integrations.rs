@@ -26,7 +26,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
 pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let created = admin::add_with_bitbucket(
+    let created = crate::admin::managed::add_with_bitbucket(
         &pool,
         &key,
         &clients(config),
@@ -99,7 +99,7 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
 pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let record = admin::update_with_bitbucket(
+    let record = crate::admin::managed::update_with_bitbucket(
         &pool,
         &key,
         &clients(config),
@@ -191,7 +191,7 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
 pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let warning = admin::delete_with_bitbucket(
+    let warning = crate::admin::managed::delete_with_bitbucket(
         &pool,
         &key,
         &clients(config),

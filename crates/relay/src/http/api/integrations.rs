@@ -37,7 +37,7 @@ pub async fn create(
     State(state): State<AppState>,
     input: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = admin::add_with_bitbucket(
+    let created = crate::admin::managed::add_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,
@@ -63,7 +63,7 @@ pub async fn update(
             "type cannot change: delete the integration and add a new one".into(),
         ));
     }
-    let record = admin::update_with_bitbucket(
+    let record = crate::admin::managed::update_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,
@@ -86,7 +86,7 @@ pub async fn delete(
     axum::extract::Query(query): axum::extract::Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let register = query.register_webhook.unwrap_or(true);
-    if let Some(warning) = admin::delete_with_bitbucket(
+    if let Some(warning) = crate::admin::managed::delete_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,

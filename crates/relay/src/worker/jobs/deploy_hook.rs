@@ -203,7 +203,7 @@ fn payload(
 }
 
 fn redact(url: &str) -> String {
-    crate::admin::validate::redact_url_password(url)
+    crate::redact::url(url)
 }
 
 #[cfg(test)]

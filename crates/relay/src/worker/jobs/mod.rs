@@ -20,9 +20,7 @@ use rand::Rng;
 use relay_core::JobSpec;
 use relay_store::jobs::{self, ClaimedJob};
 use relay_store::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::{Mutex, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -128,7 +126,6 @@ impl Context {
 pub struct Runner {
     context: Arc<Context>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
 }
 
 /// Job kinds this runner executes; the others wait in their lanes for their handlers.
@@ -158,70 +155,21 @@ impl Runner {
                 mirrors: Mutex::new(HashMap::new()),
             }),
             metrics,
-            wake: Arc::new(Notify::new()),
         }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tasks = JoinSet::new();
-        tasks.spawn(self.clone().listen(shutdown.clone()));
-        for _ in 0..self.context.config.workers.max(1) {
-            tasks.spawn(self.clone().work(shutdown.clone()));
-        }
-        while tasks.join_next().await.is_some() {}
-    }
-
-    async fn listen(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let listener = async {
-                let mut listener = PgListener::connect_with(&self.context.pool).await?;
-                listener.listen(CHANNEL).await?;
-                Ok::<_, sqlx::Error>(listener)
-            };
-            let mut listener = match listener.await {
-                Ok(listener) => listener,
-                Err(err) => {
-                    tracing::debug!(error = %err, "cannot LISTEN for jobs yet");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            self.wake.notify_waiters();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    received = listener.recv() => match received {
-                        Ok(_) => self.wake.notify_waiters(),
-                        Err(_) => break,
-                    },
-                }
-            }
-        }
-    }
-
-    async fn work(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            while !shutdown.is_cancelled() {
-                match self.run_next().await {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot claim jobs");
-                        break;
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(self.context.config.sweep_interval) => {}
-            }
-        }
+        let config = &self.context.config;
+        let (pool, workers, sweep) = (
+            self.context.pool.clone(),
+            config.workers,
+            config.sweep_interval,
+        );
+        let step = move || {
+            let runner = self.clone();
+            async move { runner.run_next().await }
+        };
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step).await;
     }
 
     /// Claims and runs one job. `Ok(false)` when none is runnable.

@@ -6,17 +6,16 @@ pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use relay::admin::integrations::{self, IntegrationInput};
+use relay::app::Application;
+use relay::config::Config;
 use relay::http::AppState;
-use relay::metrics::Metrics;
 use relay::secrets::SecretKey;
 use relay_core::IntegrationType;
 use secrecy::SecretString;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -46,29 +45,27 @@ impl TestServer {
         max_body_bytes: usize,
         request_timeout: Duration,
     ) -> Self {
-        let state = AppState::new(
-            pool,
-            key(),
-            Arc::new(Metrics::new()),
-            relay::http::HttpSettings {
-                max_body_bytes,
-                request_timeout,
-                admin_token: Some(SecretString::from(ADMIN_TOKEN)),
-                public_base_url: "https://relay.example.com".into(),
-                ingest_writers: 2,
-                cloud_urls: nowhere(),
-            },
-        );
-        state
-            .schema_ready
-            .store(true, std::sync::atomic::Ordering::Release);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let mut config = test_config(&[]);
+        config.max_body_bytes = max_body_bytes;
+        config.request_timeout = request_timeout;
+        Self::start_config(pool, config).await
+    }
+
+    /// The real start-up (`Application::build` and `run`, as `relay serve` does) on the
+    /// test's database; returns once the schema is ready.
+    pub async fn start_config(pool: PgPool, config: Config) -> Self {
+        let app = Application::build_with_pool(config, pool).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let state = app.state().clone();
         let shutdown = CancellationToken::new();
-        let stopped = shutdown.clone();
-        tokio::spawn(relay::http::serve(state.clone(), listener, async move {
-            stopped.cancelled().await
-        }));
+        tokio::spawn(app.run(shutdown.clone()));
+        for _ in 0..200 {
+            if state.schema_ready() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(state.schema_ready(), "the test server did not get ready");
         Self {
             addr,
             state,
@@ -252,6 +249,28 @@ pub fn postgres_addr() -> SocketAddr {
 }
 
 /// Bitbucket Cloud addresses where nothing listens, for tests that must not reach one.
+/// The configuration the test server starts with: loopback on a free port, no background
+/// workers (tests drive the processor and the runner themselves), Bitbucket nowhere; `env`
+/// adds or overrides variables.
+pub fn test_config(env: &[(&str, &str)]) -> Config {
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("RELAY_LISTEN", "127.0.0.1:0"),
+        ("RELAY_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("RELAY_SECRET_KEY", TEST_KEY),
+        ("RELAY_PUBLIC_URL", "https://relay.example.com"),
+        ("RELAY_WORKERS", "0"),
+        ("RELAY_JOB_WORKERS", "0"),
+        ("RELAY_INGEST_WRITERS", "2"),
+        ("RELAY_BITBUCKET_CLOUD_URL", "http://127.0.0.1:9"),
+        ("RELAY_BITBUCKET_CLOUD_API_URL", "http://127.0.0.1:9"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::load_from(None, |name| vars.get(name).cloned()).unwrap()
+}
+
 pub fn nowhere() -> relay::bitbucket::CloudUrls {
     let url = url::Url::parse("http://127.0.0.1:9").unwrap();
     relay::bitbucket::CloudUrls {
