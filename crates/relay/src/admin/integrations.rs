@@ -182,15 +182,38 @@ fn apply(
             )));
         }
     }
-    let id = record.id.clone();
-
-    if let Some(repository) = input.repository {
+    if let Some(repository) = &input.repository {
         validate_repository(repository.trim()).map_err(|e| invalid(e.to_string()))?;
         record.repository = repository.trim().to_owned();
     } else if creating {
         return Err(invalid("repository is required".into()));
     }
+    apply_credentials(record, key, &input)?;
+    record
+        .settings
+        .apply(input.settings)
+        .map_err(|e| invalid(e.to_string()))?;
+    if let Some(remote) = input.deploy_remote {
+        record.deploy_remote = optional(&remote, |v| validate::git_remote("deploy_remote", v))?;
+    }
+    if let Some(url) = input.deploy_hook_url {
+        record.deploy_hook_url = optional(&url, |v| validate::http_url("deploy_hook_url", v))?;
+    }
+    if let Some(template) = input.environment_url {
+        record.environment_url = optional(&template, validate::environment_url)?;
+    }
+    check_credentials_complete(record)
+}
 
+/// Credentials and secrets: only the product's own, checked, and encrypted before they
+/// reach the record.
+fn apply_credentials(
+    record: &mut IntegrationRecord,
+    key: &SecretKey,
+    input: &IntegrationInput,
+) -> Result<(), AdminError> {
+    let invalid = AdminError::Invalid;
+    let kind = record.kind;
     let cloud_only = [("key", &input.key), ("secret", &input.secret)];
     let server_only = [
         ("base_url", &input.base_url),
@@ -206,67 +229,53 @@ fn apply(
             "{name} does not apply to {kind} integrations"
         )));
     }
-
-    if let Some(oauth_key) = input.key {
-        record.oauth_key = Some(validate::non_empty("key", &oauth_key).map_err(invalid)?);
+    let id = record.id.clone();
+    let encrypt = |field: SecretField, name: &str, raw: &str| -> Result<Vec<u8>, AdminError> {
+        let clear = validate::non_empty(name, raw).map_err(invalid)?;
+        Ok(key.encrypt(&id, field, &clear)?)
+    };
+    if let Some(oauth_key) = &input.key {
+        record.oauth_key = Some(validate::non_empty("key", oauth_key).map_err(invalid)?);
     }
-    if let Some(secret) = input.secret {
-        let secret = validate::non_empty("secret", &secret).map_err(invalid)?;
-        record.oauth_secret_ciphertext =
-            Some(key.encrypt(&id, SecretField::OauthSecret, &secret)?);
+    if let Some(secret) = &input.secret {
+        record.oauth_secret_ciphertext = Some(encrypt(SecretField::OauthSecret, "secret", secret)?);
     }
-    if let Some(base_url) = input.base_url {
-        record.base_url = Some(validate::http_url("base_url", &base_url).map_err(invalid)?);
+    if let Some(base_url) = &input.base_url {
+        record.base_url = Some(validate::http_url("base_url", base_url).map_err(invalid)?);
     }
-    if let Some(username) = input.username {
-        record.username = optional(&username, |v| validate::non_empty("username", v))?;
+    if let Some(username) = &input.username {
+        record.username = optional(username, |v| validate::non_empty("username", v))?;
     }
-    if let Some(token) = input.token {
-        let token = validate::non_empty("token", &token).map_err(invalid)?;
-        record.token_ciphertext = Some(key.encrypt(&id, SecretField::Token, &token)?);
+    if let Some(token) = &input.token {
+        record.token_ciphertext = Some(encrypt(SecretField::Token, "token", token)?);
     }
-    if let Some(hook_secret) = input.deploy_hook_secret {
-        let hook_secret = validate::deploy_hook_secret(&hook_secret).map_err(invalid)?;
+    if let Some(hook_secret) = &input.deploy_hook_secret {
+        let hook_secret = validate::deploy_hook_secret(hook_secret).map_err(invalid)?;
         record.deploy_hook_secret_ciphertext =
             key.encrypt(&id, SecretField::DeployHookSecret, &hook_secret)?;
     }
-    if let Some(webhook_secret) = input.webhook_secret {
-        let secret = validate::non_empty("webhook_secret", &webhook_secret).map_err(invalid)?;
-        record.webhook_secret_ciphertext = key.encrypt(&id, SecretField::WebhookSecret, &secret)?;
+    if let Some(webhook_secret) = &input.webhook_secret {
+        record.webhook_secret_ciphertext =
+            encrypt(SecretField::WebhookSecret, "webhook_secret", webhook_secret)?;
     }
+    Ok(())
+}
 
-    record
-        .settings
-        .apply(input.settings)
-        .map_err(|e| invalid(e.to_string()))?;
-
-    if let Some(remote) = input.deploy_remote {
-        record.deploy_remote = optional(&remote, |v| validate::git_remote("deploy_remote", v))?;
-    }
-    if let Some(url) = input.deploy_hook_url {
-        record.deploy_hook_url = optional(&url, |v| validate::http_url("deploy_hook_url", v))?;
-    }
-    if let Some(template) = input.environment_url {
-        record.environment_url = optional(&template, validate::environment_url)?;
-    }
-
-    match kind {
+fn check_credentials_complete(record: &IntegrationRecord) -> Result<(), AdminError> {
+    let missing = match record.kind {
         IntegrationType::Cloud
             if record.oauth_key.is_none() || record.oauth_secret_ciphertext.is_none() =>
         {
-            Err(invalid(
-                "bitbucket integrations need --key and --secret (an OAuth consumer)".into(),
-            ))
+            "bitbucket integrations need --key and --secret (an OAuth consumer)"
         }
         IntegrationType::Server
             if record.base_url.is_none() || record.token_ciphertext.is_none() =>
         {
-            Err(invalid(
-                "bitbucket_server integrations need --base-url and --token".into(),
-            ))
+            "bitbucket_server integrations need --base-url and --token"
         }
-        _ => Ok(()),
-    }
+        _ => return Ok(()),
+    };
+    Err(AdminError::Invalid(missing.into()))
 }
 
 /// Empty input clears an optional field; anything else must pass `check`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use relay_core::JobSpec;
+use relay_core::{BuildState, CommitHash, DeployEvent};
 use relay_store::environments::EnvironmentRow;
 use relay_store::integrations::IntegrationRecord;
 use relay_store::jobs::ClaimedJob;
@@ -35,53 +35,78 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
     ))
 }
 
-/// The event name and extra fields a deploy-side job sends.
-fn event_of(spec: &JobSpec) -> Option<(&'static str, Value)> {
-    match spec {
-        JobSpec::Deploy { commit, .. } => Some(("deployed", json!({ "commit": commit.as_str() }))),
-        JobSpec::SyncFromParent { parent, .. } => Some(("synced", json!({ "parent": parent }))),
-        JobSpec::NotifyDeploySide {
-            event,
-            parent,
-            clone_parent_data,
-            ..
-        } => Some((
-            event.as_str(),
-            json!({ "parent": parent, "clone_parent_data": clone_parent_data }),
-        )),
-        _ => None,
+/// One event for the deploy side, and what Bitbucket hears once it is delivered.
+#[derive(Debug)]
+pub struct Notice {
+    pub environment: String,
+    pub event: &'static str,
+    /// Fields added to the event's `data`.
+    pub extra: Value,
+    /// The build status reported on the environment's head after delivery.
+    pub status: Option<(BuildState, &'static str)>,
+}
+
+impl Notice {
+    /// `deploy`: the commit is ready; Bitbucket shows the head as deployed.
+    pub fn deployed(environment: String, commit: &CommitHash) -> Self {
+        Self {
+            environment,
+            event: "deployed",
+            extra: json!({ "commit": commit.as_str() }),
+            status: Some((BuildState::Successful, "deployed")),
+        }
+    }
+
+    /// `sync_from_parent`: the deploy side copies the parent's data.
+    pub fn synced(environment: String, parent: Option<String>) -> Self {
+        Self {
+            environment,
+            event: "synced",
+            extra: json!({ "parent": parent }),
+            status: None,
+        }
+    }
+
+    /// `notify_deploy_side`: a lifecycle event; a deletion stops the head's status.
+    pub fn lifecycle(
+        environment: String,
+        event: DeployEvent,
+        parent: Option<String>,
+        clone_parent_data: bool,
+    ) -> Self {
+        let status =
+            (event == DeployEvent::Deleted).then_some((BuildState::Stopped, "environment deleted"));
+        Self {
+            environment,
+            event: event.as_str(),
+            extra: json!({ "parent": parent, "clone_parent_data": clone_parent_data }),
+            status,
+        }
     }
 }
 
-pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
-    send(context, job, &spec).await?;
-    report_status(context, job, &spec).await
+pub async fn run(context: &Context, job: &ClaimedJob, notice: Notice) -> Result<(), JobError> {
+    send(context, job, &notice).await?;
+    report_status(context, job, &notice).await
 }
 
-/// Once the deploy side knows, Bitbucket hears it too: deployed → successful on the built
-/// branch or pull-request head, deleted → stopped. (Failures are reported where they
-/// happen, in the git jobs.)
+/// Once the deploy side knows, Bitbucket hears it too, on the commit Bitbucket knows (the
+/// head), not on a post-merge commit. (Failures are reported where they happen, in the git
+/// jobs.)
 async fn report_status(
     context: &Context,
     job: &ClaimedJob,
-    spec: &JobSpec,
+    notice: &Notice,
 ) -> Result<(), JobError> {
-    use relay_core::{BuildState, CommitHash, DeployEvent};
-    let (state, description) = match spec {
-        JobSpec::Deploy { .. } => (BuildState::Successful, "deployed"),
-        JobSpec::NotifyDeploySide {
-            event: DeployEvent::Deleted,
-            ..
-        } => (BuildState::Stopped, "environment deleted"),
-        _ => return Ok(()),
+    let Some((state, description)) = notice.status else {
+        return Ok(());
     };
-    let name = spec.environment().unwrap_or_default();
+    let name = notice.environment.as_str();
     let Some(environment) =
         relay_store::environments::get(&context.pool, &job.integration_id, name).await?
     else {
         return Ok(());
     };
-    // The status belongs on the commit Bitbucket knows (the head), not on a post-merge commit.
     let Some(commit) = environment
         .head_commit
         .as_deref()
@@ -92,15 +117,14 @@ async fn report_status(
     super::status::report(context, job, name, commit, state, description).await
 }
 
-async fn send(context: &Context, job: &ClaimedJob, spec: &JobSpec) -> Result<(), JobError> {
+async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let Some(url) = record.deploy_hook_url.clone() else {
         tracing::debug!("no deploy_hook_url; event not sent");
         return Ok(());
     };
-    let (event, extra) = event_of(spec)
-        .ok_or_else(|| JobError::permanent(format!("{} is not a deploy-side job", spec.kind())))?;
-    let environment_name = spec.environment().unwrap_or_default().to_owned();
+    let (event, extra) = (notice.event, notice.extra.clone());
+    let environment_name = notice.environment.clone();
     let environment =
         relay_store::environments::get(&context.pool, &job.integration_id, &environment_name)
             .await?;

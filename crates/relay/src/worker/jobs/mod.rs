@@ -27,6 +27,8 @@ use tracing::Instrument;
 use super::retry::RetrySchedule;
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
+use deploy_hook::Notice;
+use status::StatusReport;
 
 pub const CHANNEL: &str = "relay_jobs";
 
@@ -266,16 +268,64 @@ impl Runner {
         })
     }
 
+    /// The one place a job kind meets its handler.
     async fn dispatch(&self, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+        let context = &self.context;
         match spec {
-            JobSpec::MirrorBranch { .. }
-            | JobSpec::DeleteRef { .. }
-            | JobSpec::BuildPullRequest { .. } => git::run(&self.context, job, spec).await,
-            JobSpec::Deploy { .. }
-            | JobSpec::SyncFromParent { .. }
-            | JobSpec::NotifyDeploySide { .. } => deploy_hook::run(&self.context, job, spec).await,
-            JobSpec::Reconcile { .. } => reconcile::run(&self.context, job).await,
-            JobSpec::BuildStatus { .. } => status::run(&self.context, job, spec).await,
+            JobSpec::MirrorBranch { branch, commit } => {
+                git::mirror_branch(context, job, branch, commit).await
+            }
+            JobSpec::DeleteRef { name } => git::delete_ref(context, job, name).await,
+            JobSpec::BuildPullRequest {
+                environment,
+                pr_id,
+                source_branch,
+                source_commit,
+                source_repository,
+                target_branch,
+                post_merge,
+            } => {
+                let build = relay_git::PrBuild {
+                    id: pr_id,
+                    source_branch,
+                    source_commit: source_commit.as_str().to_owned(),
+                    target_branch,
+                    post_merge,
+                };
+                git::build_pull_request(context, job, environment, build, source_repository).await
+            }
+            JobSpec::Deploy {
+                environment,
+                commit,
+            } => deploy_hook::run(context, job, Notice::deployed(environment, &commit)).await,
+            JobSpec::SyncFromParent {
+                environment,
+                parent,
+            } => deploy_hook::run(context, job, Notice::synced(environment, parent)).await,
+            JobSpec::NotifyDeploySide {
+                environment,
+                event,
+                parent,
+                clone_parent_data,
+            } => {
+                let notice = Notice::lifecycle(environment, event, parent, clone_parent_data);
+                deploy_hook::run(context, job, notice).await
+            }
+            JobSpec::Reconcile { .. } => reconcile::run(context, job).await,
+            JobSpec::BuildStatus {
+                environment,
+                commit,
+                state,
+                description,
+            } => {
+                let report = StatusReport {
+                    environment,
+                    commit,
+                    state,
+                    description,
+                };
+                status::run(context, job, report).await
+            }
         }
     }
 }

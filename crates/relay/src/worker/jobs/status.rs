@@ -8,16 +8,26 @@ use relay_store::jobs::ClaimedJob;
 use super::{Context, JobError};
 use crate::bitbucket::AccessError;
 
-pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
-    let JobSpec::BuildStatus {
+/// One build status on Bitbucket, as a job queued by [`report`].
+#[derive(Debug)]
+pub struct StatusReport {
+    pub environment: String,
+    pub commit: CommitHash,
+    pub state: BuildState,
+    pub description: String,
+}
+
+pub async fn run(
+    context: &Context,
+    job: &ClaimedJob,
+    report: StatusReport,
+) -> Result<(), JobError> {
+    let StatusReport {
         environment,
         commit,
         state,
         description,
-    } = spec
-    else {
-        return Err(JobError::permanent("not a build status job"));
-    };
+    } = report;
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let client = context.clients.get(&record, &context.key).await?;
     // Cloud pull-request payloads carry 12-character hashes; statuses need the full id.
