@@ -5,7 +5,8 @@ use sqlx::PgPool;
 
 use crate::StoreError;
 
-/// One integration row. Fields named as in DESIGN.md; `*_ciphertext` hold AES-GCM output.
+/// One integration row. Fields named as the settings in `docs/ARCHITECTURE.md` (the hosted
+/// platform's CLI names); `*_ciphertext` hold AES-GCM output.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IntegrationRecord {
     pub id: String,
