@@ -47,34 +47,10 @@ pub struct Load {
 
 /// Every fixture body with the event key Bitbucket sends it with.
 pub fn fixtures() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-    let mut out = Vec::new();
-    for dir in ["bitbucket-cloud", "bitbucket-server"] {
-        let mut paths: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let body = std::fs::read(&path)?;
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let key = match (dir, name.as_str()) {
-                ("bitbucket-server", _) => serde_json::from_slice::<serde_json::Value>(&body)?
-                    ["eventKey"]
-                    .as_str()
-                    .unwrap_or("repo:refs_changed")
-                    .to_owned(),
-                (_, n) if n.starts_with("push") => "repo:push".into(),
-                (_, "pr_declined") => "pullrequest:rejected".into(),
-                (_, n) => format!("pullrequest:{}", n.trim_start_matches("pr_")),
-            };
-            out.push((key, body));
-        }
-    }
-    Ok(out)
+    Ok(relay_fixtures::load_all()?
+        .into_iter()
+        .map(|f| (f.event_key.to_owned(), f.body))
+        .collect())
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);

@@ -1,4 +1,5 @@
-//! DESIGN.md's branch rows (and snapshots, naming), one scenario each, plus their ordering rules.
+//! The branch rows of the rule table (`docs/ARCHITECTURE.md`; and snapshots, naming), one
+//! scenario each, plus their ordering rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -7,8 +7,9 @@ use sqlx::PgPool;
 use crate::StoreError;
 
 /// One integration, as the rest of the relay sees it: the row mapped once, here, with the
-/// planner's rules as [`Settings`] and the product as [`IntegrationType`].
-/// `*_ciphertext` fields hold AES-GCM output.
+/// planner's rules as [`Settings`] (named as in `docs/ARCHITECTURE.md`, the hosted
+/// platform's CLI names) and the product as [`IntegrationType`]. `*_ciphertext` fields hold
+/// AES-GCM output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationRecord {
     pub id: String,

@@ -6,7 +6,7 @@
 //!
 //! # Rules
 //!
-//! DESIGN.md's rule table, row by row:
+//! The rule table of `docs/ARCHITECTURE.md`, row by row:
 //!
 //! * **Branch created** (`fetch_branches`): environment named by [`crate::naming`], kind
 //!   `branch`, **inactive**, parent = the default branch's environment; mirror the branch.

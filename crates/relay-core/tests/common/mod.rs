@@ -1,16 +1,13 @@
 //! Shared helpers for relay-core's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use relay_core::{
     CommitHash, Environment, EnvironmentKind, EnvironmentStatus, Event, PrState, PullRequestInfo,
     Settings,
 };
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-
-/// One fixture body with the `X-Event-Key` Bitbucket would send with it.
+/// One fixture body with the `X-Event-Key` Bitbucket would send with it (see
+/// `relay_fixtures::TABLE`).
 #[derive(Clone)]
 pub struct Fixture {
     /// `bitbucket-cloud/push.json`
@@ -19,54 +16,22 @@ pub struct Fixture {
     pub body: Vec<u8>,
 }
 
-/// Every `*.json` under the fixtures directory, sorted, with its event key: Cloud files are
-/// named by event, Server files carry `eventKey`.
+/// Every fixture of the repository's `fixtures/` directory, Cloud then Server, sorted.
 pub fn all_fixtures() -> Vec<Fixture> {
     static CACHE: std::sync::OnceLock<Vec<Fixture>> = std::sync::OnceLock::new();
     CACHE.get_or_init(load_fixtures).clone()
 }
 
 fn load_fixtures() -> Vec<Fixture> {
-    let mut out = Vec::new();
-    for dir in ["bitbucket-cloud", "bitbucket-server"] {
-        let path = Path::new(FIXTURES).join(dir);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for file in files {
-            let body = std::fs::read(&file).unwrap();
-            let stem = file.file_stem().unwrap().to_str().unwrap().to_owned();
-            let event_key = if dir == "bitbucket-cloud" {
-                cloud_key(&stem).to_owned()
-            } else {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                v["eventKey"].as_str().unwrap().to_owned()
-            };
-            out.push(Fixture {
-                name: format!("{dir}/{stem}.json"),
-                event_key,
-                body,
-            });
-        }
-    }
-    assert!(out.len() >= 20, "fixtures not found under {FIXTURES}");
-    out
-}
-
-fn cloud_key(stem: &str) -> &'static str {
-    match stem {
-        s if s.starts_with("push") => "repo:push",
-        "pr_created" => "pullrequest:created",
-        "pr_updated" => "pullrequest:updated",
-        "pr_fulfilled" => "pullrequest:fulfilled",
-        "pr_declined" => "pullrequest:rejected",
-        "pr_comment_created" => "pullrequest:comment_created",
-        "pr_comment_deleted" => "pullrequest:comment_deleted",
-        other => panic!("no event key known for Cloud fixture {other}"),
-    }
+    relay_fixtures::load_all()
+        .unwrap()
+        .into_iter()
+        .map(|f| Fixture {
+            name: f.name,
+            event_key: f.event_key.to_owned(),
+            body: f.body,
+        })
+        .collect()
 }
 
 pub fn fixture_event(name: &str) -> Event {

@@ -117,66 +117,35 @@ pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegr
     }
 }
 
+/// The repository's `fixtures/` directory.
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
+    relay_fixtures::dir()
 }
 
 /// A fixture body with the event key Bitbucket would send with it.
 pub struct Fixture {
+    /// `bitbucket-cloud/push.json`
     pub name: String,
     pub kind: IntegrationType,
     pub event_key: String,
     pub body: Vec<u8>,
 }
 
+/// Every fixture, Cloud then Server, sorted (see `relay_fixtures::TABLE`).
 pub fn fixtures() -> Vec<Fixture> {
-    let mut out = Vec::new();
-    for (dir, kind) in [
-        ("bitbucket-cloud", IntegrationType::Cloud),
-        ("bitbucket-server", IntegrationType::Server),
-    ] {
-        let mut entries: Vec<_> = std::fs::read_dir(fixtures_dir().join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        entries.sort();
-        for path in entries {
-            let body = std::fs::read(&path).unwrap();
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let event_key = match kind {
-                IntegrationType::Cloud => cloud_event_key(&name).to_owned(),
-                IntegrationType::Server => {
-                    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    value["eventKey"].as_str().unwrap().to_owned()
-                }
-            };
-            out.push(Fixture {
-                name: format!("{dir}/{name}"),
-                kind,
-                event_key,
-                body,
-            });
-        }
-    }
-    assert!(out.len() >= 27, "fixtures missing: {}", out.len());
-    out
-}
-
-fn cloud_event_key(name: &str) -> &'static str {
-    match name {
-        n if n.starts_with("push") => "repo:push",
-        "pr_created" => "pullrequest:created",
-        "pr_updated" => "pullrequest:updated",
-        "pr_fulfilled" => "pullrequest:fulfilled",
-        "pr_declined" => "pullrequest:rejected",
-        "pr_comment_created" => "pullrequest:comment_created",
-        "pr_comment_deleted" => "pullrequest:comment_deleted",
-        other => panic!("no event key known for fixture {other}"),
-    }
+    relay_fixtures::load_all()
+        .unwrap()
+        .into_iter()
+        .map(|f| Fixture {
+            name: f.name,
+            kind: match f.product {
+                relay_fixtures::Product::Cloud => IntegrationType::Cloud,
+                relay_fixtures::Product::Server => IntegrationType::Server,
+            },
+            event_key: f.event_key.to_owned(),
+            body: f.body,
+        })
+        .collect()
 }
 
 pub fn request_id_header(kind: IntegrationType) -> &'static str {

@@ -3,6 +3,8 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
+
 use crate::cli::Relay;
 
 /// Killed when dropped, so a failing test leaves no relay behind holding connections.
@@ -60,8 +62,11 @@ impl ServeProcess {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+    /// SIGTERM, without waiting: the relay drains and exits (see `terminate`).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the relay is running");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), Signal::TERM)
+            .expect("SIGTERM the relay");
     }
 
     /// SIGKILL: no chance to finish anything.
@@ -73,11 +78,8 @@ impl ServeProcess {
     }
 
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.sigterm();
         let child = self.child.take().unwrap();
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
         let output = child.wait_with_output().unwrap();
         (
             output.status,
