@@ -1,15 +1,19 @@
 //! Integration rows. Secrets arrive here already encrypted; this module never sees them in clear.
 
 use chrono::{DateTime, Utc};
+use relay_core::IntegrationType;
 use sqlx::PgPool;
 
-use crate::StoreError;
+use crate::{StoreError, Text};
 
 /// One integration row. Fields named as in DESIGN.md; `*_ciphertext` hold AES-GCM output.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+///
+/// The column list of the queries below is spelled out (no `*`) because `type` needs its
+/// override to be read as an [`IntegrationType`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationRecord {
     pub id: String,
-    pub r#type: String,
+    pub r#type: IntegrationType,
     pub repository: String,
     pub oauth_key: Option<String>,
     pub oauth_secret_ciphertext: Option<Vec<u8>>,
@@ -36,7 +40,7 @@ pub struct IntegrationRecord {
 /// What the webhook endpoint needs to verify a delivery.
 #[derive(Debug, Clone)]
 pub struct WebhookCredentials {
-    pub r#type: String,
+    pub r#type: IntegrationType,
     pub webhook_secret_ciphertext: Vec<u8>,
 }
 
@@ -54,9 +58,15 @@ pub async fn insert(
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
                deploy_hook_url, environment_url, default_branch)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-           RETURNING *"#,
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, created_at, updated_at"#,
         record.id,
-        record.r#type,
+        record.r#type.as_str(),
         record.repository,
         record.oauth_key,
         record.oauth_secret_ciphertext,
@@ -83,15 +93,8 @@ pub async fn insert(
 }
 
 pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreError> {
-    sqlx::query_as!(
-        IntegrationRecord,
-        r#"SELECT *
-           FROM integrations WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(pool)
-    .await?
-    .ok_or(StoreError::NotFound("integration"))
+    let mut conn = pool.acquire().await?;
+    get_in(&mut conn, id).await
 }
 
 /// Same as [`get`], inside a caller's transaction.
@@ -101,7 +104,14 @@ pub async fn get_in(
 ) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
         IntegrationRecord,
-        "SELECT * FROM integrations WHERE id = $1",
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(&mut *conn)
@@ -112,7 +122,13 @@ pub async fn get_in(
 pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
     Ok(sqlx::query_as!(
         IntegrationRecord,
-        r#"SELECT *
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
            FROM integrations ORDER BY created_at, id"#
     )
     .fetch_all(pool)
@@ -132,7 +148,13 @@ where
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let mut record = sqlx::query_as!(
         IntegrationRecord,
-        r#"SELECT *
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -152,7 +174,13 @@ where
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
                default_branch = $19, deploy_hook_secret_ciphertext = $20, updated_at = now()
            WHERE id = $1
-           RETURNING *"#,
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, created_at, updated_at"#,
         record.id,
         record.repository,
         record.oauth_key,
@@ -197,7 +225,8 @@ pub async fn webhook_credentials(
 ) -> Result<Option<WebhookCredentials>, StoreError> {
     Ok(sqlx::query_as!(
         WebhookCredentials,
-        r#"SELECT type AS "type", webhook_secret_ciphertext FROM integrations WHERE id = $1"#,
+        r#"SELECT type AS "type: Text<IntegrationType>", webhook_secret_ciphertext
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(pool)

@@ -2,6 +2,7 @@
 //! webhook for the events the rules need, remove it, and check that everything is in place.
 
 use relay_bitbucket::{WebhookChange, WebhookSpec};
+use relay_core::IntegrationType;
 use relay_store::integrations::IntegrationRecord;
 use serde::Serialize;
 
@@ -99,9 +100,9 @@ pub async fn validate(
     record: &IntegrationRecord,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let creds_hint = match record.r#type.as_str() {
-        "bitbucket_server" => "check --token (an HTTP access token with repository admin) and --base-url",
-        _ => "check --key/--secret (an OAuth consumer with repository and webhook permissions, marked private)",
+    let creds_hint = match record.r#type {
+        IntegrationType::Server => "check --token (an HTTP access token with repository admin) and --base-url",
+        IntegrationType::Cloud => "check --key/--secret (an OAuth consumer with repository and webhook permissions, marked private)",
     };
     let client = match clients.get(record, key).await {
         Ok(client) => client,

@@ -93,7 +93,7 @@ pub async fn add(
     };
     let mut record = IntegrationRecord {
         id: id.to_string(),
-        r#type: kind.as_str().to_owned(),
+        r#type: kind,
         repository: String::new(),
         oauth_key: None,
         oauth_secret_ciphertext: None,
@@ -154,14 +154,14 @@ fn apply(
 ) -> Result<(), AdminError> {
     let invalid = AdminError::Invalid;
     if let Some(kind) = input.kind {
-        if !creating && kind.as_str() != record.r#type {
+        if !creating && kind != record.r#type {
             return Err(invalid(format!(
                 "type cannot change from {} to {kind}: delete the integration and add a new one",
                 record.r#type
             )));
         }
     }
-    let kind: IntegrationType = record.r#type.parse().map_err(|e| invalid(format!("{e}")))?;
+    let kind = record.r#type;
     let id = record.id.clone();
 
     if let Some(repository) = input.repository {
@@ -177,13 +177,13 @@ fn apply(
         ("username", &input.username),
         ("token", &input.token),
     ];
-    let (foreign, own_type) = match kind {
-        IntegrationType::Cloud => (&server_only[..], "bitbucket"),
-        IntegrationType::Server => (&cloud_only[..], "bitbucket_server"),
+    let foreign = match kind {
+        IntegrationType::Cloud => &server_only[..],
+        IntegrationType::Server => &cloud_only[..],
     };
     if let Some((name, _)) = foreign.iter().find(|(_, value)| value.is_some()) {
         return Err(invalid(format!(
-            "{name} does not apply to {own_type} integrations"
+            "{name} does not apply to {kind} integrations"
         )));
     }
 
@@ -301,7 +301,7 @@ pub fn settings(record: &IntegrationRecord) -> Settings {
 pub struct IntegrationView {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IntegrationType,
     pub repository: String,
     pub hook_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -369,7 +369,7 @@ pub fn view(
     let settings = settings(record);
     Ok(IntegrationView {
         id: record.id.clone(),
-        kind: record.r#type.clone(),
+        kind: record.r#type,
         repository: record.repository.clone(),
         hook_url: hook_url(public_base_url, &record.id),
         key: record.oauth_key.clone(),

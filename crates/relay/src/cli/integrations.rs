@@ -164,7 +164,7 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
             .map(|v| {
                 vec![
                     v.id.clone(),
-                    v.kind.clone(),
+                    v.kind.to_string(),
                     v.repository.clone(),
                     v.fetch_branches.to_string(),
                     v.prune_branches.to_string(),
