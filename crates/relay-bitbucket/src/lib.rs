@@ -17,7 +17,7 @@ mod server;
 mod transport;
 mod types;
 
-use relay_core::{CommitHash, Provider, PullRequest};
+use relay_core::{CommitHash, IntegrationType, PullRequest};
 pub use secrecy::SecretString;
 use url::Url;
 
@@ -51,10 +51,10 @@ impl BitbucketClient {
         })
     }
 
-    pub fn provider(&self) -> Provider {
+    pub fn provider(&self) -> IntegrationType {
         match self {
-            Self::Cloud(_) => Provider::Cloud,
-            Self::Server(_) => Provider::Server,
+            Self::Cloud(_) => IntegrationType::Cloud,
+            Self::Server(_) => IntegrationType::Server,
         }
     }
 

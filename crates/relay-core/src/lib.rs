@@ -11,13 +11,15 @@ pub mod naming;
 pub mod plan;
 pub mod settings;
 pub mod signature;
+pub mod text;
 
 pub use environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
 pub use event::{
-    parse, CommitHash, Event, ParseError, PrAction, PrState, Provider, PullRequest, RefChange,
-    RefKind,
+    parse, CommitHash, Event, ParseError, PrAction, PrState, PullRequest, RefChange, RefKind,
+    UnknownValue,
 };
 pub use ids::{IdError, IntegrationId};
-pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobSpec, Plan};
+pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobKind, JobSpec, Plan};
 pub use settings::{IntegrationType, Settings, SettingsError};
 pub use signature::{sign, verify_signature, SignatureError};
+pub use text::TextEnum;

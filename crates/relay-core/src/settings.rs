@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::TextEnum;
+
 /// Which Bitbucket product an integration talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,11 +20,27 @@ pub enum IntegrationType {
 }
 
 impl IntegrationType {
+    /// The stored spelling (database, JSON, `--type`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cloud => "bitbucket",
             Self::Server => "bitbucket_server",
         }
+    }
+
+    pub const ALL: &'static [IntegrationType] = &[Self::Cloud, Self::Server];
+}
+
+/// Written by hand rather than by [`crate::text_enum!`]: parsing keeps its
+/// [`SettingsError`], whose message admins see.
+impl TextEnum for IntegrationType {
+    const WHAT: &'static str = "integration type";
+    const ALL: &'static [Self] = &[Self::Cloud, Self::Server];
+    fn as_str(self) -> &'static str {
+        IntegrationType::as_str(self)
+    }
+    fn parse_text(text: &str) -> Option<Self> {
+        text.parse().ok()
     }
 }
 
@@ -247,9 +265,17 @@ mod tests {
 
     #[test]
     fn types_round_trip() {
-        for t in [IntegrationType::Cloud, IntegrationType::Server] {
-            assert_eq!(t.as_str().parse::<IntegrationType>(), Ok(t));
+        for t in IntegrationType::ALL {
+            assert_eq!(t.as_str().parse::<IntegrationType>(), Ok(*t));
+            assert_eq!(IntegrationType::parse_text(t.as_str()), Some(*t));
+            let json = serde_json::to_string(t).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
         }
+        assert_eq!(
+            <IntegrationType as TextEnum>::ALL,
+            IntegrationType::ALL,
+            "one list of variants"
+        );
         assert!("github".parse::<IntegrationType>().is_err());
     }
 

@@ -18,7 +18,7 @@ fn settings() -> Settings {
 }
 
 fn kinds(plan: &relay_core::Plan) -> Vec<&'static str> {
-    plan.jobs.iter().map(JobSpec::kind).collect()
+    plan.jobs.iter().map(|j| j.kind().as_str()).collect()
 }
 
 #[test]

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use relay_core::plan::branch_ref;
 use relay_core::{
-    DeployEvent, EnvironmentKind, EnvironmentStatus as St, Event, JobSpec, PrAction, PrState,
-    Settings,
+    DeployEvent, EnvironmentKind, EnvironmentStatus as St, Event, JobKind, JobSpec, PrAction,
+    PrState, Settings,
 };
 
 fn settings() -> Settings {
@@ -19,7 +19,7 @@ fn settings() -> Settings {
 }
 
 fn kinds(plan: &relay_core::Plan) -> Vec<&'static str> {
-    plan.jobs.iter().map(JobSpec::kind).collect()
+    plan.jobs.iter().map(|j| j.kind().as_str()).collect()
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn branch_updated_mirrors_and_deploys_only_when_active() {
         );
         assert_eq!(after[0].head_commit, Some(commit(2)));
         assert_eq!(
-            plan.jobs.iter().any(|j| j.kind() == "deploy"),
+            plan.jobs.iter().any(|j| j.kind() == JobKind::Deploy),
             deploys,
             "{status:?}"
         );
@@ -377,6 +377,9 @@ fn plans_and_snapshots_survive_json() {
     assert_eq!(json["changes"][0]["op"], "create");
     assert_eq!(json["changes"][0]["environment"]["status"], "active");
     for job in &plan.jobs {
-        assert_eq!(serde_json::to_value(job).unwrap()["kind"], job.kind());
+        assert_eq!(
+            serde_json::to_value(job).unwrap()["kind"],
+            job.kind().as_str()
+        );
     }
 }

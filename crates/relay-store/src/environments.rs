@@ -6,16 +6,16 @@ use relay_core::{
 };
 use sqlx::{PgConnection, PgPool};
 
-use crate::StoreError;
+use crate::{StoreError, Text};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EnvironmentRow {
     pub id: i64,
     pub integration_id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: EnvironmentKind,
     pub parent: Option<String>,
-    pub status: String,
+    pub status: EnvironmentStatus,
     pub branch: Option<String>,
     pub head_commit: Option<String>,
     pub pr_id: Option<i64>,
@@ -66,15 +66,9 @@ impl EnvironmentRow {
         };
         Ok(Environment {
             name: self.name.clone(),
-            kind: self
-                .kind
-                .parse::<EnvironmentKind>()
-                .map_err(|_| bad("kind", &self.kind))?,
+            kind: self.kind,
             parent: self.parent.clone(),
-            status: self
-                .status
-                .parse::<EnvironmentStatus>()
-                .map_err(|_| bad("status", &self.status))?,
+            status: self.status,
             branch: self.branch.clone(),
             head_commit: commit("head_commit", &self.head_commit)?,
             pr,
@@ -88,7 +82,11 @@ pub async fn list(
 ) -> Result<Vec<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments
            WHERE ($1::text IS NULL OR integration_id = $1)
            ORDER BY integration_id, name"#,
         integration_id
@@ -104,7 +102,12 @@ pub async fn get(
 ) -> Result<Option<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments WHERE integration_id = $1 AND name = $2"#,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments
+           WHERE integration_id = $1 AND name = $2"#,
         integration_id,
         name
     )
@@ -119,7 +122,12 @@ pub async fn load_for_planning(
 ) -> Result<Vec<Environment>, StoreError> {
     let rows = sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments WHERE integration_id = $1 ORDER BY name"#,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+           FROM environments
+           WHERE integration_id = $1 ORDER BY name"#,
         integration_id
     )
     .fetch_all(&mut *conn)
@@ -195,13 +203,14 @@ async fn upsert(
 }
 
 /// Environments by status, for the metrics gauge.
-pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(EnvironmentStatus, i64)>, StoreError> {
     let rows = sqlx::query!(
-        r#"SELECT status, count(*) AS "count!" FROM environments GROUP BY status ORDER BY status"#
+        r#"SELECT status AS "status: Text<EnvironmentStatus>", count(*) AS "count!"
+           FROM environments GROUP BY status ORDER BY status"#
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
+    Ok(rows.into_iter().map(|r| (r.status.0, r.count)).collect())
 }
 
 /// Records the outcome of a build on an environment: `failed` with its reason, or back to

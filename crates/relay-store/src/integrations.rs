@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use relay_core::{IntegrationType, Settings};
 use sqlx::PgPool;
 
-use crate::StoreError;
+use crate::{StoreError, Text};
 
 /// One integration, as the rest of the relay sees it: the row mapped once, here, with the
 /// planner's rules as [`Settings`] (named as in `docs/ARCHITECTURE.md`, the hosted
@@ -34,7 +34,7 @@ pub struct IntegrationRecord {
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct IntegrationRow {
     id: String,
-    r#type: String,
+    r#type: IntegrationType,
     repository: String,
     oauth_key: Option<String>,
     oauth_secret_ciphertext: Option<Vec<u8>>,
@@ -62,12 +62,7 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
     type Error = StoreError;
 
     fn try_from(row: IntegrationRow) -> Result<Self, StoreError> {
-        let kind = row.r#type.parse::<IntegrationType>().map_err(|_| {
-            StoreError::Corrupt(format!(
-                "integration {} has an unknown type {:?}",
-                row.id, row.r#type
-            ))
-        })?;
+        let kind = row.r#type;
         Ok(Self {
             id: row.id,
             kind,
@@ -101,7 +96,7 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
 /// What the webhook endpoint needs to verify a delivery.
 #[derive(Debug, Clone)]
 pub struct WebhookCredentials {
-    pub r#type: String,
+    pub r#type: IntegrationType,
     pub webhook_secret_ciphertext: Vec<u8>,
 }
 
@@ -119,7 +114,13 @@ pub async fn insert(
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
                deploy_hook_url, environment_url, default_branch)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-           RETURNING *"#,
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, created_at, updated_at"#,
         record.id,
         record.kind.as_str(),
         record.repository,
@@ -151,7 +152,13 @@ pub async fn insert(
 pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
         IntegrationRow,
-        r#"SELECT *
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
            FROM integrations WHERE id = $1"#,
         id
     )
@@ -168,7 +175,14 @@ pub async fn get_in(
 ) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
         IntegrationRow,
-        "SELECT * FROM integrations WHERE id = $1",
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(&mut *conn)
@@ -180,7 +194,13 @@ pub async fn get_in(
 pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
     sqlx::query_as!(
         IntegrationRow,
-        r#"SELECT *
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
            FROM integrations ORDER BY created_at, id"#
     )
     .fetch_all(pool)
@@ -203,7 +223,13 @@ where
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let mut record: IntegrationRecord = sqlx::query_as!(
         IntegrationRow,
-        r#"SELECT *
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, created_at, updated_at
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -224,7 +250,13 @@ where
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
                default_branch = $19, deploy_hook_secret_ciphertext = $20, updated_at = now()
            WHERE id = $1
-           RETURNING *"#,
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, created_at, updated_at"#,
         record.id,
         record.repository,
         record.oauth_key,
@@ -270,7 +302,8 @@ pub async fn webhook_credentials(
 ) -> Result<Option<WebhookCredentials>, StoreError> {
     Ok(sqlx::query_as!(
         WebhookCredentials,
-        r#"SELECT type AS "type", webhook_secret_ciphertext FROM integrations WHERE id = $1"#,
+        r#"SELECT type AS "type: Text<IntegrationType>", webhook_secret_ciphertext
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(pool)

@@ -7,12 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Which Bitbucket product the fake imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Cloud,
-    Server,
-}
+/// Which Bitbucket product the fake imitates: the relay's own product enum, under the name
+/// the fake's callers know it by.
+pub use relay_core::IntegrationType as Flavor;
 
 /// Which of the fake's addresses a request reached. Cloud splits `bitbucket.org` (OAuth,
 /// git) from `api.bitbucket.org` (REST) onto two ports, so a client that mixes them up fails.

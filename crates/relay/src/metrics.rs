@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use relay_core::EnvironmentStatus;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
@@ -199,15 +200,15 @@ impl Metrics {
         self.queue_oldest_seconds.set(oldest_seconds);
     }
 
-    pub fn set_environments(&self, counts: &[(String, i64)]) {
-        for status in ["inactive", "active", "deleting", "deleted", "failed"] {
+    pub fn set_environments(&self, counts: &[(EnvironmentStatus, i64)]) {
+        for &status in EnvironmentStatus::ALL {
             let count = counts
                 .iter()
-                .find(|(s, _)| s == status)
+                .find(|(s, _)| *s == status)
                 .map_or(0, |(_, n)| *n);
             self.environments
                 .get_or_create(&StatusLabels {
-                    status: status.to_owned(),
+                    status: status.as_str().to_owned(),
                 })
                 .set(count);
         }

@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{CommitHash, CommitHashError};
 pub use error::ParseError;
-pub use keys::Provider;
 
 pub(crate) use commit::same_opt;
 pub(crate) use error::{commit_field, json_error, text_field, timestamp_field, truncate_for_error};
 use keys::KeyKind;
+
+use crate::settings::IntegrationType;
 
 /// A webhook (or a reconciler listing) in the relay's own terms.
 // One event exists per delivery being planned; boxing the large variant would only make
@@ -222,7 +223,7 @@ impl PullRequest {
 /// Parses a webhook body. `event_key` is the `X-Event-Key` header (on Server it equals the
 /// body's `eventKey`, and a body that disagrees is rejected).
 pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
-    let (provider, kind) = keys::classify(event_key)
+    let (product, kind) = keys::classify(event_key)
         .ok_or_else(|| ParseError::UnknownEventKey(truncate_for_error(event_key)))?;
     match kind {
         // The ping body is `{"test": true}` but nothing depends on it, so it is not read.
@@ -235,13 +236,13 @@ pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
                 reason: reason.to_owned(),
             })
         }
-        KeyKind::Push => match provider {
-            Provider::Cloud => cloud::parse_push(body),
-            Provider::Server => server::parse_push(event_key, body),
+        KeyKind::Push => match product {
+            IntegrationType::Cloud => cloud::parse_push(body),
+            IntegrationType::Server => server::parse_push(event_key, body),
         },
-        KeyKind::PullRequest(pr_key) => match provider {
-            Provider::Cloud => cloud::parse_pull_request(pr_key, body),
-            Provider::Server => server::parse_pull_request(event_key, pr_key, body),
+        KeyKind::PullRequest(pr_key) => match product {
+            IntegrationType::Cloud => cloud::parse_pull_request(pr_key, body),
+            IntegrationType::Server => server::parse_pull_request(event_key, pr_key, body),
         },
     }
 }
@@ -252,14 +253,14 @@ pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
 /// the webhook's `pullrequest` / `pullRequest`, so the reconciler builds its
 /// [`Event::Snapshot`] with the same conversion as the webhooks.
 pub fn parse_pull_request_object(
-    provider: Provider,
+    product: IntegrationType,
     json: &[u8],
 ) -> Result<PullRequest, ParseError> {
-    match provider {
-        Provider::Cloud => {
+    match product {
+        IntegrationType::Cloud => {
             cloud::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
-        Provider::Server => {
+        IntegrationType::Server => {
             server::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
     }

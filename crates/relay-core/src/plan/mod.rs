@@ -199,18 +199,43 @@ pub enum BuildState {
     Stopped,
 }
 
+/// A [`JobSpec`]'s variant without its fields: the jobs table's `kind` column, and the
+/// payload's `kind` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    MirrorBranch,
+    DeleteRef,
+    BuildPullRequest,
+    Deploy,
+    SyncFromParent,
+    NotifyDeploySide,
+    Reconcile,
+    BuildStatus,
+}
+
+crate::text_enum!(JobKind, "job kind", {
+    MirrorBranch => "mirror_branch",
+    DeleteRef => "delete_ref",
+    BuildPullRequest => "build_pull_request",
+    Deploy => "deploy",
+    SyncFromParent => "sync_from_parent",
+    NotifyDeploySide => "notify_deploy_side",
+    Reconcile => "reconcile",
+    BuildStatus => "build_status",
+});
+
 impl JobSpec {
-    /// The `kind` text, as stored in the jobs table.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> JobKind {
         match self {
-            Self::MirrorBranch { .. } => "mirror_branch",
-            Self::DeleteRef { .. } => "delete_ref",
-            Self::BuildPullRequest { .. } => "build_pull_request",
-            Self::Deploy { .. } => "deploy",
-            Self::SyncFromParent { .. } => "sync_from_parent",
-            Self::NotifyDeploySide { .. } => "notify_deploy_side",
-            Self::Reconcile { .. } => "reconcile",
-            Self::BuildStatus { .. } => "build_status",
+            Self::MirrorBranch { .. } => JobKind::MirrorBranch,
+            Self::DeleteRef { .. } => JobKind::DeleteRef,
+            Self::BuildPullRequest { .. } => JobKind::BuildPullRequest,
+            Self::Deploy { .. } => JobKind::Deploy,
+            Self::SyncFromParent { .. } => JobKind::SyncFromParent,
+            Self::NotifyDeploySide { .. } => JobKind::NotifyDeploySide,
+            Self::Reconcile { .. } => JobKind::Reconcile,
+            Self::BuildStatus { .. } => JobKind::BuildStatus,
         }
     }
 
@@ -329,4 +354,99 @@ pub fn plan(settings: &Settings, event: &Event, environments: &[Environment]) ->
         } => snapshot::plan_snapshot(&mut b, branches, pull_requests),
     }
     b.finish()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// One job of every kind; the match makes a new variant fail to compile here.
+    fn one_of_each() -> Vec<JobSpec> {
+        let commit = CommitHash::parse(&"a".repeat(40)).unwrap();
+        let environment = || "main".to_owned();
+        let jobs = vec![
+            JobSpec::MirrorBranch {
+                branch: "main".into(),
+                commit: commit.clone(),
+            },
+            JobSpec::DeleteRef {
+                name: branch_ref("gone"),
+            },
+            JobSpec::BuildPullRequest {
+                environment: "pr-1".into(),
+                pr_id: 1,
+                source_branch: "feature".into(),
+                source_commit: commit.clone(),
+                source_repository: "ws/repo".into(),
+                target_branch: "main".into(),
+                post_merge: false,
+            },
+            JobSpec::Deploy {
+                environment: environment(),
+                commit: commit.clone(),
+            },
+            JobSpec::SyncFromParent {
+                environment: environment(),
+                parent: None,
+            },
+            JobSpec::NotifyDeploySide {
+                environment: environment(),
+                event: DeployEvent::Created,
+                parent: None,
+                clone_parent_data: false,
+            },
+            JobSpec::Reconcile {
+                reason: "test".into(),
+            },
+            JobSpec::BuildStatus {
+                environment: environment(),
+                commit,
+                state: BuildState::Successful,
+                description: String::new(),
+            },
+        ];
+        for job in &jobs {
+            match job {
+                JobSpec::MirrorBranch { .. }
+                | JobSpec::DeleteRef { .. }
+                | JobSpec::BuildPullRequest { .. }
+                | JobSpec::Deploy { .. }
+                | JobSpec::SyncFromParent { .. }
+                | JobSpec::NotifyDeploySide { .. }
+                | JobSpec::Reconcile { .. }
+                | JobSpec::BuildStatus { .. } => {}
+            }
+        }
+        jobs
+    }
+
+    #[test]
+    fn job_kinds_are_the_payload_tags() {
+        let jobs = one_of_each();
+        let kinds: Vec<JobKind> = jobs.iter().map(JobSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            JobKind::ALL,
+            "every kind, once, in declaration order"
+        );
+        for job in &jobs {
+            let payload = serde_json::to_value(job).unwrap();
+            assert_eq!(payload["kind"], job.kind().as_str(), "{job:?}");
+        }
+    }
+
+    #[test]
+    fn job_kind_text_round_trips_and_matches_serde() {
+        for kind in JobKind::ALL {
+            assert_eq!(kind.as_str().parse::<JobKind>(), Ok(*kind));
+            assert_eq!(
+                <JobKind as crate::TextEnum>::parse_text(kind.as_str()),
+                Some(*kind)
+            );
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+        assert!("Deploy".parse::<JobKind>().is_err());
+    }
 }

@@ -1,9 +1,11 @@
 //! Flags, named as in the hosted platform's CLI. Booleans take `--flag`, `--flag=true` or
 //! `--flag=false`. Secrets can come from the environment so they stay out of shell history.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use relay_core::settings::SettingsPatch;
-use relay_core::IntegrationType;
+use relay_core::{IntegrationType, TextEnum};
+use relay_store::{DeliveryStatus, JobState};
 
 use crate::admin::integrations::IntegrationInput;
 
@@ -158,6 +160,23 @@ impl From<SettingsFlags> for SettingsPatch {
     }
 }
 
+/// Exactly the stored spellings of `T`, then `aliases`: all listed by `--help` and by the
+/// error for anything else.
+fn text_values<T: TextEnum + Send + Sync>(
+    aliases: &'static [(&'static str, T)],
+) -> impl TypedValueParser<Value = T> {
+    let spellings = T::ALL.iter().map(|v| v.as_str());
+    PossibleValuesParser::new(spellings.chain(aliases.iter().map(|(alias, _)| *alias))).try_map(
+        move |text| {
+            let alias = aliases.iter().find(|(alias, _)| *alias == text);
+            alias
+                .map(|(_, value)| *value)
+                .or_else(|| T::parse_text(&text))
+                .ok_or_else(|| format!("unknown {} {text:?}", T::WHAT))
+        },
+    )
+}
+
 fn parse_type(raw: &str) -> Result<IntegrationType, String> {
     raw.parse()
         .map_err(|e: relay_core::SettingsError| e.to_string())
@@ -168,8 +187,8 @@ pub struct DeliveryListArgs {
     #[arg(long)]
     pub integration: Option<String>,
     /// pending, processed, ignored or failed.
-    #[arg(long, value_parser = ["pending", "processed", "ignored", "failed"])]
-    pub status: Option<String>,
+    #[arg(long, value_parser = text_values::<DeliveryStatus>(&[]))]
+    pub status: Option<DeliveryStatus>,
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
 }
@@ -194,8 +213,8 @@ pub struct JobListArgs {
     #[arg(long)]
     pub integration: Option<String>,
     /// pending, running, succeeded or dead ("failed" is accepted for dead).
-    #[arg(long, value_parser = ["pending", "running", "succeeded", "dead", "failed"])]
-    pub state: Option<String>,
+    #[arg(long, value_parser = text_values::<JobState>(&[("failed", JobState::Dead)]))]
+    pub state: Option<JobState>,
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
 }

@@ -14,13 +14,9 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
     let pool = connect(config).await?;
-    let rows = relay_store::deliveries::list(
-        &pool,
-        args.integration.as_deref(),
-        args.status.as_deref(),
-        args.limit,
-    )
-    .await?;
+    let rows =
+        relay_store::deliveries::list(&pool, args.integration.as_deref(), args.status, args.limit)
+            .await?;
     let values: Vec<_> = rows.iter().map(views::delivery_summary).collect();
     emit(format, &values, || {
         let rows: Vec<Vec<String>> = rows
@@ -30,7 +26,7 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
                     d.id.to_string(),
                     d.integration_id.clone(),
                     d.event_key.clone(),
-                    d.status.clone(),
+                    d.status.to_string(),
                     d.received_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                     d.last_error.clone().unwrap_or_default(),
                 ]

@@ -1,5 +1,7 @@
 //! `environment:*` commands.
 
+use relay_core::EnvironmentStatus;
+
 use super::args::EnvironmentListArgs;
 use super::integrations::connect;
 use super::output::{self, emit};
@@ -16,7 +18,7 @@ pub async fn list(
     let rows = relay_store::environments::list(&pool, args.integration.as_deref()).await?;
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|r| args.all || r.status != "deleted")
+        .filter(|r| args.all || r.status != EnvironmentStatus::Deleted)
         .collect();
     let values: Vec<_> = rows.iter().map(views::environment).collect();
     emit(format, &values, || {
@@ -26,8 +28,8 @@ pub async fn list(
                 vec![
                     e.integration_id.clone(),
                     e.name.clone(),
-                    e.kind.clone(),
-                    e.status.clone(),
+                    e.kind.to_string(),
+                    e.status.to_string(),
                     e.parent.clone().unwrap_or_default(),
                     e.head_commit
                         .as_deref()

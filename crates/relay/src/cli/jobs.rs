@@ -14,13 +14,14 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
     let pool = connect(config).await?;
-    // Failed jobs are the dead-lettered ones: retries are still "pending".
-    let state = args
-        .state
-        .as_deref()
-        .map(|s| if s == "failed" { "dead" } else { s });
-    let rows = relay_store::jobs::list(&pool, args.integration.as_deref(), None, state, args.limit)
-        .await?;
+    let rows = relay_store::jobs::list(
+        &pool,
+        args.integration.as_deref(),
+        None,
+        args.state,
+        args.limit,
+    )
+    .await?;
     let values: Vec<_> = rows.iter().map(views::job).collect();
     emit(format, &values, || {
         let table: Vec<Vec<String>> = rows
@@ -29,8 +30,8 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
                 vec![
                     j.id.to_string(),
                     j.integration_id.clone(),
-                    j.kind.clone(),
-                    j.state.clone(),
+                    j.kind.to_string(),
+                    j.state.to_string(),
                     j.attempts.to_string(),
                     j.last_error.clone().unwrap_or_default(),
                 ]

@@ -241,16 +241,13 @@ fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
 
 /// Cloud names it `X-Request-UUID`, Server `X-Request-Id`; the integration's own kind is tried
 /// first and the other accepted too, since proxies sometimes rename.
-fn request_id(
-    headers: &HeaderMap,
-    kind: Option<IntegrationType>,
-) -> Result<Option<&str>, WebhookError> {
+fn request_id(headers: &HeaderMap, kind: IntegrationType) -> Result<Option<&str>, WebhookError> {
     let order = match kind {
-        Some(IntegrationType::Server) => [
+        IntegrationType::Server => [
             ("x-request-id", "X-Request-Id"),
             ("x-request-uuid", "X-Request-UUID"),
         ],
-        _ => [
+        IntegrationType::Cloud => [
             ("x-request-uuid", "X-Request-UUID"),
             ("x-request-id", "X-Request-Id"),
         ],

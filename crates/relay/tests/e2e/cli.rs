@@ -312,6 +312,16 @@ async fn bad_input_exits_non_zero_with_one_clear_line(pool: PgPool) {
         ),
         (vec!["integration:delete", "missing"], 3, "not found"),
         (vec!["integration:frobnicate"], 2, "unrecognized subcommand"),
+        (
+            vec!["job:list", "--state=bogus"],
+            2,
+            "possible values: pending, running, succeeded, dead, failed",
+        ),
+        (
+            vec!["delivery:list", "--status=dead"],
+            2,
+            "possible values: pending, processed, ignored, failed",
+        ),
     ];
     for (args, code, needle) in cases {
         let output = relay.run(&args);

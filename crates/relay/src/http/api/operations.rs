@@ -4,6 +4,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use relay_store::{DeliveryStatus, JobState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,8 +16,8 @@ use crate::http::AppState;
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     integration: Option<String>,
-    status: Option<String>,
-    state: Option<String>,
+    status: Option<DeliveryStatus>,
+    state: Option<JobState>,
     limit: Option<i64>,
 }
 
@@ -45,7 +46,7 @@ pub async fn deliveries(
     let rows = relay_store::deliveries::list(
         &state.pool,
         filter.integration.as_deref(),
-        filter.status.as_deref(),
+        filter.status,
         filter.limit.unwrap_or(100),
     )
     .await?;
@@ -78,7 +79,7 @@ pub async fn jobs(
         &state.pool,
         filter.integration.as_deref(),
         None,
-        filter.state.as_deref(),
+        filter.state,
         filter.limit.unwrap_or(100),
     )
     .await?;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use relay_core::JobSpec;
+use relay_core::{JobKind, JobSpec};
 use relay_store::jobs::{self, ClaimedJob};
-use relay_store::PgPool;
+use relay_store::{JobState, PgPool};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -130,17 +130,9 @@ pub struct Runner {
     metrics: Arc<Metrics>,
 }
 
-/// Job kinds this runner executes; the others wait in their lanes for their handlers.
-pub const HANDLED_KINDS: &[&str] = &[
-    "mirror_branch",
-    "delete_ref",
-    "build_pull_request",
-    "deploy",
-    "sync_from_parent",
-    "notify_deploy_side",
-    "reconcile",
-    "build_status",
-];
+/// Job kinds this runner executes (all of them; `dispatch` has a handler for each). A kind
+/// a newer relay adds waits in its lane for a runner that knows it.
+pub const HANDLED_KINDS: &[JobKind] = JobKind::ALL;
 
 impl Runner {
     pub fn new(pool: PgPool, key: SecretKey, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
@@ -228,7 +220,7 @@ impl Runner {
                 let dead = !err.transient || job.attempt >= retry.max_attempts;
                 let delay = with_jitter(retry.delay_after(job.attempt));
                 match jobs::fail(pool, &job, &err.message, delay, dead).await {
-                    Ok(Some(state)) if state == "dead" => {
+                    Ok(Some(JobState::Dead)) => {
                         tracing::error!(error = %err, "job failed for good; dead-lettered");
                         "dead"
                     }
@@ -244,7 +236,8 @@ impl Runner {
             }
         };
         let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
-        self.metrics.record_job(&job.kind, outcome, seconds, queued);
+        self.metrics
+            .record_job(job.kind.as_str(), outcome, seconds, queued);
     }
 
     fn heartbeat(&self, job: ClaimedJob) -> tokio::task::JoinHandle<()> {
