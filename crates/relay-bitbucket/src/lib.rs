@@ -35,9 +35,10 @@ pub use types::{
 
 /// A client for one repository on either product.
 #[derive(Debug)]
-// One long-lived client per integration: a few hundred bytes either way do not matter, and
-// unboxed variants keep matching simple.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one long-lived client per integration; unboxed variants keep matching simple"
+)]
 pub enum BitbucketClient {
     Cloud(CloudClient),
     Server(ServerClient),

@@ -68,7 +68,6 @@ pub(crate) fn open_pull_requests(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -48,7 +48,6 @@ relay_core::text_enum!(JobState, "job state", {
 });
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use relay_core::TextEnum;
 

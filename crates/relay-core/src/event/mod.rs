@@ -27,9 +27,10 @@ use keys::KeyKind;
 use crate::settings::IntegrationType;
 
 /// A webhook (or a reconciler listing) in the relay's own terms.
-// One event exists per delivery being planned; boxing the large variant would only make
-// matching on it clumsier.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one event exists per delivery being planned; boxing would only make matching clumsier"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -267,7 +268,6 @@ pub fn parse_pull_request_object(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

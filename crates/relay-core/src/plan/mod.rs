@@ -357,7 +357,6 @@ pub fn plan(settings: &Settings, event: &Event, environments: &[Environment]) ->
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -9,7 +9,7 @@ use relay_core::{
 /// One fixture body with the `X-Event-Key` Bitbucket would send with it (see
 /// `relay_fixtures::TABLE`).
 #[derive(Clone)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// `bitbucket-cloud/push.json`
     pub name: String,
     pub event_key: String,
@@ -17,7 +17,7 @@ pub struct Fixture {
 }
 
 /// Every fixture of the repository's `fixtures/` directory, Cloud then Server, sorted.
-pub fn all_fixtures() -> Vec<Fixture> {
+pub(crate) fn all_fixtures() -> Vec<Fixture> {
     static CACHE: std::sync::OnceLock<Vec<Fixture>> = std::sync::OnceLock::new();
     CACHE.get_or_init(load_fixtures).clone()
 }
@@ -34,17 +34,17 @@ fn load_fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-pub fn fixture_event(name: &str) -> Event {
+pub(crate) fn fixture_event(name: &str) -> Event {
     let f = all_fixtures().into_iter().find(|f| f.name == name).unwrap();
     relay_core::parse(&f.event_key, &f.body).unwrap()
 }
 
-pub fn hash(s: &str) -> CommitHash {
+pub(crate) fn hash(s: &str) -> CommitHash {
     CommitHash::parse(s).unwrap()
 }
 
 /// A distinct, well-spread 40-hex id per small number (abbreviations of two of them differ).
-pub fn commit(n: u32) -> CommitHash {
+pub(crate) fn commit(n: u32) -> CommitHash {
     let mix = |mut z: u64| {
         // splitmix64
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -64,7 +64,7 @@ pub fn commit(n: u32) -> CommitHash {
 
 /// fetch × prune × build PRs × post-merge, other settings at their defaults, default branch
 /// `master` (the fixtures' default).
-pub fn option_matrix() -> Vec<Settings> {
+pub(crate) fn option_matrix() -> Vec<Settings> {
     let mut out = Vec::new();
     for bits in 0..16u8 {
         out.push(Settings {
@@ -79,7 +79,7 @@ pub fn option_matrix() -> Vec<Settings> {
     out
 }
 
-pub fn branch_env(
+pub(crate) fn branch_env(
     name: &str,
     branch: &str,
     status: EnvironmentStatus,
@@ -100,7 +100,7 @@ pub fn branch_env(
     }
 }
 
-pub fn pr_env(
+pub(crate) fn pr_env(
     id: u64,
     source: &str,
     target: &str,
@@ -128,7 +128,7 @@ pub fn pr_env(
     }
 }
 
-pub fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>) -> Event {
+pub(crate) fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>) -> Event {
     Event::Push {
         changes: vec![relay_core::RefChange {
             kind: relay_core::RefKind::Branch,
@@ -141,14 +141,14 @@ pub fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>
     }
 }
 
-pub fn repo(full_name: &str) -> relay_core::event::RepoRef {
+pub(crate) fn repo(full_name: &str) -> relay_core::event::RepoRef {
     relay_core::event::RepoRef {
         full_name: full_name.into(),
         id: None,
     }
 }
 
-pub fn pull_request(
+pub(crate) fn pull_request(
     id: u64,
     source: &str,
     source_commit: CommitHash,
@@ -175,13 +175,13 @@ pub fn pull_request(
     }
 }
 
-pub fn pr_event(action: relay_core::PrAction, pr: relay_core::PullRequest) -> Event {
+pub(crate) fn pr_event(action: relay_core::PrAction, pr: relay_core::PullRequest) -> Event {
     Event::PullRequest { action, pr }
 }
 
 /// Plans `event`, asserts that replaying it against the result changes nothing, and
 /// returns the plan and the resulting state.
-pub fn step(
+pub(crate) fn step(
     settings: &Settings,
     state: &[Environment],
     event: &Event,
@@ -196,7 +196,7 @@ pub fn step(
     (plan, after)
 }
 
-pub fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
+pub(crate) fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
     state
         .iter()
         .find(|e| e.name == name)

@@ -9,7 +9,11 @@ use super::{CliError, Format};
 use crate::admin::views;
 use crate::config::Config;
 
-pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Result<(), CliError> {
+pub(super) async fn list(
+    config: &Config,
+    format: Format,
+    args: DeliveryListArgs,
+) -> Result<(), CliError> {
     if args.limit < 1 {
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
@@ -39,7 +43,11 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
     })
 }
 
-pub async fn show(config: &Config, format: Format, args: DeliveryIdArg) -> Result<(), CliError> {
+pub(super) async fn show(
+    config: &Config,
+    format: Format,
+    args: DeliveryIdArg,
+) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let d = relay_store::deliveries::get(&pool, args.id).await?;
     let jobs = relay_store::jobs::list(&pool, None, Some(d.id), None, 1000).await?;
@@ -87,7 +95,7 @@ fn describe_plan(plan: &serde_json::Value) -> String {
     out
 }
 
-pub async fn redeliver(
+pub(super) async fn redeliver(
     config: &Config,
     format: Format,
     args: DeliveryIdArg,

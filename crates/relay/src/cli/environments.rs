@@ -9,7 +9,7 @@ use super::{CliError, Format};
 use crate::admin::views;
 use crate::config::Config;
 
-pub async fn list(
+pub(super) async fn list(
     config: &Config,
     format: Format,
     args: EnvironmentListArgs,

@@ -11,7 +11,7 @@ use crate::admin::integrations::{self as admin, IntegrationView};
 use crate::config::Config;
 use crate::secrets::SecretKey;
 
-pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
+pub(super) async fn connect(config: &Config) -> Result<PgPool, CliError> {
     let url = config.require_database_url()?;
     let pool = relay_store::connect(
         url.expose_secret(),
@@ -23,7 +23,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
     Ok(pool)
 }
 
-pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
+pub(super) async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
     let created = crate::admin::managed::add_with_bitbucket(
@@ -96,7 +96,11 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
     warnings
 }
 
-pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
+pub(super) async fn update(
+    config: &Config,
+    format: Format,
+    args: UpdateArgs,
+) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
     let record = crate::admin::managed::update_with_bitbucket(
@@ -115,7 +119,7 @@ pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result
     print_view(format, &view)
 }
 
-pub async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
+pub(super) async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let record = relay_store::integrations::get(&pool, &args.id).await?;
     let key = if args.show_secret {
@@ -150,7 +154,7 @@ fn print_view(format: Format, view: &IntegrationView) -> Result<(), CliError> {
     emit(format, &value, || output::properties(&value))
 }
 
-pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
+pub(super) async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let records = relay_store::integrations::list(&pool).await?;
     let base = config.public_base_url();
@@ -188,7 +192,11 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     })
 }
 
-pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result<(), CliError> {
+pub(super) async fn delete(
+    config: &Config,
+    format: Format,
+    args: DeleteArgs,
+) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
     let warning = crate::admin::managed::delete_with_bitbucket(
@@ -208,7 +216,7 @@ pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result
     })
 }
 
-pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+pub(super) async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
     let pool = connect(config).await?;
     relay_store::integrations::get(&pool, &args.id).await?;
     let job = relay_core::JobSpec::Reconcile {
@@ -224,7 +232,7 @@ pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), 
 }
 
 /// Bitbucket clients with the configured Cloud addresses.
-pub fn clients(config: &Config) -> crate::bitbucket::Clients {
+pub(super) fn clients(config: &Config) -> crate::bitbucket::Clients {
     crate::bitbucket::Clients::new(
         config.cloud_urls(),
         relay_bitbucket::ClientOptions::default(),
@@ -232,7 +240,7 @@ pub fn clients(config: &Config) -> crate::bitbucket::Clients {
 }
 
 /// Prints every check with pass/fail and a hint; exits 4 when any failed.
-pub async fn validate(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+pub(super) async fn validate(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
     let record = relay_store::integrations::get(&pool, &args.id).await?;

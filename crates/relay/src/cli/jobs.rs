@@ -9,7 +9,11 @@ use super::{CliError, Format};
 use crate::admin::views;
 use crate::config::Config;
 
-pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<(), CliError> {
+pub(super) async fn list(
+    config: &Config,
+    format: Format,
+    args: JobListArgs,
+) -> Result<(), CliError> {
     if args.limit < 1 {
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
@@ -44,7 +48,7 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
     })
 }
 
-pub async fn retry(config: &Config, format: Format, args: JobIdArg) -> Result<(), CliError> {
+pub(super) async fn retry(config: &Config, format: Format, args: JobIdArg) -> Result<(), CliError> {
     let pool = connect(config).await?;
     relay_store::jobs::retry(&pool, args.id)
         .await

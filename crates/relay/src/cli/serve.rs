@@ -8,14 +8,14 @@ use crate::app::Application;
 use crate::config::Config;
 use crate::shutdown;
 
-pub async fn migrate(config: &Config) -> Result<(), CliError> {
+pub(super) async fn migrate(config: &Config) -> Result<(), CliError> {
     let pool = connect(config).await?;
     relay_store::migrate(&pool).await?;
     println!("migrations applied");
     Ok(())
 }
 
-pub async fn serve(config: Config) -> Result<(), CliError> {
+pub(super) async fn serve(config: Config) -> Result<(), CliError> {
     let listen = config.listen;
     let public_url = config.public_base_url();
     let app = Application::build(config).await?;

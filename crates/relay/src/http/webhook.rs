@@ -34,7 +34,7 @@ const KEPT_HEADERS: &[&str] = &[
     "content-type",
 ];
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/webhooks/bitbucket/{integration_id}", post(receive))
 }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// finishes one unit of work and says whether it found any; a worker calls it until it finds
 /// none, then sleeps until a notification or the sweep. A worker finishes the step it is in
 /// before it stops.
-pub async fn run<S, F>(
+pub(super) async fn run<S, F>(
     pool: PgPool,
     channel: &'static str,
     workers: usize,

@@ -15,7 +15,9 @@ fn body(input: Result<Json<Value>, JsonRejection>) -> Result<IntegrationInput, A
     IntegrationInput::from_json(value).map_err(ApiError::from)
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationView>>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<IntegrationView>>, ApiError> {
     let records = relay_store::integrations::list(&state.pool).await?;
     let views = records
         .iter()
@@ -24,7 +26,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationV
     Ok(Json(views))
 }
 
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IntegrationView>, ApiError> {
@@ -33,7 +35,7 @@ pub async fn get(
 }
 
 /// 201 with the view plus the webhook secret, shown this once.
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     input: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -52,7 +54,7 @@ pub async fn create(
     ))
 }
 
-pub async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     input: Result<Json<Value>, JsonRejection>,
@@ -76,11 +78,11 @@ pub async fn update(
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct DeleteQuery {
+pub(super) struct DeleteQuery {
     register_webhook: Option<bool>,
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<DeleteQuery>,

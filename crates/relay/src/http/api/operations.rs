@@ -14,7 +14,7 @@ use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Filter {
+pub(super) struct Filter {
     integration: Option<String>,
     status: Option<DeliveryStatus>,
     state: Option<JobState>,
@@ -29,7 +29,7 @@ fn filter(query: Result<Query<Filter>, QueryRejection>) -> Result<Filter, ApiErr
     Ok(filter)
 }
 
-pub async fn environments(
+pub(super) async fn environments(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -38,7 +38,7 @@ pub async fn environments(
     Ok(Json(rows.iter().map(views::environment).collect()))
 }
 
-pub async fn deliveries(
+pub(super) async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -53,7 +53,7 @@ pub async fn deliveries(
     Ok(Json(rows.iter().map(views::delivery_summary).collect()))
 }
 
-pub async fn delivery(
+pub(super) async fn delivery(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
@@ -62,7 +62,7 @@ pub async fn delivery(
     Ok(Json(views::delivery_detail(&delivery, &jobs)))
 }
 
-pub async fn redeliver(
+pub(super) async fn redeliver(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -70,7 +70,7 @@ pub async fn redeliver(
     Ok((StatusCode::ACCEPTED, Json(json!({ "redelivered": id }))))
 }
 
-pub async fn jobs(
+pub(super) async fn jobs(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -86,7 +86,7 @@ pub async fn jobs(
     Ok(Json(rows.iter().map(views::job).collect()))
 }
 
-pub async fn retry_job(
+pub(super) async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {

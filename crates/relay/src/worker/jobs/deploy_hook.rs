@@ -19,7 +19,7 @@ use super::{Context, JobError};
 use crate::secrets::SecretField;
 
 /// Signs `body` for message `id` at `timestamp` (seconds) with a `whsec_...` secret.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+pub(super) fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
         .ok()?;
@@ -37,7 +37,7 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
 
 /// One event for the deploy side, and what Bitbucket hears once it is delivered.
 #[derive(Debug)]
-pub struct Notice {
+pub(super) struct Notice {
     pub environment: String,
     pub event: &'static str,
     /// Fields added to the event's `data`.
@@ -48,7 +48,7 @@ pub struct Notice {
 
 impl Notice {
     /// `deploy`: the commit is ready; Bitbucket shows the head as deployed.
-    pub fn deployed(environment: String, commit: &CommitHash) -> Self {
+    pub(super) fn deployed(environment: String, commit: &CommitHash) -> Self {
         Self {
             environment,
             event: "deployed",
@@ -58,7 +58,7 @@ impl Notice {
     }
 
     /// `sync_from_parent`: the deploy side copies the parent's data.
-    pub fn synced(environment: String, parent: Option<String>) -> Self {
+    pub(super) fn synced(environment: String, parent: Option<String>) -> Self {
         Self {
             environment,
             event: "synced",
@@ -68,7 +68,7 @@ impl Notice {
     }
 
     /// `notify_deploy_side`: a lifecycle event; a deletion stops the head's status.
-    pub fn lifecycle(
+    pub(super) fn lifecycle(
         environment: String,
         event: DeployEvent,
         parent: Option<String>,
@@ -85,7 +85,11 @@ impl Notice {
     }
 }
 
-pub async fn run(context: &Context, job: &ClaimedJob, notice: Notice) -> Result<(), JobError> {
+pub(super) async fn run(
+    context: &Context,
+    job: &ClaimedJob,
+    notice: Notice,
+) -> Result<(), JobError> {
     send(context, job, &notice).await?;
     report_status(context, job, &notice).await
 }
@@ -169,7 +173,13 @@ async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<()
         })?;
     let status = response.status();
     if status.is_success() {
-        tracing::info!(environment = %environment_name, event, status = status.as_u16(), "deploy hook delivered");
+        let status = status.as_u16();
+        tracing::info!(
+            environment = environment_name,
+            event,
+            status,
+            "deploy hook delivered"
+        );
         return Ok(());
     }
     // 4xx other than timeouts and rate limits will not improve by itself, but the receiver may

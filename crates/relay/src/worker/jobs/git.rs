@@ -51,7 +51,7 @@ impl Workspace {
 }
 
 /// `mirror_branch`: fetch the branch at `commit`, then push it to the deploy remote.
-pub async fn mirror_branch(
+pub(super) async fn mirror_branch(
     context: &Context,
     job: &ClaimedJob,
     branch: String,
@@ -91,7 +91,11 @@ pub async fn mirror_branch(
 }
 
 /// `delete_ref`: drop a mirrored ref, and its copy on the deploy remote.
-pub async fn delete_ref(context: &Context, job: &ClaimedJob, name: String) -> Result<(), JobError> {
+pub(super) async fn delete_ref(
+    context: &Context,
+    job: &ClaimedJob,
+    name: String,
+) -> Result<(), JobError> {
     let workspace = Workspace::open(context, job).await?;
     let (data_dir, deadline, deploy) = (
         workspace.data_dir.clone(),
@@ -120,7 +124,7 @@ pub async fn delete_ref(context: &Context, job: &ClaimedJob, name: String) -> Re
 /// `build_pull_request`: fetch the source (from the fork when it lives in one), build the
 /// head or the merge, push it as the environment's branch, then queue the deploy (or report
 /// the conflict).
-pub async fn build_pull_request(
+pub(super) async fn build_pull_request(
     context: &Context,
     job: &ClaimedJob,
     environment: String,

@@ -225,11 +225,13 @@ impl Runner {
                         "dead"
                     }
                     Ok(_) => {
-                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                        let retry_in_ms = delay.as_millis() as u64;
+                        tracing::warn!(error = %err, retry_in_ms, "job failed; will retry");
                         "retry"
                     }
                     Err(record_err) => {
-                        tracing::error!(error = %err, record_error = %record_err, "job failure not recorded");
+                        let record_error = record_err.to_string();
+                        tracing::error!(error = %err, record_error, "job failure not recorded");
                         "unrecorded"
                     }
                 }

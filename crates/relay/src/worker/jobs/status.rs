@@ -10,14 +10,14 @@ use crate::bitbucket::AccessError;
 
 /// One build status on Bitbucket, as a job queued by [`report`].
 #[derive(Debug)]
-pub struct StatusReport {
+pub(super) struct StatusReport {
     pub environment: String,
     pub commit: CommitHash,
     pub state: BuildState,
     pub description: String,
 }
 
-pub async fn run(
+pub(super) async fn run(
     context: &Context,
     job: &ClaimedJob,
     report: StatusReport,
@@ -59,12 +59,13 @@ pub async fn run(
         .set_build_status(&commit, &status)
         .await
         .map_err(AccessError::from)?;
-    tracing::info!(environment = %environment, commit = %commit, state = ?state, "build status reported");
+    let commit = commit.as_str();
+    tracing::info!(environment, commit, state = ?state, "build status reported");
     Ok(())
 }
 
 /// Queues a status for `environment` on `commit`.
-pub async fn report(
+pub(super) async fn report(
     context: &Context,
     job: &ClaimedJob,
     environment: &str,

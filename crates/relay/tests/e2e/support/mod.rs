@@ -1,8 +1,8 @@
 //! Shared test helpers: start a server, create integrations, sign fixture bodies.
 
-pub mod git_http;
-pub mod proxy;
-pub mod serve;
+pub(crate) mod git_http;
+pub(crate) mod proxy;
+pub(crate) mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,29 +18,29 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
+pub(crate) const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-pub fn key() -> SecretKey {
+pub(crate) fn key() -> SecretKey {
     SecretKey::parse(&SecretString::from(TEST_KEY)).unwrap()
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: CancellationToken,
 }
 
 impl TestServer {
-    pub async fn start(pool: PgPool) -> Self {
+    pub(crate) async fn start(pool: PgPool) -> Self {
         Self::start_with(pool, 256 * 1024).await
     }
 
-    pub async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
+    pub(crate) async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
         Self::start_custom(pool, max_body_bytes, Duration::from_secs(5)).await
     }
 
-    pub async fn start_custom(
+    pub(crate) async fn start_custom(
         pool: PgPool,
         max_body_bytes: usize,
         request_timeout: Duration,
@@ -53,7 +53,7 @@ impl TestServer {
 
     /// The real start-up (`Application::build` and `run`, as `relay serve` does) on the
     /// test's database; returns once the schema is ready.
-    pub async fn start_config(pool: PgPool, config: Config) -> Self {
+    pub(crate) async fn start_config(pool: PgPool, config: Config) -> Self {
         let app = Application::build_with_pool(config, pool).await.unwrap();
         let addr = app.local_addr().unwrap();
         let state = app.state().clone();
@@ -73,11 +73,11 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn hook_url(&self, integration: &str) -> String {
+    pub(crate) fn hook_url(&self, integration: &str) -> String {
         self.url(&format!("/webhooks/bitbucket/{integration}"))
     }
 }
@@ -88,12 +88,12 @@ impl Drop for TestServer {
     }
 }
 
-pub struct TestIntegration {
+pub(crate) struct TestIntegration {
     pub id: String,
     pub webhook_secret: String,
 }
 
-pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegration {
+pub(crate) async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegration {
     let input = match kind {
         IntegrationType::Cloud => IntegrationInput {
             kind: Some(kind),
@@ -118,12 +118,12 @@ pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegr
 }
 
 /// The repository's `fixtures/` directory.
-pub fn fixtures_dir() -> PathBuf {
+pub(crate) fn fixtures_dir() -> PathBuf {
     relay_fixtures::dir()
 }
 
 /// A fixture body with the event key Bitbucket would send with it.
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// `bitbucket-cloud/push.json`
     pub name: String,
     pub kind: IntegrationType,
@@ -132,7 +132,7 @@ pub struct Fixture {
 }
 
 /// Every fixture, Cloud then Server, sorted (see `relay_fixtures::TABLE`).
-pub fn fixtures() -> Vec<Fixture> {
+pub(crate) fn fixtures() -> Vec<Fixture> {
     relay_fixtures::load_all()
         .unwrap()
         .into_iter()
@@ -148,7 +148,7 @@ pub fn fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-pub fn request_id_header(kind: IntegrationType) -> &'static str {
+pub(crate) fn request_id_header(kind: IntegrationType) -> &'static str {
     match kind {
         IntegrationType::Cloud => "X-Request-UUID",
         IntegrationType::Server => "X-Request-Id",
@@ -156,7 +156,7 @@ pub fn request_id_header(kind: IntegrationType) -> &'static str {
 }
 
 /// POSTs `body` as Bitbucket would, signed when `signature` is given.
-pub async fn post_delivery(
+pub(crate) async fn post_delivery(
     url: &str,
     kind: IntegrationType,
     event_key: &str,
@@ -176,11 +176,11 @@ pub async fn post_delivery(
     request.send().await.unwrap()
 }
 
-pub fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     relay_core::sign(secret.as_bytes(), body)
 }
 
-pub async fn delivery_count(pool: &PgPool) -> i64 {
+pub(crate) async fn delivery_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(pool)
         .await
@@ -188,12 +188,12 @@ pub async fn delivery_count(pool: &PgPool) -> i64 {
 }
 
 /// The URL of the database behind `pool`, for subprocesses and proxies.
-pub fn database_url(pool: &PgPool) -> String {
+pub(crate) fn database_url(pool: &PgPool) -> String {
     database_url_via(pool, None)
 }
 
 /// Same, but reaching PostgreSQL through `port` (a proxy) when given.
-pub fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
+pub(crate) fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
     let options = pool.connect_options();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
     let mut url = url::Url::parse(&base).unwrap();
@@ -205,7 +205,7 @@ pub fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
 }
 
 /// Host and port of the real PostgreSQL, from DATABASE_URL.
-pub fn postgres_addr() -> SocketAddr {
+pub(crate) fn postgres_addr() -> SocketAddr {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
     let url = url::Url::parse(&base).unwrap();
     let host = match url.host_str() {
@@ -221,7 +221,7 @@ pub fn postgres_addr() -> SocketAddr {
 /// The configuration the test server starts with: loopback on a free port, no background
 /// workers (tests drive the processor and the runner themselves), Bitbucket nowhere; `env`
 /// adds or overrides variables.
-pub fn test_config(env: &[(&str, &str)]) -> Config {
+pub(crate) fn test_config(env: &[(&str, &str)]) -> Config {
     let mut vars: std::collections::HashMap<String, String> = [
         ("RELAY_LISTEN", "127.0.0.1:0"),
         ("RELAY_ADMIN_TOKEN", ADMIN_TOKEN),
@@ -240,7 +240,7 @@ pub fn test_config(env: &[(&str, &str)]) -> Config {
     Config::load_from(None, |name| vars.get(name).cloned()).unwrap()
 }
 
-pub fn nowhere() -> relay::bitbucket::CloudUrls {
+pub(crate) fn nowhere() -> relay::bitbucket::CloudUrls {
     let url = url::Url::parse("http://127.0.0.1:9").unwrap();
     relay::bitbucket::CloudUrls {
         web: url.clone(),

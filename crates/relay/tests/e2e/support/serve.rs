@@ -8,20 +8,20 @@ use rustix::process::Signal;
 use crate::cli::Relay;
 
 /// Killed when dropped, so a failing test leaves no relay behind holding connections.
-pub struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Option<Child>,
     pub addr: String,
 }
 
 impl ServeProcess {
     /// `relay serve` with JSON debug logs captured (read them with `terminate`).
-    pub fn start(relay: &Relay) -> Self {
+    pub(crate) fn start(relay: &Relay) -> Self {
         Self::start_with(relay, &[], true)
     }
 
     /// `relay serve` with extra environment; `capture_logs: false` discards them, which a
     /// long run under load needs (an unread pipe would fill and stall the relay).
-    pub fn start_with(relay: &Relay, env: &[(&str, &str)], capture_logs: bool) -> Self {
+    pub(crate) fn start_with(relay: &Relay, env: &[(&str, &str)], capture_logs: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -63,21 +63,21 @@ impl ServeProcess {
     }
 
     /// SIGTERM, without waiting: the relay drains and exits (see `terminate`).
-    pub fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         let child = self.child.as_ref().expect("the relay is running");
         rustix::process::kill_process(rustix::process::Pid::from_child(child), Signal::TERM)
             .expect("SIGTERM the relay");
     }
 
     /// SIGKILL: no chance to finish anything.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
         self.sigterm();
         let child = self.child.take().unwrap();
         let output = child.wait_with_output().unwrap();
@@ -99,7 +99,7 @@ impl Drop for ServeProcess {
 
 mod reqwest {
     /// A tiny blocking GET returning the status code, so the helper needs no runtime.
-    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+    pub(super) fn blocking_get(url: &str) -> std::io::Result<u16> {
         use std::io::{Read, Write};
         let rest = url.trim_start_matches("http://");
         let (host, path) = rest.split_once('/').unwrap();
