@@ -4,6 +4,7 @@
 //! framework: it turns bytes and settings into typed values and decisions, so every rule can be
 //! tested table-driven without a runtime.
 
+pub mod deployment;
 pub mod environment;
 pub mod event;
 pub mod ids;

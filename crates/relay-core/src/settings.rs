@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deployment::DeployFeedback;
+
 use crate::text::TextEnum;
 
 /// Which Bitbucket product an integration talks to.
@@ -137,6 +139,8 @@ pub struct Settings {
     pub build_fork_pull_requests: bool,
     /// The production environment's branch; `None` until learnt from Bitbucket.
     pub default_branch: Option<String>,
+    /// Whether the deploy hook's 2xx or the deploy side's report means "deployed".
+    pub deploy_feedback: DeployFeedback,
 }
 
 impl Default for Settings {
@@ -150,6 +154,7 @@ impl Default for Settings {
             pull_requests_clone_parent_data: true,
             build_fork_pull_requests: false,
             default_branch: None,
+            deploy_feedback: DeployFeedback::Hook,
         }
     }
 }
@@ -174,6 +179,7 @@ pub struct SettingsPatch {
     pub pull_requests_clone_parent_data: Option<bool>,
     pub build_fork_pull_requests: Option<bool>,
     pub default_branch: Option<String>,
+    pub deploy_feedback: Option<DeployFeedback>,
 }
 
 impl SettingsPatch {
@@ -216,6 +222,9 @@ impl Settings {
         }
         if let Some(branch) = default_branch {
             self.default_branch = branch;
+        }
+        if let Some(feedback) = patch.deploy_feedback {
+            self.deploy_feedback = feedback;
         }
         Ok(())
     }

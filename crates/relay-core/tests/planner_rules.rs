@@ -56,7 +56,8 @@ fn branch_updated_mirrors_and_deploys_only_when_active() {
             "{status:?}"
         );
         assert!(
-            matches!(&plan.jobs[0], JobSpec::MirrorBranch { branch, commit: c } if branch == "dev" && *c == commit(2))
+            matches!(&plan.jobs[0], JobSpec::MirrorBranch { branch, commit: c, deploy } if branch == "dev" && *c == commit(2) && *deploy == deploys),
+            "only deploying environments reach the deploy remote: {status:?}"
         );
     }
 }

@@ -26,6 +26,13 @@ pub struct EnvironmentRow {
     pub pr_state: Option<String>,
     pub pr_updated_at_ms: Option<i64>,
     pub failure_reason: Option<String>,
+    /// The last deployment the deploy side reported (see [`crate::deployments`]).
+    pub last_deployment_commit: Option<String>,
+    pub last_deployment_state: Option<String>,
+    pub last_deployment_url: Option<String>,
+    pub last_deployment_log_url: Option<String>,
+    pub last_deployment_description: Option<String>,
+    pub last_deployment_reported_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -76,20 +83,35 @@ impl EnvironmentRow {
     }
 }
 
+/// What `environment:list` and the API's `GET /environments` filter on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvironmentFilter<'a> {
+    pub integration_id: Option<&'a str>,
+    pub status: Option<EnvironmentStatus>,
+    pub kind: Option<EnvironmentKind>,
+}
+
 pub async fn list(
     pool: &PgPool,
-    integration_id: Option<&str>,
+    filter: EnvironmentFilter<'_>,
 ) -> Result<Vec<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
         r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
                   status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
            FROM environments
            WHERE ($1::text IS NULL OR integration_id = $1)
+             AND ($2::text IS NULL OR status = $2)
+             AND ($3::text IS NULL OR kind = $3)
            ORDER BY integration_id, name"#,
-        integration_id
+        filter.integration_id,
+        filter.status.map(EnvironmentStatus::as_str),
+        filter.kind.map(EnvironmentKind::as_str),
     )
     .fetch_all(pool)
     .await?)
@@ -105,13 +127,40 @@ pub async fn get(
         r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
                   status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
            FROM environments
            WHERE integration_id = $1 AND name = $2"#,
         integration_id,
         name
     )
     .fetch_optional(pool)
+    .await?)
+}
+
+/// Same as [`get`], inside a caller's transaction.
+pub async fn get_in(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    name: &str,
+) -> Result<Option<EnvironmentRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        EnvironmentRow,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
+           FROM environments
+           WHERE integration_id = $1 AND name = $2"#,
+        integration_id,
+        name
+    )
+    .fetch_optional(&mut *conn)
     .await?)
 }
 
@@ -125,7 +174,10 @@ pub async fn load_for_planning(
         r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
                   status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, created_at, updated_at
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
            FROM environments
            WHERE integration_id = $1 ORDER BY name"#,
         integration_id

@@ -1,6 +1,7 @@
 //! Integration rows. Secrets arrive here already encrypted; this module never sees them in clear.
 
 use chrono::{DateTime, Utc};
+use relay_core::deployment::DeployFeedback;
 use relay_core::{IntegrationType, Settings};
 use sqlx::PgPool;
 
@@ -22,6 +23,8 @@ pub struct IntegrationRecord {
     pub token_ciphertext: Option<Vec<u8>>,
     pub webhook_secret_ciphertext: Vec<u8>,
     pub deploy_hook_secret_ciphertext: Vec<u8>,
+    /// Authenticates the deploy side's reports for this integration only.
+    pub deploy_report_token_ciphertext: Option<Vec<u8>>,
     pub settings: Settings,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
@@ -43,6 +46,7 @@ struct IntegrationRow {
     token_ciphertext: Option<Vec<u8>>,
     webhook_secret_ciphertext: Vec<u8>,
     deploy_hook_secret_ciphertext: Vec<u8>,
+    deploy_report_token_ciphertext: Option<Vec<u8>>,
     fetch_branches: bool,
     prune_branches: bool,
     build_pull_requests: bool,
@@ -54,6 +58,7 @@ struct IntegrationRow {
     deploy_hook_url: Option<String>,
     environment_url: Option<String>,
     default_branch: Option<String>,
+    deploy_feedback: DeployFeedback,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -74,6 +79,7 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
             token_ciphertext: row.token_ciphertext,
             webhook_secret_ciphertext: row.webhook_secret_ciphertext,
             deploy_hook_secret_ciphertext: row.deploy_hook_secret_ciphertext,
+            deploy_report_token_ciphertext: row.deploy_report_token_ciphertext,
             settings: Settings {
                 fetch_branches: row.fetch_branches,
                 prune_branches: row.prune_branches,
@@ -83,6 +89,7 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
                 pull_requests_clone_parent_data: row.pull_requests_clone_parent_data,
                 build_fork_pull_requests: row.build_fork_pull_requests,
                 default_branch: row.default_branch,
+                deploy_feedback: row.deploy_feedback,
             },
             deploy_remote: row.deploy_remote,
             deploy_hook_url: row.deploy_hook_url,
@@ -112,15 +119,19 @@ pub async fn insert(
                fetch_branches, prune_branches,
                build_pull_requests, build_pull_requests_post_merge, resync_pull_requests,
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
-               deploy_hook_url, environment_url, default_branch)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+               deploy_hook_url, environment_url, default_branch, deploy_feedback,
+               deploy_report_token_ciphertext)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18, $19, $20, $22, $23)
            RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
                      oauth_secret_ciphertext, base_url, username, token_ciphertext,
                      webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
                      prune_branches, build_pull_requests, build_pull_requests_post_merge,
                      resync_pull_requests, pull_requests_clone_parent_data,
                      build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                     default_branch, created_at, updated_at"#,
+                     default_branch, deploy_report_token_ciphertext,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     updated_at"#,
         record.id,
         record.kind.as_str(),
         record.repository,
@@ -142,6 +153,8 @@ pub async fn insert(
         record.environment_url,
         record.settings.default_branch,
         record.deploy_hook_secret_ciphertext,
+        record.settings.deploy_feedback.as_str(),
+        record.deploy_report_token_ciphertext,
     )
     .fetch_one(pool)
     .await
@@ -158,7 +171,9 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreErro
                   prune_branches, build_pull_requests, build_pull_requests_post_merge,
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                  default_branch, created_at, updated_at
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations WHERE id = $1"#,
         id
     )
@@ -181,7 +196,9 @@ pub async fn get_in(
                   prune_branches, build_pull_requests, build_pull_requests_post_merge,
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                  default_branch, created_at, updated_at
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations WHERE id = $1"#,
         id
     )
@@ -200,7 +217,9 @@ pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
                   prune_branches, build_pull_requests, build_pull_requests_post_merge,
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                  default_branch, created_at, updated_at
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations ORDER BY created_at, id"#
     )
     .fetch_all(pool)
@@ -229,7 +248,9 @@ where
                   prune_branches, build_pull_requests, build_pull_requests_post_merge,
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                  default_branch, created_at, updated_at
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -248,7 +269,8 @@ where
                build_pull_requests_post_merge = $12, resync_pull_requests = $13,
                pull_requests_clone_parent_data = $14, build_fork_pull_requests = $15,
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
-               default_branch = $19, deploy_hook_secret_ciphertext = $20, updated_at = now()
+               default_branch = $19, deploy_hook_secret_ciphertext = $20,
+               deploy_feedback = $21, deploy_report_token_ciphertext = $22, updated_at = now()
            WHERE id = $1
            RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
                      oauth_secret_ciphertext, base_url, username, token_ciphertext,
@@ -256,7 +278,9 @@ where
                      prune_branches, build_pull_requests, build_pull_requests_post_merge,
                      resync_pull_requests, pull_requests_clone_parent_data,
                      build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                     default_branch, created_at, updated_at"#,
+                     default_branch, deploy_report_token_ciphertext,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     updated_at"#,
         record.id,
         record.repository,
         record.oauth_key,
@@ -277,6 +301,8 @@ where
         record.environment_url,
         record.settings.default_branch,
         record.deploy_hook_secret_ciphertext,
+        record.settings.deploy_feedback.as_str(),
+        record.deploy_report_token_ciphertext,
     )
     .fetch_one(&mut *tx)
     .await

@@ -36,6 +36,7 @@ pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
     match job {
         JobSpec::MirrorBranch { .. }
         | JobSpec::DeleteRef { .. }
+        | JobSpec::Undeploy { .. }
         | JobSpec::BuildPullRequest { .. } => {
             format!("git:{integration_id}")
         }

@@ -2,6 +2,7 @@
 //! at compile time against the committed `.sqlx/` data.
 
 pub mod deliveries;
+pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod integrations;

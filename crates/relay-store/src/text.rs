@@ -81,4 +81,6 @@ unwrap_text!(
     JobKind,
     JobState,
     DeliveryStatus,
+    relay_core::deployment::DeployFeedback,
+    relay_core::deployment::DeploymentState,
 );

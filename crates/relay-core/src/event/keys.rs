@@ -2,6 +2,19 @@
 
 use crate::settings::IntegrationType;
 
+/// Event keys of the deliveries the relay queues itself, whose body is a serialized
+/// [`crate::Event`]: the webhook endpoint refuses every key with this prefix.
+pub const INTERNAL_PREFIX: &str = "relay:";
+/// The reconciler's listing ([`crate::Event::Snapshot`]).
+pub const SNAPSHOT_EVENT: &str = "relay:snapshot";
+/// An operator's activate or deactivate ([`crate::Event::Transition`]).
+pub const TRANSITION_EVENT: &str = "relay:transition";
+
+/// Whether `event_key` is one of the relay's own.
+pub fn is_internal(event_key: &str) -> bool {
+    event_key.starts_with(INTERNAL_PREFIX)
+}
+
 impl IntegrationType {
     /// The product whose webhooks use `event_key`, or `None` for a key neither sends.
     pub fn of_event_key(event_key: &str) -> Option<IntegrationType> {

@@ -9,6 +9,7 @@ mod cloud;
 mod commit;
 mod error;
 mod keys;
+pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, TRANSITION_EVENT};
 mod server;
 mod time;
 
@@ -59,6 +60,24 @@ pub enum Event {
         branches: Vec<(String, CommitHash)>,
         pull_requests: Vec<PullRequest>,
     },
+    /// An operator's decision about one environment (`environment:activate`,
+    /// `environment:deactivate`), queued like the snapshot so it is planned in the
+    /// integration's delivery order.
+    Transition {
+        environment: String,
+        transition: Transition,
+    },
+}
+
+/// What an operator asked of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Transition {
+    /// Deploy an inactive environment at its current head; with `sync_data` the deploy side
+    /// also copies the parent's data first.
+    Activate { sync_data: bool },
+    /// Stop deploying: the deploy side tears the environment down, the row and mirror stay.
+    Deactivate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

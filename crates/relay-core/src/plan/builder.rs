@@ -124,6 +124,7 @@ impl<'a> Builder<'a> {
         self.job(JobSpec::MirrorBranch {
             branch: branch.to_owned(),
             commit: head.clone(),
+            deploy: production,
         });
         self.notify(&name, DeployEvent::Created, parent.clone(), false);
         if production {
@@ -162,12 +163,18 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// Builds (and so deploys) a pull-request environment; an inactive one is only noted:
+    /// it is built when activated.
     pub(super) fn build_pull_request(
         &mut self,
         environment: &str,
         info: &PullRequestInfo,
         source: &CommitHash,
     ) {
+        if self.env(environment).is_some_and(|e| !e.status.deploys()) {
+            self.note(format!("{environment}: inactive; not built"));
+            return;
+        }
         self.job(JobSpec::BuildPullRequest {
             environment: environment.to_owned(),
             pr_id: info.id,

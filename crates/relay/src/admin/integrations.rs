@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::validate;
 use super::AdminError;
 use crate::secrets::{
-    generate_deploy_hook_secret, generate_webhook_secret, SecretField, SecretKey,
+    generate_deploy_hook_secret, generate_deploy_report_token, generate_webhook_secret,
+    SecretField, SecretKey,
 };
 
 /// What an admin may set. Every field is optional so the same type serves add and update;
@@ -30,6 +31,8 @@ pub struct IntegrationInput {
     pub token: Option<String>,
     pub webhook_secret: Option<String>,
     pub deploy_hook_secret: Option<String>,
+    /// Replaces the token deployment reports authenticate with.
+    pub deploy_report_token: Option<String>,
     #[serde(flatten)]
     pub settings: SettingsPatch,
     pub deploy_remote: Option<String>,
@@ -91,6 +94,7 @@ impl IntegrationInput {
 pub struct Created {
     pub record: IntegrationRecord,
     pub webhook_secret: String,
+    pub deploy_report_token: String,
 }
 
 pub fn generate_id() -> IntegrationId {
@@ -118,6 +122,12 @@ pub async fn add(
         Some(given) => validate::non_empty("webhook_secret", given).map_err(AdminError::Invalid)?,
         None => generate_webhook_secret(),
     };
+    let deploy_report_token = match &input.deploy_report_token {
+        Some(given) => {
+            validate::non_empty("deploy_report_token", given).map_err(AdminError::Invalid)?
+        }
+        None => generate_deploy_report_token(),
+    };
     let mut record = IntegrationRecord {
         id: id.to_string(),
         kind,
@@ -137,6 +147,11 @@ pub async fn add(
             SecretField::DeployHookSecret,
             &generate_deploy_hook_secret(),
         )?,
+        deploy_report_token_ciphertext: Some(key.encrypt(
+            id.as_str(),
+            SecretField::DeployReportToken,
+            &deploy_report_token,
+        )?),
         settings: Settings::default(),
         deploy_remote: None,
         deploy_hook_url: None,
@@ -146,6 +161,7 @@ pub async fn add(
     };
     let input = IntegrationInput {
         webhook_secret: None,
+        deploy_report_token: None,
         ..input
     };
     apply(&mut record, key, input, true)?;
@@ -153,6 +169,7 @@ pub async fn add(
     Ok(Created {
         record,
         webhook_secret,
+        deploy_report_token,
     })
 }
 
@@ -254,6 +271,13 @@ fn apply_credentials(
         record.deploy_hook_secret_ciphertext =
             key.encrypt(&id, SecretField::DeployHookSecret, &hook_secret)?;
     }
+    if let Some(token) = &input.deploy_report_token {
+        record.deploy_report_token_ciphertext = Some(encrypt(
+            SecretField::DeployReportToken,
+            "deploy_report_token",
+            token,
+        )?);
+    }
     if let Some(webhook_secret) = &input.webhook_secret {
         record.webhook_secret_ciphertext =
             encrypt(SecretField::WebhookSecret, "webhook_secret", webhook_secret)?;
@@ -308,6 +332,7 @@ pub struct IntegrationView {
     pub token: SecretView,
     pub webhook_secret: SecretView,
     pub deploy_hook_secret: SecretView,
+    pub deploy_report_token: SecretView,
     /// The planner's rules, `prune_branches` as the effective value (forced off when
     /// `fetch_branches` is off).
     #[serde(flatten)]
@@ -375,6 +400,10 @@ pub fn view(
         deploy_hook_secret: secret(
             SecretField::DeployHookSecret,
             Some(&record.deploy_hook_secret_ciphertext),
+        )?,
+        deploy_report_token: secret(
+            SecretField::DeployReportToken,
+            record.deploy_report_token_ciphertext.as_ref(),
         )?,
         settings: Settings {
             prune_branches: record.settings.effective_prune_branches(),

@@ -3,7 +3,9 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
+use relay_core::deployment::{DeployFeedback, DeploymentState};
 use relay_core::settings::SettingsPatch;
+use relay_core::{EnvironmentKind, EnvironmentStatus};
 use relay_core::{IntegrationType, TextEnum};
 use relay_store::{DeliveryStatus, JobState};
 
@@ -83,6 +85,14 @@ pub struct IntegrationFields {
         hide_env_values = true
     )]
     pub deploy_hook_secret: Option<String>,
+    /// Token deployment reports authenticate with (rpt_...); generated when the integration is
+    /// added.
+    #[arg(
+        long,
+        env = "RELAY_INTEGRATION_DEPLOY_REPORT_TOKEN",
+        hide_env_values = true
+    )]
+    pub deploy_report_token: Option<String>,
     #[command(flatten)]
     pub settings: SettingsFlags,
     /// Git remote the matching refs are pushed to ("" clears it).
@@ -111,6 +121,7 @@ impl IntegrationFields {
             token: self.token,
             webhook_secret: self.webhook_secret,
             deploy_hook_secret: self.deploy_hook_secret,
+            deploy_report_token: self.deploy_report_token,
             settings: self.settings.into(),
             deploy_remote: self.deploy_remote,
             deploy_hook_url: self.deploy_hook_url,
@@ -143,6 +154,10 @@ pub struct SettingsFlags {
     /// The production branch ("" to learn it from Bitbucket).
     #[arg(long)]
     pub default_branch: Option<String>,
+    /// hook: a 2xx from the deploy hook means deployed; report: the deploy side's
+    /// deployment report decides.
+    #[arg(long, value_name = "hook|report", value_parser = text_values::<DeployFeedback>(&[]))]
+    pub deploy_feedback: Option<DeployFeedback>,
 }
 
 impl From<SettingsFlags> for SettingsPatch {
@@ -156,6 +171,7 @@ impl From<SettingsFlags> for SettingsPatch {
             pull_requests_clone_parent_data: flags.pull_requests_clone_parent_data,
             build_fork_pull_requests: flags.build_fork_pull_requests,
             default_branch: flags.default_branch,
+            deploy_feedback: flags.deploy_feedback,
         }
     }
 }
@@ -206,6 +222,58 @@ pub struct EnvironmentListArgs {
     /// Include deleted environments (kept as the memory of what was deleted).
     #[arg(long)]
     pub all: bool,
+    /// Only environments with this status.
+    #[arg(long, value_parser = text_values::<EnvironmentStatus>(&[]))]
+    pub status: Option<EnvironmentStatus>,
+    /// Only environments of this kind.
+    #[arg(long = "type", value_parser = text_values::<EnvironmentKind>(&[]))]
+    pub kind: Option<EnvironmentKind>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentArgs {
+    /// Integration id.
+    pub id: String,
+    /// Environment name (`main`, `pr-12`, ...).
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// Also ask the deploy side to copy the parent's data (`synced`).
+    #[arg(long)]
+    pub sync_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentInfoArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// Print only this property's value (e.g. status, url).
+    #[arg(long, short = 'P')]
+    pub property: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// The deployed commit (40 hex).
+    #[arg(long)]
+    pub commit: String,
+    /// in_progress, success or failure.
+    #[arg(long, value_parser = text_values::<DeploymentState>(&[]))]
+    pub state: DeploymentState,
+    /// Where the deployment can be seen.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where its logs are.
+    #[arg(long)]
+    pub log_url: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Args)]

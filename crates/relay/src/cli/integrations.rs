@@ -55,6 +55,7 @@ pub(super) async fn add(config: &Config, format: Format, args: AddArgs) -> Resul
         "hook_url": view.hook_url,
         "webhook_secret": created.webhook_secret,
         "deploy_hook_secret": deploy_hook_secret,
+        "deploy_report_token": created.deploy_report_token,
         "prune_branches": view.settings.prune_branches,
         "warnings": warnings(config, &view),
     });
@@ -69,6 +70,10 @@ pub(super) async fn add(config: &Config, format: Format, args: AddArgs) -> Resul
                 view.deploy_hook_url.as_deref().unwrap_or_default()
             ));
         }
+        out.push_str(&format!(
+            "\nDeployment reports (POST .../environments/NAME/deployments, relay deployment:report) authenticate with:\n  Token:  {}\n",
+            created.deploy_report_token
+        ));
         for warning in warnings(config, &view) {
             out.push_str(&format!("\nwarning: {warning}\n"));
         }

@@ -232,8 +232,8 @@ fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.'));
-    // `relay:` keys are the relay's own (reconciler snapshots); nobody may post one.
-    if !valid || key.starts_with("relay:") {
+    // The relay's own keys (snapshots, transitions); nobody may post one.
+    if !valid || relay_core::event::is_internal(key) {
         return Err(WebhookError::InvalidHeader("X-Event-Key"));
     }
     Ok(key)

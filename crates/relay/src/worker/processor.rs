@@ -151,7 +151,7 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
     for delivery in &claim.deliveries {
         let span = tracing::info_span!("delivery", delivery.id = delivery.id, event.key = %delivery.event_key);
         let _entered = span.enter();
-        let parsed = if delivery.event_key == crate::worker::jobs::reconcile::SNAPSHOT_EVENT {
+        let parsed = if relay_core::event::is_internal(&delivery.event_key) {
             serde_json::from_slice::<Event>(&delivery.body).map_err(|e| e.to_string())
         } else {
             relay_core::parse(&delivery.event_key, &delivery.body).map_err(|e| e.to_string())

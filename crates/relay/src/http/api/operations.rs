@@ -29,15 +29,6 @@ fn filter(query: Result<Query<Filter>, QueryRejection>) -> Result<Filter, ApiErr
     Ok(filter)
 }
 
-pub(super) async fn environments(
-    State(state): State<AppState>,
-    query: Result<Query<Filter>, QueryRejection>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let filter = filter(query)?;
-    let rows = relay_store::environments::list(&state.pool, filter.integration.as_deref()).await?;
-    Ok(Json(rows.iter().map(views::environment).collect()))
-}
-
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,

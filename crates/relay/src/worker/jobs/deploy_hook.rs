@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use relay_core::deployment::on_deploy_handed_over;
 use relay_core::{BuildState, CommitHash, DeployEvent};
 use relay_store::environments::EnvironmentRow;
 use relay_store::integrations::IntegrationRecord;
@@ -43,7 +44,17 @@ pub(super) struct Notice {
     /// Fields added to the event's `data`.
     pub extra: Value,
     /// The build status reported on the environment's head after delivery.
-    pub status: Option<(BuildState, &'static str)>,
+    pub status: StatusAfter,
+}
+
+/// What Bitbucket hears once the deploy side has an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatusAfter {
+    Nothing,
+    /// The commit was handed over for deployment: what that means depends on the
+    /// integration's `deploy_feedback` and deploy targets.
+    HandedOver,
+    Fixed(BuildState, &'static str),
 }
 
 impl Notice {
@@ -53,7 +64,7 @@ impl Notice {
             environment,
             event: "deployed",
             extra: json!({ "commit": commit.as_str() }),
-            status: Some((BuildState::Successful, "deployed")),
+            status: StatusAfter::HandedOver,
         }
     }
 
@@ -63,7 +74,7 @@ impl Notice {
             environment,
             event: "synced",
             extra: json!({ "parent": parent }),
-            status: None,
+            status: StatusAfter::Nothing,
         }
     }
 
@@ -74,8 +85,13 @@ impl Notice {
         parent: Option<String>,
         clone_parent_data: bool,
     ) -> Self {
-        let status =
-            (event == DeployEvent::Deleted).then_some((BuildState::Stopped, "environment deleted"));
+        let status = match event {
+            DeployEvent::Deleted => StatusAfter::Fixed(BuildState::Stopped, "environment deleted"),
+            DeployEvent::Deactivated => {
+                StatusAfter::Fixed(BuildState::Stopped, "environment deactivated")
+            }
+            _ => StatusAfter::Nothing,
+        };
         Self {
             environment,
             event: event.as_str(),
@@ -102,8 +118,17 @@ async fn report_status(
     job: &ClaimedJob,
     notice: &Notice,
 ) -> Result<(), JobError> {
-    let Some((state, description)) = notice.status else {
-        return Ok(());
+    let (state, description) = match notice.status {
+        StatusAfter::Nothing => return Ok(()),
+        StatusAfter::Fixed(state, description) => (state, description),
+        StatusAfter::HandedOver => {
+            let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+            on_deploy_handed_over(
+                record.settings.deploy_feedback,
+                record.deploy_hook_url.is_some(),
+                record.deploy_remote.is_some(),
+            )
+        }
     };
     let name = notice.environment.as_str();
     let Some(environment) =

@@ -50,19 +50,21 @@ impl Workspace {
     }
 }
 
-/// `mirror_branch`: fetch the branch at `commit`, then push it to the deploy remote.
+/// `mirror_branch`: fetch the branch at `commit`, then push it to the deploy remote when
+/// its environment deploys.
 pub(super) async fn mirror_branch(
     context: &Context,
     job: &ClaimedJob,
     branch: String,
     commit: CommitHash,
+    deploys: bool,
 ) -> Result<(), JobError> {
     let workspace = Workspace::open(context, job).await?;
     let remote = bitbucket_remote(context, &workspace.record, "").await?;
     let (data_dir, deadline, deploy) = (
         workspace.data_dir.clone(),
         workspace.deadline,
-        workspace.deploy.clone(),
+        workspace.deploy.clone().filter(|_| deploys),
     );
     let id = workspace.record.id.clone();
     let default_branch = workspace.record.settings.default_branch.clone();
@@ -118,6 +120,35 @@ pub(super) async fn delete_ref(
     })
     .await?;
     tracing::info!("ref deleted");
+    Ok(())
+}
+
+/// `undeploy`: the environment was deactivated; its ref leaves the deploy remote, the mirror
+/// keeps it.
+pub(super) async fn undeploy(
+    context: &Context,
+    job: &ClaimedJob,
+    reference: String,
+) -> Result<(), JobError> {
+    let workspace = Workspace::open(context, job).await?;
+    let Some(deploy) = workspace.deploy.clone() else {
+        tracing::info!("no deploy_remote; nothing to remove");
+        return Ok(());
+    };
+    let (data_dir, deadline) = (workspace.data_dir.clone(), workspace.deadline);
+    let id = workspace.record.id.clone();
+    let default_branch = workspace.record.settings.default_branch.clone();
+    let removed = reference.clone();
+    blocking(move || {
+        let mirror = Workspace::mirror(&data_dir, &id, default_branch.as_deref())?;
+        let refs = [PushRef {
+            src: None,
+            dst: reference,
+        }];
+        push(&mirror, &deploy, &refs, deadline)
+    })
+    .await?;
+    tracing::info!(reference = removed, "removed from the deploy remote");
     Ok(())
 }
 

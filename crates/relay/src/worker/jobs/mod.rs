@@ -267,10 +267,13 @@ impl Runner {
     async fn dispatch(&self, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
         let context = &self.context;
         match spec {
-            JobSpec::MirrorBranch { branch, commit } => {
-                git::mirror_branch(context, job, branch, commit).await
-            }
+            JobSpec::MirrorBranch {
+                branch,
+                commit,
+                deploy,
+            } => git::mirror_branch(context, job, branch, commit, deploy).await,
             JobSpec::DeleteRef { name } => git::delete_ref(context, job, name).await,
+            JobSpec::Undeploy { reference, .. } => git::undeploy(context, job, reference).await,
             JobSpec::BuildPullRequest {
                 environment,
                 pr_id,
@@ -312,12 +315,14 @@ impl Runner {
                 commit,
                 state,
                 description,
+                url,
             } => {
                 let report = StatusReport {
                     environment,
                     commit,
                     state,
                     description,
+                    url,
                 };
                 status::run(context, job, report).await
             }

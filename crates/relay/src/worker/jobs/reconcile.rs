@@ -10,9 +10,7 @@ use relay_store::jobs::ClaimedJob;
 use super::{Context, JobError};
 use crate::bitbucket::AccessError;
 
-/// Event key of the snapshot deliveries the reconciler stores; the webhook endpoint refuses
-/// `relay:` keys, so only the relay itself can queue one.
-pub const SNAPSHOT_EVENT: &str = "relay:snapshot";
+use relay_core::event::SNAPSHOT_EVENT;
 
 pub async fn run(context: &Context, job: &ClaimedJob) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;

@@ -15,6 +15,8 @@ pub(super) struct StatusReport {
     pub commit: CommitHash,
     pub state: BuildState,
     pub description: String,
+    /// The deployment's own URL, when the deploy side reported one.
+    pub url: Option<String>,
 }
 
 pub(super) async fn run(
@@ -27,6 +29,7 @@ pub(super) async fn run(
         commit,
         state,
         description,
+        url: reported_url,
     } = report;
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let client = context.clients.get(&record, &context.key).await?;
@@ -39,9 +42,10 @@ pub(super) async fn run(
             .await
             .map_err(AccessError::from)?
     };
-    let url = match &record.environment_url {
-        Some(template) => template.replace("{environment}", &environment),
-        None => context.config.public_url.clone(),
+    let url = match (reported_url, &record.environment_url) {
+        (Some(url), _) => url,
+        (None, Some(template)) => template.replace("{environment}", &environment),
+        (None, None) => context.config.public_url.clone(),
     };
     let status = BuildStatus {
         key: format!("relay-{environment}"),
@@ -78,6 +82,7 @@ pub(super) async fn report(
         commit,
         state,
         description: description.to_owned(),
+        url: None,
     };
     relay_store::jobs::enqueue(&context.pool, &job.integration_id, job.delivery_id, &status)
         .await?;
