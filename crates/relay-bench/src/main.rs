@@ -114,6 +114,7 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
                 .ok()
                 .and_then(|w| w.parse().ok())
                 .unwrap_or(1),
+            argocd_plugin_token: None,
         },
     );
     state

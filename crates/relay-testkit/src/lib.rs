@@ -27,6 +27,7 @@ mod cloud_json;
 mod control;
 mod git_http;
 mod hooks;
+pub mod kubernetes;
 mod listener;
 mod oauth;
 mod page;
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use url::Url;
 
+pub use kubernetes::FakeKubernetes;
 pub use repos::DEFAULT_BRANCH;
 pub use state::{Flavor, LoggedRequest, PullRequestSpec, RecordedStatus, Role, StoredHook};
 

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Counter>,
     pub job_duration: Family<KindLabels, Histogram>,
     pub job_queue_age: Family<KindLabels, Histogram>,
+    pub plugin_requests: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,8 +138,15 @@ impl Metrics {
             "Time from a job being queued to an attempt finishing, by kind",
             job_queue_age.clone(),
         );
+        let plugin_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "argocd_plugin_requests",
+            "Argo CD plugin generator calls, by outcome (ok, unauthorized, forbidden, invalid, ...)",
+            plugin_requests.clone(),
+        );
         Self {
             registry,
+            plugin_requests,
             jobs,
             job_duration,
             job_queue_age,
@@ -192,6 +200,14 @@ impl Metrics {
         self.job_queue_age
             .get_or_create(&kind)
             .observe(queued_seconds);
+    }
+
+    pub fn record_plugin_request(&self, outcome: &str) {
+        self.plugin_requests
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_queue(&self, depth: i64, oldest_seconds: f64) {

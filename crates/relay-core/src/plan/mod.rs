@@ -186,6 +186,12 @@ pub enum JobSpec {
         state: BuildState,
         description: String,
     },
+    /// Tell Argo CD to regenerate its ApplicationSets now (the refresh annotation) because
+    /// the plugin generator's output changed. Queued by the processor, never by the planner.
+    /// The first attempt (`retry: false`) runs in the integration's git lane, behind the
+    /// pushes of the changes it announces; a failed one hands over to a `retry: true` job in
+    /// a lane of its own, so a struggling Kubernetes API does not hold back mirroring.
+    RefreshApplicationSets { retry: bool },
 }
 
 /// What a build status says; Bitbucket's INPROGRESS, SUCCESSFUL, FAILED and STOPPED
@@ -211,6 +217,7 @@ impl JobSpec {
             Self::NotifyDeploySide { .. } => "notify_deploy_side",
             Self::Reconcile { .. } => "reconcile",
             Self::BuildStatus { .. } => "build_status",
+            Self::RefreshApplicationSets { .. } => "refresh_application_sets",
         }
     }
 
@@ -222,7 +229,10 @@ impl JobSpec {
             | Self::SyncFromParent { environment, .. }
             | Self::NotifyDeploySide { environment, .. }
             | Self::BuildStatus { environment, .. } => Some(environment),
-            Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
+            Self::MirrorBranch { .. }
+            | Self::DeleteRef { .. }
+            | Self::Reconcile { .. }
+            | Self::RefreshApplicationSets { .. } => None,
         }
     }
 }

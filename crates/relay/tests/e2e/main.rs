@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod argocd;
+mod argocd_refresh;
 mod bitbucket_admin;
 mod cli;
 mod deploy_side;
