@@ -52,6 +52,7 @@ pub struct Metrics {
     pub job_duration: Family<KindLabels, Histogram>,
     pub job_queue_age: Family<KindLabels, Histogram>,
     pub plugin_requests: Family<OutcomeLabels, Counter>,
+    pub ready: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -144,9 +145,16 @@ impl Metrics {
             "Argo CD plugin generator calls, by outcome (ok, unauthorized, forbidden, invalid, ...)",
             plugin_requests.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 while this replica's last sample of the database succeeded with the schema current (as /readyz), else 0",
+            ready.clone(),
+        );
         Self {
             registry,
             plugin_requests,
+            ready,
             jobs,
             job_duration,
             job_queue_age,
@@ -208,6 +216,10 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     pub fn set_queue(&self, depth: i64, oldest_seconds: f64) {

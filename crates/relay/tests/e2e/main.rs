@@ -12,6 +12,7 @@ mod faults;
 mod ingest;
 mod ingest_failures;
 mod mirroring;
+mod monitoring;
 mod processing;
 mod reconcile;
 mod secrets_hygiene;
