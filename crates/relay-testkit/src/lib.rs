@@ -1,4 +1,5 @@
-//! Test doubles: a fake Bitbucket (Cloud or Server) on loopback.
+//! Test doubles: a fake Bitbucket (Cloud or Server) on loopback, and a stand-in for the
+//! Kubernetes API ([`FakeKubernetes`], for the Argo CD refresh).
 //!
 //! REST answers in the documented shapes with pagination, OAuth client credentials (Cloud),
 //! HTTP access tokens (Server), and git smart HTTP through the real `git http-backend`, all

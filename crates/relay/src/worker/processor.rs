@@ -218,11 +218,8 @@ async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreE
             .await?;
     let tagged: Vec<(Option<i64>, &JobSpec)> = jobs.iter().map(|(d, j)| (*d, j)).collect();
     relay_store::jobs::insert_tagged(claim.conn(), &integration_id, &tagged).await?;
-    let planned: Vec<JobSpec> = jobs.iter().map(|(_, job)| job.clone()).collect();
-    if refresh && crate::argocd::output_changed(&before, &current, &planned) {
-        // Behind this batch's git jobs in their lane; one pending refresh covers a burst.
-        let job = JobSpec::RefreshApplicationSets { retry: false };
-        relay_store::argocd::queue_refresh(claim.conn(), &integration_id, &job).await?;
+    if refresh {
+        refresh_argocd(claim.conn(), &integration_id, &before, &current, &jobs).await?;
     }
     let outcomes = finished.iter().map(|f| f.outcome).collect();
     claim.finish(&finished).await?;
@@ -233,4 +230,21 @@ async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreE
         "batch processed"
     );
     Ok(outcomes)
+}
+
+/// Queues an Argo CD refresh when the batch may change the plugin generator's answer: behind
+/// the batch's git jobs in their lane, and only one while it is pending (a burst costs one).
+async fn refresh_argocd(
+    conn: &mut sqlx::PgConnection,
+    integration_id: &str,
+    before: &[relay_core::Environment],
+    after: &[relay_core::Environment],
+    jobs: &[(Option<i64>, JobSpec)],
+) -> Result<(), StoreError> {
+    let planned: Vec<JobSpec> = jobs.iter().map(|(_, job)| job.clone()).collect();
+    if crate::argocd::output_changed(before, after, &planned) {
+        let job = JobSpec::RefreshApplicationSets { retry: false };
+        relay_store::argocd::queue_refresh(conn, integration_id, &job).await?;
+    }
+    Ok(())
 }
