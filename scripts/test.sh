@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 . scripts/lib/setup.sh
 
 ensure_build_packages
+ensure_promtool
 ensure_postgres relay_test
 
+log "promtool check rules deploy/monitoring/alerts.yaml"
+promtool check rules deploy/monitoring/alerts.yaml
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

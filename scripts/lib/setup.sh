@@ -98,6 +98,19 @@ ensure_build_packages() {
   fi
 }
 
+# promtool checks deploy/monitoring/ (the alert rules, and the dashboard's queries in the
+# end-to-end tests). Debian ships it in the prometheus package; its service is not needed
+# and not started here.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  log "installing promtool (the distribution's prometheus package)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl stop prometheus || true
+  fi
+}
+
 # The URL of database DB on the server DATABASE_URL points at, with the same credentials and
 # options (sqlx::test needs a role that may create databases, so that role may make DB too).
 sibling_database_url() {

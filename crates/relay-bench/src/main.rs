@@ -221,6 +221,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
             .ok()
             .and_then(|w| w.parse().ok())
             .unwrap_or(1),
+        argocd_plugin_token: None,
     })
 }
 

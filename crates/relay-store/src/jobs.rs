@@ -31,7 +31,7 @@ pub struct JobRow {
 
 /// The lane a job runs in: git work per integration (one mirror, one job at a time), the
 /// deploy side per environment (events for one environment stay in order), reconciliation per
-/// integration.
+/// integration, Argo CD refreshes (see [`JobSpec::RefreshApplicationSets`]).
 pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
     match job {
         JobSpec::MirrorBranch { .. }
@@ -41,6 +41,10 @@ pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
             format!("git:{integration_id}")
         }
         JobSpec::Reconcile { .. } => format!("reconcile:{integration_id}"),
+        // The first attempt waits for the git work queued before it, so Argo CD reads
+        // parameters whose refs are already on the deploy remote; retries get their own lane.
+        JobSpec::RefreshApplicationSets { retry: false } => format!("git:{integration_id}"),
+        JobSpec::RefreshApplicationSets { retry: true } => format!("argocd:{integration_id}"),
         // Statuses of one environment in order, apart from its deploy-side events so a
         // struggling Bitbucket API does not hold those back.
         JobSpec::BuildStatus { environment, .. } => {

@@ -1,4 +1,5 @@
-//! Test doubles: a fake Bitbucket (Cloud or Server) on loopback.
+//! Test doubles: a fake Bitbucket (Cloud or Server) on loopback, and a stand-in for the
+//! Kubernetes API ([`FakeKubernetes`], for the Argo CD refresh).
 //!
 //! REST answers in the documented shapes with pagination, OAuth client credentials (Cloud),
 //! HTTP access tokens (Server), and git smart HTTP through the real `git http-backend`, all
@@ -27,6 +28,7 @@ mod cloud_json;
 mod control;
 mod git_http;
 mod hooks;
+pub mod kubernetes;
 mod listener;
 mod oauth;
 mod page;
@@ -41,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use url::Url;
 
+pub use kubernetes::FakeKubernetes;
 pub use repos::DEFAULT_BRANCH;
 pub use state::{Flavor, LoggedRequest, PullRequestSpec, RecordedStatus, Role, StoredHook};
 

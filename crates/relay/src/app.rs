@@ -75,6 +75,7 @@ impl Application {
             public_base_url: config.public_base_url(),
             ingest_writers: config.ingest_writers,
             cloud_urls: config.cloud_urls(),
+            argocd_plugin_token: config.argocd_plugin_token.clone(),
         };
         let state = AppState::new(pool, key, Arc::new(Metrics::new()), settings);
         Ok(Self {
@@ -132,6 +133,8 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
         runner_config.workers = config.job_workers;
         runner_config.timeout = config.job_timeout;
         runner_config.public_url = config.public_base_url();
+        runner_config.application_sets = config.argocd_application_sets.clone();
+        runner_config.kubeconfig = config.kubeconfig.clone();
         let runner = Runner::new(
             state.pool.clone(),
             state.key.clone(),
@@ -146,6 +149,7 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
             state.metrics.clone(),
             ProcessorConfig {
                 workers: config.workers,
+                refresh_application_sets: !config.argocd_application_sets.is_empty(),
                 ..ProcessorConfig::default()
             },
         );

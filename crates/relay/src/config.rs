@@ -64,6 +64,69 @@ pub struct Config {
     pub resync_interval: Duration,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
+    /// Bearer token Argo CD's ApplicationSet controller sends to the plugin generator
+    /// endpoint; the endpoint is off while unset. Never the admin token.
+    pub argocd_plugin_token: Option<SecretString>,
+    /// ApplicationSets to refresh when the generator's output changes; empty: no refreshes.
+    pub argocd_application_sets: Vec<ApplicationSetRef>,
+    /// `KUBECONFIG` as given (paths separated by `:`); unset: in-cluster service account,
+    /// else `~/.kube/config`.
+    pub kubeconfig: Option<String>,
+}
+
+/// One ApplicationSet, `namespace/name` in `RELAY_ARGOCD_APPLICATIONSETS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationSetRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ApplicationSetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Parses `namespace/name,namespace/name` (spaces around entries and a trailing comma are
+/// fine). Namespaces are DNS labels and names DNS subdomains, as Kubernetes requires.
+pub fn parse_application_sets(raw: &str) -> Result<Vec<ApplicationSetRef>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        name: "RELAY_ARGOCD_APPLICATIONSETS",
+        message,
+    };
+    let mut sets = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((namespace, name)) = entry.split_once('/') else {
+            return Err(invalid(format!(
+                "{entry:?} is not namespace/name (for example argocd/previews)"
+            )));
+        };
+        let label = |s: &str| {
+            (1..=63).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !label(namespace) {
+            return Err(invalid(format!(
+                "{entry:?}: {namespace:?} is not a Kubernetes namespace name"
+            )));
+        }
+        if name.len() > 253 || !name.split('.').all(label) {
+            return Err(invalid(format!(
+                "{entry:?}: {name:?} is not a Kubernetes object name"
+            )));
+        }
+        let set = ApplicationSetRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        if !sets.contains(&set) {
+            sets.push(set);
+        }
+    }
+    Ok(sets)
 }
 
 /// The file's shape: every key optional, named like the environment variables without the
@@ -89,6 +152,8 @@ struct FileConfig {
     resync_interval_secs: Option<u64>,
     bitbucket_cloud_url: Option<String>,
     bitbucket_cloud_api_url: Option<String>,
+    argocd_plugin_token: Option<String>,
+    argocd_applicationsets: Option<String>,
 }
 
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
@@ -225,6 +290,13 @@ impl Config {
                 ),
             )?
             .ok_or(ConfigError::Missing("RELAY_BITBUCKET_CLOUD_API_URL"))?,
+            argocd_plugin_token: pick("RELAY_ARGOCD_PLUGIN_TOKEN", file.argocd_plugin_token)
+                .map(SecretString::from),
+            argocd_application_sets: parse_application_sets(
+                &pick("RELAY_ARGOCD_APPLICATIONSETS", file.argocd_applicationsets)
+                    .unwrap_or_default(),
+            )?,
+            kubeconfig: env("KUBECONFIG").filter(|v| !v.trim().is_empty()),
         })
     }
 
@@ -347,6 +419,51 @@ mod tests {
     }
 
     #[test]
+    fn argocd_settings() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("RELAY_ARGOCD_PLUGIN_TOKEN", "plugin-token"),
+                (
+                    "RELAY_ARGOCD_APPLICATIONSETS",
+                    " argocd/previews, team-a/web.previews ,argocd/previews,",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.argocd_plugin_token.unwrap().expose_secret(),
+            "plugin-token"
+        );
+        let sets: Vec<String> = config
+            .argocd_application_sets
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(sets, ["argocd/previews", "team-a/web.previews"]);
+        let unset = Config::load_from(None, env(&[])).unwrap();
+        assert!(unset.argocd_plugin_token.is_none());
+        assert!(unset.argocd_application_sets.is_empty());
+        for bad in [
+            "previews",
+            "Argo/previews",
+            "argocd/",
+            "/x",
+            "a/b/c",
+            "argocd/Previews",
+        ] {
+            let err =
+                Config::load_from(None, env(&[("RELAY_ARGOCD_APPLICATIONSETS", bad)])).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("RELAY_ARGOCD_APPLICATIONSETS"), "{text}");
+            assert!(
+                text.contains(bad.split('/').next().unwrap_or(bad)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn debug_does_not_print_secrets() {
         let config = Config::load_from(
             None,
@@ -354,11 +471,17 @@ mod tests {
                 ("RELAY_SECRET_KEY", "super-secret-key"),
                 ("RELAY_ADMIN_TOKEN", "admin-token-value"),
                 ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
+                ("RELAY_ARGOCD_PLUGIN_TOKEN", "plugin-token-value"),
             ]),
         )
         .unwrap();
         let printed = format!("{config:?}");
-        for secret in ["super-secret-key", "admin-token-value", "dbpassword"] {
+        for secret in [
+            "super-secret-key",
+            "admin-token-value",
+            "dbpassword",
+            "plugin-token-value",
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }

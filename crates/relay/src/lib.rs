@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod argocd;
 pub mod bitbucket;
 pub mod cli;
 pub mod config;

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub jobs: Family<JobLabels, Counter>,
     pub job_duration: Family<KindLabels, Histogram>,
     pub job_queue_age: Family<KindLabels, Histogram>,
+    pub plugin_requests: Family<OutcomeLabels, Counter>,
+    pub ready: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,8 +149,22 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.01, 2.0, 18))
             }),
         );
+        let plugin_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "argocd_plugin_requests",
+            "Argo CD plugin generator calls, by outcome (ok, unauthorized, forbidden, invalid, ...)",
+            plugin_requests.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 while this replica's last sample of the database succeeded with the schema current (as /readyz), else 0",
+            ready.clone(),
+        );
         Self {
             registry,
+            plugin_requests,
+            ready,
             jobs,
             job_duration,
             job_queue_age,
@@ -202,6 +218,18 @@ impl Metrics {
         self.job_queue_age
             .get_or_create(&kind)
             .observe(queued_seconds);
+    }
+
+    pub fn record_plugin_request(&self, outcome: &str) {
+        self.plugin_requests
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     pub fn set_queue(&self, depth: i64, oldest_seconds: f64) {

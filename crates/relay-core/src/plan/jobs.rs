@@ -77,6 +77,12 @@ pub enum JobSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
     },
+    /// Tell Argo CD to regenerate its ApplicationSets now (the refresh annotation) because
+    /// the plugin generator's output changed. Queued by the processor, never by the planner.
+    /// The first attempt (`retry: false`) runs in the integration's git lane, behind the
+    /// pushes of the changes it announces; a failed one hands over to a `retry: true` job in
+    /// a lane of its own, so a struggling Kubernetes API does not hold back mirroring.
+    RefreshApplicationSets { retry: bool },
 }
 
 fn pushed_before_the_flag() -> bool {
@@ -108,6 +114,7 @@ pub enum JobKind {
     NotifyDeploySide,
     Reconcile,
     BuildStatus,
+    RefreshApplicationSets,
 }
 
 crate::text_enum!(JobKind, "job kind", {
@@ -120,6 +127,7 @@ crate::text_enum!(JobKind, "job kind", {
     NotifyDeploySide => "notify_deploy_side",
     Reconcile => "reconcile",
     BuildStatus => "build_status",
+    RefreshApplicationSets => "refresh_application_sets",
 });
 
 impl JobSpec {
@@ -134,6 +142,7 @@ impl JobSpec {
             Self::NotifyDeploySide { .. } => JobKind::NotifyDeploySide,
             Self::Reconcile { .. } => JobKind::Reconcile,
             Self::BuildStatus { .. } => JobKind::BuildStatus,
+            Self::RefreshApplicationSets { .. } => JobKind::RefreshApplicationSets,
         }
     }
 
@@ -146,7 +155,10 @@ impl JobSpec {
             | Self::NotifyDeploySide { environment, .. }
             | Self::BuildStatus { environment, .. }
             | Self::Undeploy { environment, .. } => Some(environment),
-            Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
+            Self::MirrorBranch { .. }
+            | Self::DeleteRef { .. }
+            | Self::Reconcile { .. }
+            | Self::RefreshApplicationSets { .. } => None,
         }
     }
 }
@@ -241,6 +253,7 @@ mod tests {
                 description: String::new(),
                 url: None,
             },
+            JobSpec::RefreshApplicationSets { retry: false },
         ];
         for job in &jobs {
             match job {
@@ -252,7 +265,8 @@ mod tests {
                 | JobSpec::SyncFromParent { .. }
                 | JobSpec::NotifyDeploySide { .. }
                 | JobSpec::Reconcile { .. }
-                | JobSpec::BuildStatus { .. } => {}
+                | JobSpec::BuildStatus { .. }
+                | JobSpec::RefreshApplicationSets { .. } => {}
             }
         }
         jobs

@@ -1,6 +1,7 @@
 //! The HTTP side: webhook ingest, health, readiness and metrics.
 
 pub mod api;
+pub mod argocd;
 pub mod credentials;
 mod health;
 pub mod ingest;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub credentials: Arc<CredentialCache>,
     /// Bitbucket clients for the admin API's webhook registration.
     pub clients: Arc<crate::bitbucket::Clients>,
+    /// Bearer token of the Argo CD plugin generator; the endpoint is off while unset.
+    pub argocd_plugin_token: Option<secrecy::SecretString>,
 }
 
 /// The knobs of the HTTP side, from the configuration.
@@ -54,6 +57,7 @@ pub struct HttpSettings {
     /// Concurrent group-commit transactions.
     pub ingest_writers: usize,
     pub cloud_urls: crate::bitbucket::CloudUrls,
+    pub argocd_plugin_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -86,6 +90,7 @@ impl AppState {
             schema_ready: Arc::new(AtomicBool::new(false)),
             admin_token: settings.admin_token,
             public_base_url: settings.public_base_url,
+            argocd_plugin_token: settings.argocd_plugin_token,
         }
     }
 
@@ -98,6 +103,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhook::router())
         .merge(health::router())
+        // Before the admin API's catch-all under /api/v1, and outside its token check.
+        .merge(argocd::router())
         .merge(api::router(state.clone()))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(TraceLayer::new_for_http())

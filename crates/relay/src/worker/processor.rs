@@ -29,6 +29,9 @@ pub struct ProcessorConfig {
     pub batch_size: i64,
     pub sweep_interval: Duration,
     pub retry: RetrySchedule,
+    /// Queue an Argo CD refresh when a batch changes the plugin generator's output
+    /// (`RELAY_ARGOCD_APPLICATIONSETS` is set).
+    pub refresh_application_sets: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -38,6 +41,7 @@ impl Default for ProcessorConfig {
             batch_size: 200,
             sweep_interval: Duration::from_secs(5),
             retry: RetrySchedule::default(),
+            refresh_application_sets: false,
         }
     }
 }
@@ -89,7 +93,7 @@ impl Processor {
             batch = count,
         );
         async {
-            match process(claim).await {
+            match process(claim, self.config.refresh_application_sets).await {
                 Ok(outcomes) => {
                     let now = Utc::now();
                     for (outcome, received_at) in outcomes.iter().zip(received) {
@@ -139,7 +143,7 @@ impl Processor {
 /// Parses and plans each delivery in order against the state the previous ones produced,
 /// then writes the net environment changes, every job and every outcome in the claim's
 /// transaction.
-async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
+async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreError> {
     let integration_id = claim.integration_id.clone();
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
     let settings = record.settings;
@@ -214,6 +218,9 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
             .await?;
     let tagged: Vec<(Option<i64>, &JobSpec)> = jobs.iter().map(|(d, j)| (*d, j)).collect();
     relay_store::jobs::insert_tagged(claim.conn(), &integration_id, &tagged).await?;
+    if refresh {
+        refresh_argocd(claim.conn(), &integration_id, &before, &current, &jobs).await?;
+    }
     let outcomes = finished.iter().map(|f| f.outcome).collect();
     claim.finish(&finished).await?;
     tracing::info!(
@@ -223,4 +230,21 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
         "batch processed"
     );
     Ok(outcomes)
+}
+
+/// Queues an Argo CD refresh when the batch may change the plugin generator's answer: behind
+/// the batch's git jobs in their lane, and only one while it is pending (a burst costs one).
+async fn refresh_argocd(
+    conn: &mut sqlx::PgConnection,
+    integration_id: &str,
+    before: &[relay_core::Environment],
+    after: &[relay_core::Environment],
+    jobs: &[(Option<i64>, JobSpec)],
+) -> Result<(), StoreError> {
+    let planned: Vec<JobSpec> = jobs.iter().map(|(_, job)| job.clone()).collect();
+    if crate::argocd::output_changed(before, after, &planned) {
+        let job = JobSpec::RefreshApplicationSets { retry: false };
+        relay_store::argocd::queue_refresh(conn, integration_id, &job).await?;
+    }
+    Ok(())
 }

@@ -16,9 +16,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        if let Err(err) = sample(&pool, &metrics).await {
+        let sampled = sample(&pool, &metrics).await;
+        if let Err(err) = &sampled {
             tracing::debug!(error = %err, "cannot sample queue metrics");
         }
+        metrics.set_ready(sampled.is_ok());
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod argocd;
+mod argocd_refresh;
 mod bitbucket_admin;
 mod cli;
 mod deploy_side;
@@ -11,6 +13,7 @@ mod ingest;
 mod ingest_failures;
 mod lifecycle;
 mod mirroring;
+mod monitoring;
 mod processing;
 mod reconcile;
 mod secrets_hygiene;

@@ -5,6 +5,7 @@
 //! retries with backoff and jitter, then the dead letter (`state = dead`, `relay job:list
 //! --state dead`, `relay job:retry ID`).
 
+pub mod argocd;
 mod deploy_hook;
 mod git;
 pub mod reconcile;
@@ -43,6 +44,10 @@ pub struct RunnerConfig {
     pub cloud: crate::bitbucket::CloudUrls,
     /// Link for build statuses when the integration has no `environment_url`.
     pub public_url: String,
+    /// Refreshed by `refresh_application_sets` jobs (`RELAY_ARGOCD_APPLICATIONSETS`).
+    pub application_sets: Vec<crate::config::ApplicationSetRef>,
+    /// `KUBECONFIG`, for the refresh's Kubernetes client.
+    pub kubeconfig: Option<String>,
 }
 
 impl RunnerConfig {
@@ -63,6 +68,8 @@ impl RunnerConfig {
             },
             cloud,
             public_url: "http://localhost".into(),
+            application_sets: Vec::new(),
+            kubeconfig: None,
         }
     }
 }
@@ -111,6 +118,9 @@ pub struct Context {
     /// One git operation per mirror at a time in this process; lanes already serialise
     /// across processes, this covers a lease taken over while the old attempt still runs.
     mirrors: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Built on the first refresh (not at start-up, so a relay without Kubernetes access
+    /// starts anyway), then shared.
+    kube: tokio::sync::OnceCell<kube::Client>,
 }
 
 impl Context {
@@ -147,6 +157,7 @@ impl Runner {
                 key,
                 config,
                 mirrors: Mutex::new(HashMap::new()),
+                kube: tokio::sync::OnceCell::new(),
             }),
             metrics,
         }
@@ -326,6 +337,7 @@ impl Runner {
                 };
                 status::run(context, job, report).await
             }
+            JobSpec::RefreshApplicationSets { retry } => argocd::refresh(context, job, retry).await,
         }
     }
 }
