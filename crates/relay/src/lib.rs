@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bitbucket;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod secrets;

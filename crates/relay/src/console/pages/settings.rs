@@ -1,0 +1,270 @@
+//! The integration settings form: its fields, and turning a posted form into the same
+//! [`IntegrationInput`] the CLI and the API build, so `crate::admin` validates all three alike.
+//!
+//! Only fields that differ from the stored values become part of the input: an unchanged
+//! repository must not re-register the webhook, and an unchanged (redacted) deploy remote
+//! must not overwrite the real one. Secret fields are password inputs that start empty: left
+//! empty they keep the secret, filled in they replace it. Their values are never sent back.
+
+use relay_store::integrations::IntegrationRecord;
+use serde::Deserialize;
+
+use crate::admin::integrations::{IntegrationInput, IntegrationView};
+
+/// The settings form as posted. Checkboxes are present when ticked; `flags` (a hidden field)
+/// says the checkboxes were part of the form at all.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SettingsForm {
+    pub repository: Option<String>,
+    pub key: Option<String>,
+    pub secret: Option<String>,
+    pub base_url: Option<String>,
+    pub username: Option<String>,
+    pub token: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub deploy_hook_secret: Option<String>,
+    pub deploy_remote: Option<String>,
+    pub deploy_hook_url: Option<String>,
+    pub environment_url: Option<String>,
+    pub default_branch: Option<String>,
+    pub flags: Option<String>,
+    pub fetch_branches: Option<String>,
+    pub prune_branches: Option<String>,
+    pub build_pull_requests: Option<String>,
+    pub build_pull_requests_post_merge: Option<String>,
+    pub resync_pull_requests: Option<String>,
+    pub pull_requests_clone_parent_data: Option<String>,
+    pub build_fork_pull_requests: Option<String>,
+    pub register_webhook: Option<String>,
+}
+
+/// One field of the form as the template shows it.
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// `text`, `password` or `checkbox`.
+    pub input: &'static str,
+    pub value: String,
+    pub checked: bool,
+    /// Password fields: whether a secret is stored ("set" / "unset"); never the secret.
+    pub secret_state: Option<&'static str>,
+    pub help: &'static str,
+}
+
+fn text(name: &'static str, label: &'static str, value: Option<&str>, help: &'static str) -> Field {
+    Field {
+        name,
+        label,
+        input: "text",
+        value: value.unwrap_or_default().to_owned(),
+        checked: false,
+        secret_state: None,
+        help,
+    }
+}
+
+fn secret(name: &'static str, label: &'static str, set: bool, help: &'static str) -> Field {
+    Field {
+        name,
+        label,
+        input: "password",
+        value: String::new(),
+        checked: false,
+        secret_state: Some(if set { "set" } else { "unset" }),
+        help,
+    }
+}
+
+fn flag(name: &'static str, label: &'static str, checked: bool, help: &'static str) -> Field {
+    Field {
+        name,
+        label,
+        input: "checkbox",
+        value: String::new(),
+        checked,
+        secret_state: None,
+        help,
+    }
+}
+
+const KEEP: &str = "Leave empty to keep the stored value; type a new one to replace it.";
+
+/// The text and secret fields, filled from the stored integration or, after a refused
+/// save, from what was posted (secrets excepted).
+pub fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
+    let pick = |stored: Option<&str>, posted_value: Option<&Option<String>>| -> Option<String> {
+        match posted_value {
+            Some(Some(value)) => Some(value.clone()),
+            _ => stored.map(str::to_owned),
+        }
+    };
+    let p = |f: fn(&SettingsForm) -> &Option<String>| posted.map(f);
+    let mut fields = vec![text(
+        "repository",
+        "Repository",
+        pick(Some(&view.repository), p(|f| &f.repository)).as_deref(),
+        "workspace/repository (Cloud) or PROJECT/repository (Server).",
+    )];
+    if view.kind == "bitbucket" {
+        fields.push(text(
+            "key",
+            "OAuth consumer key",
+            pick(view.key.as_deref(), p(|f| &f.key)).as_deref(),
+            "The key of the OAuth consumer (not a secret).",
+        ));
+        fields.push(secret("secret", "OAuth consumer secret", view.secret.display() == "set", KEEP));
+    } else {
+        fields.push(text(
+            "base_url",
+            "Base URL",
+            pick(view.base_url.as_deref(), p(|f| &f.base_url)).as_deref(),
+            "The Bitbucket Server address, https://bitbucket.example.com.",
+        ));
+        fields.push(text(
+            "username",
+            "Username",
+            pick(view.username.as_deref(), p(|f| &f.username)).as_deref(),
+            "Optional; empty clears it.",
+        ));
+        fields.push(secret("token", "HTTP access token", view.token.display() == "set", KEEP));
+    }
+    fields.push(secret(
+        "webhook_secret",
+        "Webhook secret",
+        view.webhook_secret.display() == "set",
+        KEEP,
+    ));
+    fields.push(secret(
+        "deploy_hook_secret",
+        "Deploy hook secret",
+        view.deploy_hook_secret.display() == "set",
+        "whsec_ followed by base64 of at least 24 bytes. Leave empty to keep the stored one.",
+    ));
+    fields.extend([
+        text(
+            "deploy_remote",
+            "Deploy remote",
+            pick(view.deploy_remote.as_deref(), p(|f| &f.deploy_remote)).as_deref(),
+            "A git remote the mirror pushes to; empty clears it. A password in it shows as *****: leave the field as it is to keep it.",
+        ),
+        text(
+            "deploy_hook_url",
+            "Deploy hook URL",
+            pick(view.deploy_hook_url.as_deref(), p(|f| &f.deploy_hook_url)).as_deref(),
+            "Where environment events are sent; empty clears it.",
+        ),
+        text(
+            "environment_url",
+            "Environment URL",
+            pick(view.environment_url.as_deref(), p(|f| &f.environment_url)).as_deref(),
+            "An http(s) URL template with {environment}; empty clears it.",
+        ),
+        text(
+            "default_branch",
+            "Default branch",
+            pick(view.default_branch.as_deref(), p(|f| &f.default_branch)).as_deref(),
+            "The production branch; empty means the repository's default.",
+        ),
+    ]);
+    fields
+}
+
+/// The checkboxes: the stored choices (not the effective ones), or what was posted.
+pub fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) -> Vec<Field> {
+    let value = |stored: bool, f: fn(&SettingsForm) -> &Option<String>| match posted {
+        Some(form) if form.flags.is_some() => f(form).is_some(),
+        _ => stored,
+    };
+    vec![
+        flag("fetch_branches", "Fetch branches", value(record.fetch_branches, |f| &f.fetch_branches), "Mirror every branch, not only the default one."),
+        flag("prune_branches", "Prune branches", value(record.prune_branches, |f| &f.prune_branches), "Remove environments of deleted branches (only with fetch branches)."),
+        flag("build_pull_requests", "Build pull requests", value(record.build_pull_requests, |f| &f.build_pull_requests), "An environment per open pull request."),
+        flag("build_pull_requests_post_merge", "Build pull requests post-merge", value(record.build_pull_requests_post_merge, |f| &f.build_pull_requests_post_merge), "Build the merge into the target instead of the source head."),
+        flag("resync_pull_requests", "Resync pull requests", value(record.resync_pull_requests, |f| &f.resync_pull_requests), "Copy the parent's data into a pull request environment on every build."),
+        flag("pull_requests_clone_parent_data", "Clone parent data for pull requests", value(record.pull_requests_clone_parent_data, |f| &f.pull_requests_clone_parent_data), "New pull request environments start with the parent's data."),
+        flag("build_fork_pull_requests", "Build fork pull requests", value(record.build_fork_pull_requests, |f| &f.build_fork_pull_requests), "Also pull requests from forks."),
+    ]
+}
+
+/// `Some(posted)` when the posted text differs from what is stored (absent means unchanged).
+fn changed(stored: Option<&str>, posted: &Option<String>) -> Option<String> {
+    let posted = posted.as_ref()?;
+    (posted.trim() != stored.unwrap_or_default().trim()).then(|| posted.clone())
+}
+
+/// A secret is replaced only when something was typed.
+fn replaced(posted: &Option<String>) -> Option<String> {
+    posted.as_ref().filter(|v| !v.is_empty()).cloned()
+}
+
+/// The change the form asks for, as the admin functions take it; `None` fields are kept.
+pub fn to_input(
+    view: &IntegrationView,
+    record: &IntegrationRecord,
+    form: &SettingsForm,
+) -> IntegrationInput {
+    let flag = |stored: bool, posted: &Option<String>| {
+        let wanted = posted.is_some();
+        (form.flags.is_some() && wanted != stored).then_some(wanted)
+    };
+    IntegrationInput {
+        kind: None,
+        repository: changed(Some(&view.repository), &form.repository),
+        key: changed(view.key.as_deref(), &form.key),
+        secret: replaced(&form.secret),
+        base_url: changed(view.base_url.as_deref(), &form.base_url),
+        username: changed(view.username.as_deref(), &form.username),
+        token: replaced(&form.token),
+        webhook_secret: replaced(&form.webhook_secret),
+        deploy_hook_secret: replaced(&form.deploy_hook_secret),
+        fetch_branches: flag(record.fetch_branches, &form.fetch_branches),
+        prune_branches: flag(record.prune_branches, &form.prune_branches),
+        build_pull_requests: flag(record.build_pull_requests, &form.build_pull_requests),
+        build_pull_requests_post_merge: flag(
+            record.build_pull_requests_post_merge,
+            &form.build_pull_requests_post_merge,
+        ),
+        resync_pull_requests: flag(record.resync_pull_requests, &form.resync_pull_requests),
+        pull_requests_clone_parent_data: flag(
+            record.pull_requests_clone_parent_data,
+            &form.pull_requests_clone_parent_data,
+        ),
+        build_fork_pull_requests: flag(
+            record.build_fork_pull_requests,
+            &form.build_fork_pull_requests,
+        ),
+        deploy_remote: changed(view.deploy_remote.as_deref(), &form.deploy_remote),
+        deploy_hook_url: changed(view.deploy_hook_url.as_deref(), &form.deploy_hook_url),
+        environment_url: changed(view.environment_url.as_deref(), &form.environment_url),
+        default_branch: changed(view.default_branch.as_deref(), &form.default_branch),
+        register_webhook: Some(form.register_webhook.is_some()),
+    }
+}
+
+/// Whether the input changes anything at all (`register_webhook` is not a setting).
+pub fn is_empty(input: &IntegrationInput) -> bool {
+    let texts = [
+        &input.repository,
+        &input.key,
+        &input.secret,
+        &input.base_url,
+        &input.username,
+        &input.token,
+        &input.webhook_secret,
+        &input.deploy_hook_secret,
+        &input.deploy_remote,
+        &input.deploy_hook_url,
+        &input.environment_url,
+        &input.default_branch,
+    ];
+    let flags = [
+        input.fetch_branches,
+        input.prune_branches,
+        input.build_pull_requests,
+        input.build_pull_requests_post_merge,
+        input.resync_pull_requests,
+        input.pull_requests_clone_parent_data,
+        input.build_fork_pull_requests,
+    ];
+    input.kind.is_none() && texts.iter().all(|t| t.is_none()) && flags.iter().all(Option::is_none)
+}
