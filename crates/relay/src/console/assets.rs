@@ -12,7 +12,10 @@ const CACHE: &str = "public, max-age=86400";
 
 pub async fn css() -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, CACHE)],
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, CACHE),
+        ],
         CSS,
     )
 }

@@ -32,9 +32,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         let client = client_ip(&parts);
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
-            .map_err(|_| ConsoleError::BadRequest("the form is too large".into()).into_response())?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| ConsoleError::BadRequest("the form cannot be read".into()).into_response())?;
+            .map_err(|_| {
+                ConsoleError::BadRequest("the form is too large".into()).into_response()
+            })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+            ConsoleError::BadRequest("the form cannot be read".into()).into_response()
+        })?;
         let given = pairs.iter().find(|(name, _)| name == FIELD).map(|(_, v)| v);
         if !given.is_some_and(|given| same_token(given, &session.csrf)) {
             tracing::warn!("console: a form without this session's CSRF token was refused");

@@ -64,7 +64,8 @@ impl FromRequestParts<AppState> for Session {
         let Some(id_hash) = cookie_value(&parts.headers).map(hash) else {
             return Err(unauthenticated(parts));
         };
-        let takes_flash = parts.method == Method::GET && !parts.headers.contains_key(REFRESH_HEADER);
+        let takes_flash =
+            parts.method == Method::GET && !parts.headers.contains_key(REFRESH_HEADER);
         let found = if takes_flash {
             relay_store::console_sessions::take(&state.pool, &id_hash).await
         } else {
@@ -97,17 +98,19 @@ fn unauthenticated(parts: &Parts) -> Response {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/console");
-    let login = url::form_urlencoded::Serializer::new(String::from("/console/login?"))
+    let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("next", target)
         .finish();
-    Redirect::to(&login).into_response()
+    Redirect::to(&format!("/console/login?{query}")).into_response()
 }
 
 /// A path the login may send the browser back to: inside the console, nowhere else.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
-            if (path == "/console" || path.starts_with("/console/") || path.starts_with("/console?"))
+            if (path == "/console"
+                || path.starts_with("/console/")
+                || path.starts_with("/console?"))
                 && !path.contains("//")
                 && !path.contains('\\')
                 && path.chars().all(|c| c.is_ascii_graphic()) =>
@@ -200,7 +203,11 @@ mod tests {
 
     #[test]
     fn next_stays_inside_the_console() {
-        for ok in ["/console", "/console/deliveries?status=failed", "/console/jobs"] {
+        for ok in [
+            "/console",
+            "/console/deliveries?status=failed",
+            "/console/jobs",
+        ] {
             assert_eq!(safe_next(Some(ok)), ok);
         }
         for bad in [
@@ -229,7 +236,13 @@ mod tests {
     #[test]
     fn cookies_are_http_only_strict_and_expiring() {
         let cookie = set_cookie("v", true);
-        for part in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200", "Secure"] {
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/console",
+            "Max-Age=43200",
+            "Secure",
+        ] {
             assert!(cookie.contains(part), "{cookie}");
         }
         assert!(!set_cookie("v", false).contains("Secure"));

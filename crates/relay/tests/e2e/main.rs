@@ -5,6 +5,9 @@
 mod api;
 mod bitbucket_admin;
 mod cli;
+mod console;
+mod console_browser;
+mod console_pages;
 mod deploy_side;
 mod faults;
 mod ingest;

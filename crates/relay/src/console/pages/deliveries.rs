@@ -147,7 +147,10 @@ fn shown_headers(headers: &serde_json::Value) -> Vec<(String, String)> {
                 .any(|bad| name.contains(bad))
         })
         .map(|(name, value)| {
-            let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+            let text = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
             (name.clone(), text)
         })
         .collect()

@@ -148,7 +148,13 @@ pub async fn update(
                 form_error: Some(message),
                 checks: None,
             };
-            return render(&state, session, &record, extra, StatusCode::UNPROCESSABLE_ENTITY);
+            return render(
+                &state,
+                session,
+                &record,
+                extra,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
         }
         // Saved, but Bitbucket's webhook could not follow: the message says so.
         Err(AdminError::Bitbucket(message)) => {

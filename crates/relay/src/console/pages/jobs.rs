@@ -56,7 +56,10 @@ impl From<&JobRow> for JobLine {
             .iter()
             .filter_map(|key| {
                 let value = job.payload.get(*key)?;
-                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let text = value
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| value.to_string());
                 Some(format!("{key}: {text}"))
             })
             .collect::<Vec<_>>()
@@ -66,7 +69,9 @@ impl From<&JobRow> for JobLine {
             integration_href: format!("/console/integrations/{}", job.integration_id),
             integration_id: job.integration_id.clone(),
             delivery_id: job.delivery_id,
-            delivery_href: job.delivery_id.map(|id| format!("/console/deliveries/{id}")),
+            delivery_href: job
+                .delivery_id
+                .map(|id| format!("/console/deliveries/{id}")),
             kind: job.kind.clone(),
             summary,
             payload: pretty_value(&job.payload),
@@ -120,7 +125,10 @@ pub async fn list(
         states: super::choices(STATES.iter().copied(), job_state),
         rows: rows.iter().map(JobLine::from).collect(),
         older,
-        back: uri.path_and_query().map_or("/console/jobs", |p| p.as_str()).to_owned(),
+        back: uri
+            .path_and_query()
+            .map_or("/console/jobs", |p| p.as_str())
+            .to_owned(),
     })
 }
 

@@ -112,7 +112,12 @@ pub fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec
             pick(view.key.as_deref(), p(|f| &f.key)).as_deref(),
             "The key of the OAuth consumer (not a secret).",
         ));
-        fields.push(secret("secret", "OAuth consumer secret", view.secret.display() == "set", KEEP));
+        fields.push(secret(
+            "secret",
+            "OAuth consumer secret",
+            view.secret.display() == "set",
+            KEEP,
+        ));
     } else {
         fields.push(text(
             "base_url",
@@ -126,7 +131,12 @@ pub fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec
             pick(view.username.as_deref(), p(|f| &f.username)).as_deref(),
             "Optional; empty clears it.",
         ));
-        fields.push(secret("token", "HTTP access token", view.token.display() == "set", KEEP));
+        fields.push(secret(
+            "token",
+            "HTTP access token",
+            view.token.display() == "set",
+            KEEP,
+        ));
     }
     fields.push(secret(
         "webhook_secret",
@@ -176,13 +186,54 @@ pub fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) ->
         _ => stored,
     };
     vec![
-        flag("fetch_branches", "Fetch branches", value(record.fetch_branches, |f| &f.fetch_branches), "Mirror every branch, not only the default one."),
-        flag("prune_branches", "Prune branches", value(record.prune_branches, |f| &f.prune_branches), "Remove environments of deleted branches (only with fetch branches)."),
-        flag("build_pull_requests", "Build pull requests", value(record.build_pull_requests, |f| &f.build_pull_requests), "An environment per open pull request."),
-        flag("build_pull_requests_post_merge", "Build pull requests post-merge", value(record.build_pull_requests_post_merge, |f| &f.build_pull_requests_post_merge), "Build the merge into the target instead of the source head."),
-        flag("resync_pull_requests", "Resync pull requests", value(record.resync_pull_requests, |f| &f.resync_pull_requests), "Copy the parent's data into a pull request environment on every build."),
-        flag("pull_requests_clone_parent_data", "Clone parent data for pull requests", value(record.pull_requests_clone_parent_data, |f| &f.pull_requests_clone_parent_data), "New pull request environments start with the parent's data."),
-        flag("build_fork_pull_requests", "Build fork pull requests", value(record.build_fork_pull_requests, |f| &f.build_fork_pull_requests), "Also pull requests from forks."),
+        flag(
+            "fetch_branches",
+            "Fetch branches",
+            value(record.fetch_branches, |f| &f.fetch_branches),
+            "Mirror every branch, not only the default one.",
+        ),
+        flag(
+            "prune_branches",
+            "Prune branches",
+            value(record.prune_branches, |f| &f.prune_branches),
+            "Remove environments of deleted branches (only with fetch branches).",
+        ),
+        flag(
+            "build_pull_requests",
+            "Build pull requests",
+            value(record.build_pull_requests, |f| &f.build_pull_requests),
+            "An environment per open pull request.",
+        ),
+        flag(
+            "build_pull_requests_post_merge",
+            "Build pull requests post-merge",
+            value(record.build_pull_requests_post_merge, |f| {
+                &f.build_pull_requests_post_merge
+            }),
+            "Build the merge into the target instead of the source head.",
+        ),
+        flag(
+            "resync_pull_requests",
+            "Resync pull requests",
+            value(record.resync_pull_requests, |f| &f.resync_pull_requests),
+            "Copy the parent's data into a pull request environment on every build.",
+        ),
+        flag(
+            "pull_requests_clone_parent_data",
+            "Clone parent data for pull requests",
+            value(record.pull_requests_clone_parent_data, |f| {
+                &f.pull_requests_clone_parent_data
+            }),
+            "New pull request environments start with the parent's data.",
+        ),
+        flag(
+            "build_fork_pull_requests",
+            "Build fork pull requests",
+            value(record.build_fork_pull_requests, |f| {
+                &f.build_fork_pull_requests
+            }),
+            "Also pull requests from forks.",
+        ),
     ]
 }
 

@@ -1,0 +1,698 @@
+//! The console's pages and actions over real HTTP, against real PostgreSQL.
+
+use relay::secrets::SecretField;
+use relay_core::IntegrationType;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+
+use crate::console::{Operator, PAGES};
+use crate::support::*;
+
+/// Posts the Cloud push fixture as Bitbucket would and returns the stored delivery's id.
+pub async fn stored_delivery(
+    server: &TestServer,
+    integration: &TestIntegration,
+    request: &str,
+) -> i64 {
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let signature = sign(&integration.webhook_secret, &body);
+    let response = post_delivery(
+        &server.hook_url(&integration.id),
+        IntegrationType::Cloud,
+        "repo:push",
+        request,
+        &body,
+        Some(signature),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    sqlx::query_scalar("SELECT id FROM deliveries WHERE request_id = $1")
+        .bind(request)
+        .fetch_one(&server.state.pool)
+        .await
+        .unwrap()
+}
+
+pub async fn add_environment(
+    pool: &PgPool,
+    integration: &str,
+    name: &str,
+    kind: &str,
+    status: &str,
+) {
+    sqlx::query(
+        "INSERT INTO environments (integration_id, name, kind, status, branch, head_commit)
+         VALUES ($1, $2, $3, $4, $2, '1111111111111111111111111111111111111111')",
+    )
+    .bind(integration)
+    .bind(name)
+    .bind(kind)
+    .bind(status)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A reconcile job that ran out of attempts.
+pub async fn dead_job(pool: &PgPool, integration: &str, delivery: Option<i64>) -> i64 {
+    let job = relay_core::JobSpec::Reconcile {
+        reason: "test".into(),
+    };
+    relay_store::jobs::enqueue(pool, integration, delivery, &job)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "UPDATE jobs SET state = 'dead', attempts = 8, last_error = 'gave up: connection refused',
+                completed_at = now()
+         WHERE id = (SELECT max(id) FROM jobs) RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Everything an action could change, to compare before and after a refused one.
+pub async fn snapshot(pool: &PgPool) -> String {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT 'd' || id || status || attempts FROM deliveries
+         UNION ALL SELECT 'j' || id || state || attempts FROM jobs
+         UNION ALL SELECT 'e' || name || status FROM environments
+         UNION ALL SELECT 'i' || id || updated_at::text || coalesce(deploy_hook_url, '') FROM integrations
+         UNION ALL SELECT 's' || count(*) FROM console_sessions
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.join("\n")
+}
+
+fn decrypt(integration: &str, field: SecretField, ciphertext: &[u8]) -> String {
+    key()
+        .decrypt(integration, field, ciphertext)
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn overview_shows_each_integration_with_its_deliveries_failures_and_dead_jobs(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let operator = Operator::login(&server).await;
+    let empty = operator.get("/console").await;
+    assert!(empty.body.contains("No integrations yet"), "{}", empty.body);
+
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let server_side = add_integration(&pool, IntegrationType::Server).await;
+    let failed = stored_delivery(&server, &cloud, "ov-1").await;
+    let pending = stored_delivery(&server, &cloud, "ov-2").await;
+    let last = stored_delivery(&server, &cloud, "ov-3").await;
+    sqlx::query("UPDATE deliveries SET status = 'failed', last_error = 'boom' WHERE id = $1")
+        .bind(failed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    dead_job(&pool, &cloud.id, None).await;
+
+    let page = operator.get("/console").await;
+    assert_eq!(page.status, 200);
+    let html = &page.body;
+    for expected in [
+        format!(
+            r#"<a href="/console/integrations/{}">{}</a>"#,
+            cloud.id, cloud.id
+        ),
+        "brydzewski/foo".into(),
+        "Bitbucket Cloud".into(),
+        "PRJ/my-repo".into(),
+        "Bitbucket Server / Data Center".into(),
+        format!(r#"<a href="/console/deliveries/{last}">#{last}</a> repo:push"#),
+        format!(
+            r#"<a class="bad" href="/console/deliveries?integration={}&#38;status=failed">1 failed</a>"#,
+            cloud.id
+        ),
+        format!(
+            r#"<a class="bad" href="/console/jobs?integration={}&#38;state=dead">1 dead</a>"#,
+            cloud.id
+        ),
+        format!(r#"<a href="/console/deliveries/{pending}">#{pending}</a>"#),
+        "none yet".into(),
+        r#"<span class="status status-pending">pending</span>"#.into(),
+        "(just now)".into(),
+    ] {
+        assert!(html.contains(&expected), "missing {expected}\n{html}");
+    }
+    assert!(html.contains(r#"<a href="/console" aria-current="page">Overview</a>"#));
+    assert!(html.contains(r#"<button type="submit">Log out</button>"#));
+    assert!(html.contains(&format!(
+        r#"<a href="/console/integrations/{}">"#,
+        server_side.id
+    )));
+    // ISO 8601 in UTC, machine-readable too.
+    assert!(regex_like_iso(html), "{html}");
+}
+
+fn regex_like_iso(html: &str) -> bool {
+    html.split(r#"<time datetime=""#).skip(1).any(|rest| {
+        let stamp: String = rest.chars().take(20).collect();
+        stamp.len() == 20
+            && stamp.as_bytes()[4] == b'-'
+            && stamp.as_bytes()[10] == b'T'
+            && stamp.ends_with('Z')
+    })
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn deliveries_filter_page_and_show_headers_body_decisions_and_jobs(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let other = add_integration(&pool, IntegrationType::Cloud).await;
+    let operator = Operator::login(&server).await;
+    let first = stored_delivery(&server, &integration, "dl-0").await;
+    for n in 1..55 {
+        stored_delivery(&server, &integration, &format!("dl-{n}")).await;
+    }
+    let elsewhere = stored_delivery(&server, &other, "dl-other").await;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = 'parse error' WHERE id = $1",
+    )
+    .bind(first)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let all = operator.get("/console/deliveries").await;
+    assert_eq!(all.status, 200);
+    assert_eq!(all.body.matches("<th scope=\"row\">").count(), 50);
+    assert!(all
+        .body
+        .contains(&format!("/console/deliveries/{elsewhere}")));
+    let older = all
+        .body
+        .split(r#"data-more href=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let older = older.replace("&#38;", "&");
+    let rest = operator.get(&older).await;
+    assert_eq!(
+        rest.body.matches("<th scope=\"row\">").count(),
+        6,
+        "{}",
+        rest.body
+    );
+    assert!(!rest.body.contains("data-more"));
+
+    let path = format!(
+        "/console/deliveries?integration={}&status=failed",
+        integration.id
+    );
+    let failed = operator.get(&path).await;
+    assert_eq!(failed.body.matches("<th scope=\"row\">").count(), 1);
+    assert!(failed.body.contains("parse error"));
+    assert!(failed.body.contains(r#"<option selected>failed</option>"#));
+    let by_key = operator
+        .get("/console/deliveries?event_key=pullrequest:created")
+        .await;
+    assert!(by_key.body.contains("No deliveries match."));
+    let bad = operator.get("/console/deliveries?status=exploded").await;
+    assert_eq!(bad.status, 400);
+
+    // A signature stored by an older relay (or by hand) is not shown either.
+    sqlx::query("UPDATE deliveries SET headers = headers || '{\"x-hub-signature\": \"sha256=deadbeef\"}', decisions = '{\"notes\": [\"mirrored main\"]}' WHERE id = $1")
+        .bind(first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let job = dead_job(&pool, &integration.id, Some(first)).await;
+    let detail = operator.get(&format!("/console/deliveries/{first}")).await;
+    assert_eq!(detail.status, 200);
+    let html = &detail.body;
+    for expected in [
+        "<code>x-event-key</code></dt><dd><code>repo:push</code>",
+        "<code>x-request-uuid</code></dt><dd><code>dl-0</code>",
+        r#"<span class="status status-failed">failed</span>"#,
+        "parse error",
+        "&#34;mirrored main&#34;",
+        "Jobs it caused",
+        "gave up: connection refused",
+        r#"<button type="submit">Redeliver</button>"#,
+    ] {
+        assert!(html.contains(expected), "missing {expected}\n{html}");
+    }
+    assert!(html.contains(&format!("#{job}")));
+    // Pretty-printed: the fixture's JSON, indented, escaped.
+    assert!(html.contains("{\n  &#34;"), "{html}");
+    assert!(!html.contains("x-hub-signature") && !html.contains("deadbeef"));
+    assert_eq!(operator.get("/console/deliveries/999999").await.status, 404);
+    assert_eq!(operator.get("/console/deliveries/abc").await.status, 404);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn redeliver_puts_the_delivery_back_in_the_queue(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let operator = Operator::login(&server).await;
+    let id = stored_delivery(&server, &integration, "re-1").await;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', attempts = 8, last_error = 'x' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let response = operator
+        .post(&format!("/console/deliveries/{id}/redeliver"), &[])
+        .await;
+    assert_eq!(response.location(), format!("/console/deliveries/{id}"));
+    let page = operator.follow(&response).await;
+    assert!(page.body.contains("is queued again"), "{}", page.body);
+    assert!(page.body.contains(r#"role="status""#));
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("pending", 0));
+    // The message is shown once.
+    assert!(!operator
+        .get(&format!("/console/deliveries/{id}"))
+        .await
+        .body
+        .contains("queued again"));
+    assert_eq!(
+        operator
+            .post("/console/deliveries/999999/redeliver", &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn jobs_filter_by_state_and_retry_dead_ones(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let operator = Operator::login(&server).await;
+    let dead = dead_job(&pool, &integration.id, None).await;
+    let running = dead_job(&pool, &integration.id, None).await;
+    sqlx::query("UPDATE jobs SET state = 'running' WHERE id = $1")
+        .bind(running)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let page = operator.get("/console/jobs?state=dead").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body.matches("<th scope=\"row\">").count(),
+        1,
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!(r#"action="/console/jobs/{dead}/retry""#)));
+    assert!(page.body.contains(">Retry</button>"));
+    assert!(page.body.contains("reason: test"));
+    let all = operator.get("/console/jobs").await;
+    assert!(
+        !all.body.contains(&format!("/console/jobs/{running}/retry")),
+        "no Retry on a running job"
+    );
+    assert_eq!(operator.get("/console/jobs?state=bogus").await.status, 400);
+
+    let back = "/console/jobs?state=dead";
+    let response = operator
+        .post(&format!("/console/jobs/{dead}/retry"), &[("back", back)])
+        .await;
+    assert_eq!(response.location(), back);
+    let after = operator.follow(&response).await;
+    assert!(after
+        .body
+        .contains(&format!("Job #{dead} is queued again.")));
+    assert!(after.body.contains("No jobs match."));
+    let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(dead)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "pending");
+
+    let refused = operator
+        .post(
+            &format!("/console/jobs/{running}/retry"),
+            &[("back", "https://evil.example.com")],
+        )
+        .await;
+    assert_eq!(refused.location(), "/console");
+    let shown = operator.follow(&refused).await;
+    assert!(
+        shown.body.contains("is running right now"),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains(r#"role="alert""#));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn environments_show_status_head_and_url_and_offer_activate_and_deactivate(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    sqlx::query("UPDATE integrations SET environment_url = 'https://{environment}.preview.example.com' WHERE id = $1")
+        .bind(&integration.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    add_environment(&pool, &integration.id, "main", "production", "active").await;
+    add_environment(&pool, &integration.id, "feature-x", "branch", "inactive").await;
+    add_environment(&pool, &integration.id, "feature-y", "branch", "active").await;
+    let operator = Operator::login(&server).await;
+    let page = operator.get("/console/environments").await;
+    assert_eq!(page.status, 200);
+    let html = &page.body;
+    for expected in [
+        "feature-x",
+        "production",
+        r#"<span class="status status-inactive">inactive</span>"#,
+        r#"<span class="status status-active">active</span>"#,
+        r#"<code title="1111111111111111111111111111111111111111">111111111111</code>"#,
+        r#"<a href="https://feature-x.preview.example.com" rel="noreferrer">"#,
+        &format!(
+            r#"action="/console/environments/{}/feature-x/activate""#,
+            integration.id
+        ),
+        &format!(
+            r#"action="/console/environments/{}/feature-y/deactivate""#,
+            integration.id
+        ),
+    ] {
+        assert!(html.contains(expected), "missing {expected}\n{html}");
+    }
+    // Production cannot be deactivated; an active environment needs no activation.
+    assert!(!html.contains(&format!(
+        "/console/environments/{}/main/deactivate",
+        integration.id
+    )));
+    assert!(!html.contains(&format!(
+        "/console/environments/{}/main/activate",
+        integration.id
+    )));
+    assert!(!html.contains(&format!(
+        "/console/environments/{}/feature-x/deactivate",
+        integration.id
+    )));
+    let inactive = operator.get("/console/environments?status=inactive").await;
+    assert!(!inactive.body.contains("feature-y"));
+
+    // Until issue 12's admin functions are wired in, both say so and change nothing.
+    let before = snapshot(&pool).await;
+    for (verb, name) in [("activate", "feature-x"), ("deactivate", "feature-y")] {
+        let path = format!("/console/environments/{}/{name}/{verb}", integration.id);
+        let response = operator
+            .post(
+                &path,
+                &[
+                    ("back", "/console/environments?status=inactive"),
+                    ("sync_data", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(response.location(), "/console/environments?status=inactive");
+        let shown = operator.follow(&response).await;
+        let label = if verb == "activate" {
+            "Activate"
+        } else {
+            "Deactivate"
+        };
+        assert!(
+            shown
+                .body
+                .contains(&format!("{label} is not available yet in this relay.")),
+            "{}",
+            shown.body
+        );
+    }
+    assert_eq!(snapshot(&pool).await, before);
+    let unknown = format!("/console/environments/{}/nope/activate", integration.id);
+    assert_eq!(operator.post(&unknown, &[]).await.status, 404);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_integration_page_validates_resyncs_and_shows_the_hook_url(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let operator = Operator::login(&server).await;
+    let path = format!("/console/integrations/{}", integration.id);
+    let page = operator.get(&path).await;
+    assert_eq!(page.status, 200);
+    let hook = format!(
+        "https://relay.example.com/webhooks/bitbucket/{}",
+        integration.id
+    );
+    assert!(page
+        .body
+        .contains(&format!(r#"<code id="hook-url">{hook}</code>"#)));
+    assert!(page.body.contains(r#"data-copy="hook-url""#));
+    for button in ["Validate", "Resync", "Save"] {
+        assert!(
+            page.body
+                .contains(&format!(r#"<button type="submit">{button}</button>"#)),
+            "{button}"
+        );
+    }
+    assert!(page.body.contains(r#"<label for="s-secret">OAuth consumer secret <span class="secret-state">(set)</span></label>"#));
+    assert!(page
+        .body
+        .contains(r#"<label for="s-deploy_hook_url">Deploy hook URL</label>"#));
+    assert_eq!(operator.get("/console/integrations/nope").await.status, 404);
+
+    // Bitbucket is unreachable here: the checks run and say so.
+    let checks = operator.post(&format!("{path}/validate"), &[]).await;
+    assert_eq!(checks.status, 200);
+    assert!(
+        checks.body.contains("Validation: 1 failed"),
+        "{}",
+        checks.body
+    );
+    assert!(checks.body.contains("<strong>credentials</strong>"));
+    assert!(checks.body.contains("FAIL"));
+
+    let queued = operator.post(&format!("{path}/resync"), &[]).await;
+    let shown = operator.follow(&queued).await;
+    assert!(shown.body.contains("Resync queued"));
+    let reconciles: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'reconcile' AND payload->>'reason' = 'requested from the console'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(reconciles, 1);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn settings_are_saved_with_the_cli_rules_and_refusals_shown_on_the_form(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let operator = Operator::login(&server).await;
+    let path = format!("/console/integrations/{}", integration.id);
+    let current = operator.get(&path).await;
+    assert!(current
+        .body
+        .contains(r#"name="fetch_branches" type="checkbox" value="1" checked"#));
+
+    let refused = operator
+        .post(
+            &path,
+            &[
+                ("flags", "1"),
+                ("fetch_branches", "1"),
+                ("deploy_hook_url", "ftp://deploy.example.com"),
+                ("webhook_secret", "typed-but-refused"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Not saved:"), "{}", refused.body);
+    assert!(refused.body.contains("deploy_hook_url: &#34;ftp://deploy.example.com&#34; must be an http:// or https:// URL"), "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"value="ftp://deploy.example.com""#),
+        "what was typed stays"
+    );
+    assert!(
+        !refused.body.contains("typed-but-refused"),
+        "a typed secret is never sent back"
+    );
+    let bad_secret = operator
+        .post(&path, &[("deploy_hook_secret", "not-whsec")])
+        .await;
+    assert_eq!(bad_secret.status, 422);
+    assert!(bad_secret
+        .body
+        .contains("deploy_hook_secret must look like whsec_"));
+    let cross = operator
+        .post(&path, &[("base_url", "https://bitbucket.example.com")])
+        .await;
+    assert!(
+        cross
+            .body
+            .contains("base_url does not apply to bitbucket integrations"),
+        "{}",
+        cross.body
+    );
+    let stored = relay_store::integrations::get(&pool, &integration.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.deploy_hook_url, None);
+
+    let nothing = operator
+        .post(
+            &path,
+            &[
+                ("flags", "1"),
+                ("fetch_branches", "1"),
+                ("prune_branches", "1"),
+                ("build_pull_requests", "1"),
+                ("pull_requests_clone_parent_data", "1"),
+                ("repository", "brydzewski/foo"),
+            ],
+        )
+        .await;
+    assert!(operator
+        .follow(&nothing)
+        .await
+        .body
+        .contains("Nothing changed."));
+
+    let new_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let saved = operator
+        .post(
+            &path,
+            &[
+                ("flags", "1"),
+                ("build_pull_requests", "1"),
+                ("deploy_hook_url", "https://deploy.example.com/hook"),
+                ("deploy_hook_secret", new_secret),
+                ("webhook_secret", "a-new-webhook-secret"),
+            ],
+        )
+        .await;
+    let after = operator.follow(&saved).await;
+    assert!(after.body.contains("Settings saved."), "{}", after.body);
+    assert!(after
+        .body
+        .contains(r#"value="https://deploy.example.com/hook""#));
+    assert!(!after.body.contains(new_secret) && !after.body.contains("a-new-webhook-secret"));
+    let stored = relay_store::integrations::get(&pool, &integration.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.deploy_hook_url.as_deref(),
+        Some("https://deploy.example.com/hook")
+    );
+    assert!(!stored.fetch_branches, "an unticked box is saved as off");
+    assert!(stored.build_pull_requests);
+    assert_eq!(
+        decrypt(
+            &stored.id,
+            SecretField::DeployHookSecret,
+            &stored.deploy_hook_secret_ciphertext
+        ),
+        new_secret
+    );
+    assert_eq!(
+        decrypt(
+            &stored.id,
+            SecretField::WebhookSecret,
+            &stored.webhook_secret_ciphertext
+        ),
+        "a-new-webhook-secret"
+    );
+    assert_eq!(
+        stored.oauth_key.as_deref(),
+        Some("consumer-key"),
+        "untouched fields stay"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn no_page_ever_contains_a_secret(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let server_side = add_integration(&pool, IntegrationType::Server).await;
+    let remote = "https://deployer:remote-password-value@git.example.com/app.git";
+    sqlx::query("UPDATE integrations SET deploy_remote = $1")
+        .bind(remote)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Validate must not leave this machine.
+    sqlx::query(
+        "UPDATE integrations SET base_url = 'http://127.0.0.1:9' WHERE type = 'bitbucket_server'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let delivery = stored_delivery(&server, &cloud, "sec-1").await;
+    dead_job(&pool, &cloud.id, Some(delivery)).await;
+    add_environment(&pool, &cloud.id, "main", "production", "active").await;
+    let operator = Operator::login(&server).await;
+
+    let mut secrets = vec![
+        ADMIN_TOKEN.to_owned(),
+        TEST_KEY.to_owned(),
+        cloud.webhook_secret.clone(),
+        server_side.webhook_secret.clone(),
+        "consumer-secret-value".to_owned(),
+        "server-token-value".to_owned(),
+        "remote-password-value".to_owned(),
+    ];
+    for id in [&cloud.id, &server_side.id] {
+        let record = relay_store::integrations::get(&pool, id).await.unwrap();
+        secrets.push(decrypt(
+            id,
+            SecretField::DeployHookSecret,
+            &record.deploy_hook_secret_ciphertext,
+        ));
+    }
+    let mut pages = Vec::new();
+    for path in PAGES.iter().map(|p| p.to_string()).chain([
+        format!("/console/integrations/{}", cloud.id),
+        format!("/console/integrations/{}", server_side.id),
+        format!("/console/deliveries/{delivery}"),
+        "/console/login".to_owned(),
+    ]) {
+        pages.push((path.clone(), operator.get(&path).await));
+    }
+    for id in [&cloud.id, &server_side.id] {
+        let path = format!("/console/integrations/{id}/validate");
+        pages.push((path.clone(), operator.post(&path, &[]).await));
+        let path = format!("/console/integrations/{id}");
+        pages.push((
+            path.clone(),
+            operator
+                .post(
+                    &path,
+                    &[("deploy_hook_url", "nope"), ("token", "server-token-value")],
+                )
+                .await,
+        ));
+    }
+    for (path, page) in &pages {
+        assert!(page.status < 500, "{path}: {}", page.status);
+        for secret in &secrets {
+            assert!(
+                !page.body.contains(secret.as_str()),
+                "{path} shows a secret"
+            );
+        }
+    }
+    let remote_shown = &pages
+        .iter()
+        .find(|(p, _)| p.ends_with(&cloud.id))
+        .unwrap()
+        .1
+        .body;
+    assert!(remote_shown.contains("https://deployer:*****@git.example.com/app.git"));
+}
