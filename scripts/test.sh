@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/setup.sh
 
 ensure_build_packages
+ensure_browser
 ensure_postgres relay_test
 
 log "cargo fmt --check"

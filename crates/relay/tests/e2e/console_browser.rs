@@ -128,7 +128,26 @@ struct Tab {
 impl Tab {
     async fn shot(&mut self, name: &str) {
         self.taken += 1;
+        // The whole page, not only the window: grow the window to the page for the shot.
+        let (width, height) = self.client.get_window_size().await.unwrap();
+        let page_height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(height);
+        // The window is a little taller than the page's viewport: leave room for that.
+        let full = (page_height + 160).clamp(height, 6000);
+        self.client
+            .set_window_size(width as u32, full as u32)
+            .await
+            .unwrap();
         let png = self.client.screenshot().await.unwrap();
+        self.client
+            .set_window_size(width as u32, height as u32)
+            .await
+            .unwrap();
         let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
         std::fs::write(&path, png).unwrap();
         let html = self.client.source().await.unwrap();
@@ -240,19 +259,18 @@ async fn an_operator_works_through_the_console_in_a_real_browser(pool: PgPool) {
         ],
         taken: 0,
     };
-    walk_through(&mut tab, &pool, &integration, delivery, job).await;
+    login(&mut tab).await;
+    integration_page(&mut tab, &integration).await;
+    redeliver_and_forge(&mut tab, &pool, delivery).await;
+    environments_and_jobs(&mut tab, &pool, &integration, job).await;
+    phone_width(&mut tab, delivery).await;
+    live_refresh_and_logout(&mut tab, &pool, &integration).await;
     tab.client.close().await.unwrap();
     drop(driver);
     eprintln!("screenshots in {}", tab.shots.display());
 }
 
-async fn walk_through(
-    tab: &mut Tab,
-    pool: &PgPool,
-    integration: &TestIntegration,
-    delivery: i64,
-    job: i64,
-) {
+async fn login(tab: &mut Tab) {
     // Login: a wrong token first, then the right one.
     tab.goto("/console").await;
     assert_eq!(
@@ -277,7 +295,9 @@ async fn walk_through(
     tab.wait("table").await;
     tab.heading_is("Overview").await;
     tab.shot("overview").await;
+}
 
+async fn integration_page(tab: &mut Tab, integration: &TestIntegration) {
     // The integration: copy button (JavaScript), Validate.
     tab.client
         .find(Locator::LinkText(&integration.id))
@@ -306,7 +326,9 @@ async fn walk_through(
         .unwrap()
         .starts_with("Validation"));
     tab.shot("integration-validated").await;
+}
 
+async fn redeliver_and_forge(tab: &mut Tab, pool: &PgPool, delivery: i64) {
     // Find the delivery, redeliver it.
     tab.client
         .find(Locator::LinkText("Deliveries"))
@@ -342,10 +364,9 @@ async fn walk_through(
     tab.heading_is("Refused").await;
     assert_eq!(status_of(pool, delivery).await, "failed");
     tab.shot("csrf-refused").await;
+}
 
-    environments_and_jobs(tab, pool, integration, job).await;
-    phone_width(tab, delivery).await;
-
+async fn live_refresh_and_logout(tab: &mut Tab, pool: &PgPool, integration: &TestIntegration) {
     // Live refresh: a delivery arriving while the list is open shows up without a reload.
     tab.goto("/console/deliveries").await;
     let newer = relay_store::deliveries::insert(

@@ -7,6 +7,7 @@ mod bitbucket_admin;
 mod cli;
 mod console;
 mod console_browser;
+mod console_integration;
 mod console_pages;
 mod deploy_side;
 mod faults;

@@ -15,7 +15,7 @@ use crate::admin::integrations::{self as admin, IntegrationView};
 use crate::admin::AdminError;
 use crate::console::csrf::CsrfForm;
 use crate::console::error::ConsoleError;
-use crate::console::render::{href, page_with, see_other, Layout};
+use crate::console::render::{href, page_with, see_other, Layout, Stamp};
 use crate::console::session::Session;
 use crate::http::AppState;
 
@@ -25,6 +25,8 @@ struct IntegrationPage {
     layout: Layout,
     view: IntegrationView,
     kind: &'static str,
+    created: Stamp,
+    updated: Stamp,
     prune_note: Option<&'static str>,
     links: Links,
     fields: Vec<Field>,
@@ -85,6 +87,8 @@ fn render(
         &IntegrationPage {
             layout: Layout::new(format!("Integration {}", record.id), "overview", session),
             kind: kind_label(&record.r#type),
+            created: Stamp::new(record.created_at),
+            updated: Stamp::new(record.updated_at),
             prune_note: view.prune_branches_note,
             links: Links::new(&record.id),
             fields: settings::text_fields(&view, posted),

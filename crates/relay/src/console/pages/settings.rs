@@ -9,7 +9,7 @@
 use relay_store::integrations::IntegrationRecord;
 use serde::Deserialize;
 
-use crate::admin::integrations::{IntegrationInput, IntegrationView};
+use crate::admin::integrations::{IntegrationInput, IntegrationView, SecretView};
 
 /// The settings form as posted. Checkboxes are present when ticked; `flags` (a hidden field)
 /// says the checkboxes were part of the form at all.
@@ -89,94 +89,123 @@ fn flag(name: &'static str, label: &'static str, checked: bool, help: &'static s
 
 const KEEP: &str = "Leave empty to keep the stored value; type a new one to replace it.";
 
+type Getter = fn(&SettingsForm) -> &Option<String>;
+
+/// What a text field shows: what was posted (after a refused save), else what is stored.
+fn shown(stored: Option<&str>, posted: Option<&SettingsForm>, get: Getter) -> Option<String> {
+    match posted.map(get) {
+        Some(Some(value)) => Some(value.clone()),
+        _ => stored.map(str::to_owned),
+    }
+}
+
+fn is_set(secret: &SecretView) -> bool {
+    secret.display() == "set"
+}
+
 /// The text and secret fields, filled from the stored integration or, after a refused
 /// save, from what was posted (secrets excepted).
 pub fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
-    let pick = |stored: Option<&str>, posted_value: Option<&Option<String>>| -> Option<String> {
-        match posted_value {
-            Some(Some(value)) => Some(value.clone()),
-            _ => stored.map(str::to_owned),
-        }
+    let mut fields = connection_fields(view, posted);
+    fields.extend(deploy_fields(view, posted));
+    fields
+}
+
+fn connection_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
+    let t = |name, label, stored: Option<&str>, get: Getter, help| {
+        text(name, label, shown(stored, posted, get).as_deref(), help)
     };
-    let p = |f: fn(&SettingsForm) -> &Option<String>| posted.map(f);
-    let mut fields = vec![text(
+    let mut fields = vec![t(
         "repository",
         "Repository",
-        pick(Some(&view.repository), p(|f| &f.repository)).as_deref(),
+        Some(&view.repository),
+        |f| &f.repository,
         "workspace/repository (Cloud) or PROJECT/repository (Server).",
     )];
     if view.kind == "bitbucket" {
-        fields.push(text(
-            "key",
-            "OAuth consumer key",
-            pick(view.key.as_deref(), p(|f| &f.key)).as_deref(),
-            "The key of the OAuth consumer (not a secret).",
-        ));
-        fields.push(secret(
-            "secret",
-            "OAuth consumer secret",
-            view.secret.display() == "set",
-            KEEP,
-        ));
+        fields.extend([
+            t(
+                "key",
+                "OAuth consumer key",
+                view.key.as_deref(),
+                |f| &f.key,
+                "The key of the OAuth consumer (not a secret).",
+            ),
+            secret(
+                "secret",
+                "OAuth consumer secret",
+                is_set(&view.secret),
+                KEEP,
+            ),
+        ]);
     } else {
-        fields.push(text(
-            "base_url",
-            "Base URL",
-            pick(view.base_url.as_deref(), p(|f| &f.base_url)).as_deref(),
-            "The Bitbucket Server address, https://bitbucket.example.com.",
-        ));
-        fields.push(text(
-            "username",
-            "Username",
-            pick(view.username.as_deref(), p(|f| &f.username)).as_deref(),
-            "Optional; empty clears it.",
-        ));
-        fields.push(secret(
-            "token",
-            "HTTP access token",
-            view.token.display() == "set",
-            KEEP,
-        ));
+        fields.extend([
+            t(
+                "base_url",
+                "Base URL",
+                view.base_url.as_deref(),
+                |f| &f.base_url,
+                "The Bitbucket Server address, https://bitbucket.example.com.",
+            ),
+            t(
+                "username",
+                "Username",
+                view.username.as_deref(),
+                |f| &f.username,
+                "Optional; empty clears it.",
+            ),
+            secret("token", "HTTP access token", is_set(&view.token), KEEP),
+        ]);
     }
     fields.push(secret(
         "webhook_secret",
         "Webhook secret",
-        view.webhook_secret.display() == "set",
+        is_set(&view.webhook_secret),
         KEEP,
     ));
-    fields.push(secret(
-        "deploy_hook_secret",
-        "Deploy hook secret",
-        view.deploy_hook_secret.display() == "set",
-        "whsec_ followed by base64 of at least 24 bytes. Leave empty to keep the stored one.",
-    ));
-    fields.extend([
-        text(
+    fields
+}
+
+fn deploy_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
+    let t = |name, label, stored: Option<&str>, get: Getter, help| {
+        text(name, label, shown(stored, posted, get).as_deref(), help)
+    };
+    vec![
+        secret(
+            "deploy_hook_secret",
+            "Deploy hook secret",
+            is_set(&view.deploy_hook_secret),
+            "whsec_ followed by base64 of at least 24 bytes. Leave empty to keep the stored one.",
+        ),
+        t(
             "deploy_remote",
             "Deploy remote",
-            pick(view.deploy_remote.as_deref(), p(|f| &f.deploy_remote)).as_deref(),
+            view.deploy_remote.as_deref(),
+            |f| &f.deploy_remote,
             "A git remote the mirror pushes to; empty clears it. A password in it shows as *****: leave the field as it is to keep it.",
         ),
-        text(
+        t(
             "deploy_hook_url",
             "Deploy hook URL",
-            pick(view.deploy_hook_url.as_deref(), p(|f| &f.deploy_hook_url)).as_deref(),
+            view.deploy_hook_url.as_deref(),
+            |f| &f.deploy_hook_url,
             "Where environment events are sent; empty clears it.",
         ),
-        text(
+        t(
             "environment_url",
             "Environment URL",
-            pick(view.environment_url.as_deref(), p(|f| &f.environment_url)).as_deref(),
+            view.environment_url.as_deref(),
+            |f| &f.environment_url,
             "An http(s) URL template with {environment}; empty clears it.",
         ),
-        text(
+        t(
             "default_branch",
             "Default branch",
-            pick(view.default_branch.as_deref(), p(|f| &f.default_branch)).as_deref(),
+            view.default_branch.as_deref(),
+            |f| &f.default_branch,
             "The production branch; empty means the repository's default.",
         ),
-    ]);
-    fields
+    ]
 }
 
 /// The checkboxes: the stored choices (not the effective ones), or what was posted.
