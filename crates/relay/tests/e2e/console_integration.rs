@@ -279,3 +279,35 @@ async fn no_page_ever_contains_a_secret(pool: PgPool) {
         .body;
     assert!(remote_shown.contains("https://deployer:*****@git.example.com/app.git"));
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn saving_the_form_as_shown_keeps_a_redacted_deploy_remote(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let remote = "https://deployer:remote-password-value@git.example.com/app.git";
+    sqlx::query("UPDATE integrations SET deploy_remote = $1")
+        .bind(remote)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let operator = Operator::login(&server).await;
+    let path = format!("/console/integrations/{}", integration.id);
+    let shown = "https://deployer:*****@git.example.com/app.git";
+    assert!(operator.get(&path).await.body.contains(shown));
+    let saved = operator
+        .post(
+            &path,
+            &[("deploy_remote", shown), ("default_branch", "trunk")],
+        )
+        .await;
+    assert!(operator
+        .follow(&saved)
+        .await
+        .body
+        .contains("Settings saved."));
+    let stored = relay_store::integrations::get(&pool, &integration.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.deploy_remote.as_deref(), Some(remote));
+    assert_eq!(stored.default_branch.as_deref(), Some("trunk"));
+}
