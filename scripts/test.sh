@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and end-to-end tests against a real PostgreSQL
-# (installed and started here if the machine has none).
+# (installed and started here if the machine has none), including the console's browser test in
+# headless Chromium (chromium and chromium-driver, installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
