@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each fuzz target (both payload parsers, the signature path) for a bounded time,
-# seeded with the real webhook bodies in ../shared/fixtures. Usage: scripts/fuzz.sh [seconds]
+# seeded with the real webhook bodies in fixtures/. Usage: scripts/fuzz.sh [seconds]
 # cargo fuzz on the stable toolchain runs without a sanitizer (-s none): it still finds
 # panics, overflows and aborts, which is what these targets look for.
 set -euo pipefail
@@ -13,11 +13,11 @@ fi
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 mkdir -p "$corpus/parse_cloud" "$corpus/parse_server" "$corpus/signature"
-cp ../shared/fixtures/bitbucket-cloud/*.json "$corpus/parse_cloud/"
-for f in ../shared/fixtures/bitbucket-server/*.json; do
+cp fixtures/bitbucket-cloud/*.json "$corpus/parse_cloud/"
+for f in fixtures/bitbucket-server/*.json; do
   { printf '\000'; cat "$f"; } > "$corpus/parse_server/$(basename "$f")"
 done
-cp ../shared/fixtures/bitbucket-cloud/push.json "$corpus/signature/"
+cp fixtures/bitbucket-cloud/push.json "$corpus/signature/"
 for target in parse_cloud parse_server signature; do
   echo "==> fuzzing $target for ${seconds}s"
   (cd fuzz && cargo fuzz run --sanitizer none "$target" "$corpus/$target" -- \

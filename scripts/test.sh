@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and end-to-end tests against a real PostgreSQL
-# (installed and started here if the machine has none), including the console's browser test in
-# headless Chromium (chromium and chromium-driver, installed here when missing).
+# The whole test suite: formatting, lints, the committed sqlx offline data, unit and end-to-end
+# tests against a real PostgreSQL (installed and started here if the machine has none),
+# including the console's browser test in headless Chromium (chromium and chromium-driver,
+# installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -15,6 +16,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Builds compile the queries against the committed .sqlx/ (SQLX_OFFLINE), which therefore must
+# be what the queries and migrations/ give today: a stale .sqlx/ fails here, not in production.
+log "cargo sqlx prepare --check"
+check_sqlx_offline_data
 log "cargo test"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

@@ -83,17 +83,54 @@ ensure_postgres() {
 
 # Build prerequisites beyond Rust: a C toolchain and pkg-config (libgit2 is built from source),
 # and git itself (the mirror's network transport, and tests serve repositories through
-# `git http-backend`).
+# `git http-backend`, which Debian's git package carries but minimal builds may leave out).
 ensure_build_packages() {
   local missing=()
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-  command -v git >/dev/null 2>&1 || missing+=(git)
+  if ! command -v git >/dev/null 2>&1 || [ ! -x "$(git --exec-path)/git-http-backend" ]; then
+    missing+=(git)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+}
+
+# The URL of database DB on the server DATABASE_URL points at, with the same credentials and
+# options (sqlx::test needs a role that may create databases, so that role may make DB too).
+sibling_database_url() {
+  local db=$1 base=${DATABASE_URL%%\?*} rest
+  local query=${DATABASE_URL#"$base"}
+  rest=${base#*://}
+  if [[ $rest == */* ]]; then base=${base%/*}; fi
+  printf '%s/%s%s\n' "$base" "$db" "$query"
+}
+
+# sqlx-cli at the version of the sqlx crate in Cargo.lock, so the offline data it writes and
+# checks is in the format the compile-time macros read.
+ensure_sqlx_cli() {
+  local want have
+  want=$(awk '$0 == "name = \"sqlx\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+  case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
+  have=$(sqlx --version 2>/dev/null | awk '{ print $2 }') || true
+  if [ "$have" != "$want" ]; then
+    log "installing sqlx-cli $want"
+    cargo install sqlx-cli --version "$want" --no-default-features --features postgres,rustls --locked --quiet
+  fi
+}
+
+# check_sqlx_offline_data: fails when the committed .sqlx/ does not match the queries and the
+# schema of migrations/, checked against database relay_sqlx_check migrated from scratch.
+check_sqlx_offline_data() {
+  local url
+  ensure_sqlx_cli
+  url=$(sibling_database_url relay_sqlx_check)
+  sqlx database drop -y --database-url "$url" >/dev/null
+  sqlx database create --database-url "$url"
+  sqlx migrate run --source migrations --database-url "$url" >/dev/null
+  DATABASE_URL=$url SQLX_OFFLINE=false cargo sqlx prepare --check --workspace -- --all-targets --locked
 }
 
 # Headless Chromium and its WebDriver, for the console's browser test (which fails under CI

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use sqlx::PgPool;
 
-pub struct Report {
+pub(crate) struct Report {
     pub accepted: u64,
     pub errors: u64,
     pub elapsed: Duration,
@@ -18,7 +18,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.accepted as f64 / self.elapsed.as_secs_f64()
     }
     fn percentile(&self, p: f64) -> f64 {
@@ -30,15 +30,15 @@ impl Report {
         let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
         sorted[index].as_secs_f64() * 1000.0
     }
-    pub fn p50_ms(&self) -> f64 {
+    pub(crate) fn p50_ms(&self) -> f64 {
         self.percentile(0.50)
     }
-    pub fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         self.percentile(0.99)
     }
 }
 
-pub struct Load {
+pub(crate) struct Load {
     url: String,
     secret: String,
     bodies: Vec<(String, Vec<u8>)>,
@@ -46,42 +46,18 @@ pub struct Load {
 }
 
 /// Every fixture body with the event key Bitbucket sends it with.
-pub fn fixtures() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-    let mut out = Vec::new();
-    for dir in ["bitbucket-cloud", "bitbucket-server"] {
-        let mut paths: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let body = std::fs::read(&path)?;
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let key = match (dir, name.as_str()) {
-                ("bitbucket-server", _) => serde_json::from_slice::<serde_json::Value>(&body)?
-                    ["eventKey"]
-                    .as_str()
-                    .unwrap_or("repo:refs_changed")
-                    .to_owned(),
-                (_, n) if n.starts_with("push") => "repo:push".into(),
-                (_, "pr_declined") => "pullrequest:rejected".into(),
-                (_, n) => format!("pullrequest:{}", n.trim_start_matches("pr_")),
-            };
-            out.push((key, body));
-        }
-    }
-    Ok(out)
+pub(crate) fn fixtures() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    Ok(relay_fixtures::load_all()?
+        .into_iter()
+        .map(|f| (f.event_key.to_owned(), f.body))
+        .collect())
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl Load {
-    pub fn new(
+    pub(crate) fn new(
         url: String,
         secret: &str,
         bodies: Vec<(String, Vec<u8>)>,
@@ -96,7 +72,7 @@ impl Load {
     }
 
     /// `concurrency` senders, each sending its next request as soon as the last is answered.
-    pub async fn run(&self, duration: Duration) -> Report {
+    pub(crate) async fn run(&self, duration: Duration) -> Report {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(self.concurrency)
             .build()
@@ -168,7 +144,7 @@ impl Load {
 }
 
 /// A server doing only what every webhook endpoint must: read the body, verify the signature.
-pub async fn bare_server(secret: &'static str) -> anyhow::Result<String> {
+pub(crate) async fn bare_server(secret: &'static str) -> anyhow::Result<String> {
     let app = axum::Router::new().route(
         "/hook",
         post(move |headers: HeaderMap, body: Bytes| async move {
@@ -186,7 +162,7 @@ pub async fn bare_server(secret: &'static str) -> anyhow::Result<String> {
 }
 
 /// The database's own limit for the same rows: one INSERT + COMMIT per delivery.
-pub async fn insert_baseline(
+pub(crate) async fn insert_baseline(
     pool: &PgPool,
     bodies: &[(String, Vec<u8>)],
     concurrency: usize,
@@ -257,7 +233,7 @@ pub async fn insert_baseline(
 }
 
 /// Peak resident set size (VmHWM) of this process, in MB.
-pub fn peak_rss_mb() -> u64 {
+pub(crate) fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use relay_core::{CommitHash, Provider, PullRequest};
+use relay_core::{CommitHash, IntegrationType, PullRequest};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -144,7 +144,7 @@ impl CloudClient {
             .append_pair("state", "OPEN")
             .append_pair("q", OPEN_PULL_REQUESTS_QUERY)
             .append_pair("pagelen", "50");
-        parse::open_pull_requests(Provider::Cloud, self.all_pages(url).await?)
+        parse::open_pull_requests(IntegrationType::Cloud, self.all_pages(url).await?)
     }
 
     /// The full id of `rev` (typically a 12-character abbreviation from a payload).

@@ -46,8 +46,10 @@ impl CloudConfig {
     }
 }
 
-// Only ever called with the constants above, which are valid URLs: not external data.
-#[allow(clippy::expect_used)]
+#[expect(
+    clippy::expect_used,
+    reason = "only ever called with the constants above, which are valid URLs: not external data"
+)]
 fn parse_default(raw: &str) -> Url {
     Url::parse(raw).expect("default Bitbucket URL constants are valid")
 }

@@ -17,7 +17,7 @@ mod server;
 mod transport;
 mod types;
 
-use relay_core::{CommitHash, Provider, PullRequest};
+use relay_core::{CommitHash, IntegrationType, PullRequest};
 pub use secrecy::SecretString;
 use url::Url;
 
@@ -35,9 +35,10 @@ pub use types::{
 
 /// A client for one repository on either product.
 #[derive(Debug)]
-// One long-lived client per integration: a few hundred bytes either way do not matter, and
-// unboxed variants keep matching simple.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one long-lived client per integration; unboxed variants keep matching simple"
+)]
 pub enum BitbucketClient {
     Cloud(CloudClient),
     Server(ServerClient),
@@ -51,10 +52,10 @@ impl BitbucketClient {
         })
     }
 
-    pub fn provider(&self) -> Provider {
+    pub fn provider(&self) -> IntegrationType {
         match self {
-            Self::Cloud(_) => Provider::Cloud,
-            Self::Server(_) => Provider::Server,
+            Self::Cloud(_) => IntegrationType::Cloud,
+            Self::Server(_) => IntegrationType::Server,
         }
     }
 

@@ -37,7 +37,7 @@ struct TokenResponse {
 const MAX_MARGIN: Duration = Duration::from_secs(300);
 
 impl TokenCache {
-    pub fn new(url: Url, key: String, secret: SecretString) -> Self {
+    pub(crate) fn new(url: Url, key: String, secret: SecretString) -> Self {
         Self {
             url,
             key,
@@ -47,7 +47,7 @@ impl TokenCache {
     }
 
     /// A valid access token, from the cache when it is fresh enough.
-    pub async fn get(&self, transport: &Transport) -> Result<SecretString> {
+    pub(crate) async fn get(&self, transport: &Transport) -> Result<SecretString> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             if Instant::now() < c.refresh_at {
@@ -62,7 +62,7 @@ impl TokenCache {
 
     /// Forgets `rejected` after Bitbucket answered 401 with it; a newer token fetched by a
     /// concurrent caller stays.
-    pub async fn invalidate(&self, rejected: &SecretString) {
+    pub(crate) async fn invalidate(&self, rejected: &SecretString) {
         let mut cached = self.cached.lock().await;
         if cached
             .as_ref()

@@ -75,7 +75,6 @@ pub(crate) fn checked_next(api_base: &Url, next: &str) -> Result<Url> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

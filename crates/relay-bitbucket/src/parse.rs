@@ -2,7 +2,7 @@
 //! panics.
 
 use relay_core::event::parse_pull_request_object;
-use relay_core::{CommitHash, Provider, PullRequest};
+use relay_core::{CommitHash, IntegrationType, PullRequest};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ pub(crate) fn branch(name: Option<String>, hash: Option<&str>) -> Result<Branch>
 /// Converts listing entries with the same code as webhook payloads, and keeps the open ones
 /// (a listing asked for OPEN, but a stale cache could still slip in a closed one).
 pub(crate) fn open_pull_requests(
-    provider: Provider,
+    provider: IntegrationType,
     values: Vec<Value>,
 ) -> Result<Vec<PullRequest>> {
     let mut out = Vec::with_capacity(values.len());
@@ -68,7 +68,6 @@ pub(crate) fn open_pull_requests(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -96,11 +95,11 @@ mod tests {
         });
         let mut merged = pr.clone();
         merged["state"] = json!("MERGED");
-        let prs = open_pull_requests(Provider::Server, vec![pr, merged]).unwrap();
+        let prs = open_pull_requests(IntegrationType::Server, vec![pr, merged]).unwrap();
         assert_eq!(prs.len(), 1);
         assert_eq!(prs[0].id, 2);
         assert_eq!(prs[0].source.branch, "develop");
-        let bad = open_pull_requests(Provider::Server, vec![json!({"id": 1})]);
+        let bad = open_pull_requests(IntegrationType::Server, vec![json!({"id": 1})]);
         assert!(matches!(bad, Err(Error::InvalidResponse(_))));
     }
 }

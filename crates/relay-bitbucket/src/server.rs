@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use relay_core::{CommitHash, Provider, PullRequest};
+use relay_core::{CommitHash, IntegrationType, PullRequest};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -162,7 +162,7 @@ impl ServerClient {
         url.query_pairs_mut()
             .append_pair("state", "OPEN")
             .append_pair("limit", "50");
-        parse::open_pull_requests(Provider::Server, self.all_pages(url).await?)
+        parse::open_pull_requests(IntegrationType::Server, self.all_pages(url).await?)
     }
 
     pub async fn resolve_commit(&self, rev: &str) -> Result<CommitHash> {

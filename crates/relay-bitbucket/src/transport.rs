@@ -40,7 +40,7 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn get(url: Url) -> Self {
+    pub(crate) fn get(url: Url) -> Self {
         Self {
             method: Method::GET,
             url,
@@ -56,7 +56,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    pub fn json(&self) -> Result<Value> {
+    pub(crate) fn json(&self) -> Result<Value> {
         serde_json::from_slice(&self.body)
             .map_err(|e| Error::InvalidResponse(format!("body is not JSON: {e}")))
     }
@@ -75,7 +75,7 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(options: &ClientOptions) -> Result<Self> {
+    pub(crate) fn new(options: &ClientOptions) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
@@ -88,7 +88,7 @@ impl Transport {
         })
     }
 
-    pub async fn execute(&self, call: &Call<'_>, auth: &Auth<'_>) -> Result<Reply> {
+    pub(crate) async fn execute(&self, call: &Call<'_>, auth: &Auth<'_>) -> Result<Reply> {
         let mut attempt: u32 = 0;
         loop {
             let failure = match self.once(call, auth).await {

@@ -1,6 +1,6 @@
 //! What the clients return and accept, the same for Cloud and Server.
 
-use relay_core::{CommitHash, Provider};
+use relay_core::{CommitHash, IntegrationType};
 use secrecy::SecretString;
 
 /// Events the relay registers on Bitbucket Cloud: pushes, repository changes (default branch)
@@ -27,10 +27,10 @@ pub const SERVER_WEBHOOK_EVENTS: &[&str] = &[
     "pr:deleted",
 ];
 
-pub fn webhook_events(provider: Provider) -> &'static [&'static str] {
+pub fn webhook_events(provider: IntegrationType) -> &'static [&'static str] {
     match provider {
-        Provider::Cloud => CLOUD_WEBHOOK_EVENTS,
-        Provider::Server => SERVER_WEBHOOK_EVENTS,
+        IntegrationType::Cloud => CLOUD_WEBHOOK_EVENTS,
+        IntegrationType::Server => SERVER_WEBHOOK_EVENTS,
     }
 }
 
@@ -94,7 +94,7 @@ pub struct WebhookSpec {
 
 impl WebhookSpec {
     /// The relay's webhook: the provider's event list, active, with a recognisable name.
-    pub fn relay(provider: Provider, url: &str, secret: SecretString) -> Self {
+    pub fn relay(provider: IntegrationType, url: &str, secret: SecretString) -> Self {
         Self {
             url: url.to_owned(),
             secret,

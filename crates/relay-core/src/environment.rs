@@ -5,12 +5,9 @@
 //! request, its last known state and update time: that memory is what lets a late or
 //! replayed event be recognised as such instead of resurrecting the environment.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::event::{CommitHash, PrState, UnknownValue};
+use crate::event::{CommitHash, PrState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Environment {
@@ -93,39 +90,13 @@ impl Environment {
     }
 }
 
-macro_rules! text_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Text stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-            pub const ALL: &'static [$ty] = &[$(Self::$variant),+];
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    _ => Err(UnknownValue { what: $what, value: s.to_owned() }),
-                }
-            }
-        }
-    };
-}
-
-text_enum!(EnvironmentKind, "environment kind", {
+crate::text_enum!(EnvironmentKind, "environment kind", {
     Production => "production",
     Branch => "branch",
     PullRequest => "pull_request",
 });
 
-text_enum!(EnvironmentStatus, "environment status", {
+crate::text_enum!(EnvironmentStatus, "environment status", {
     Inactive => "inactive",
     Active => "active",
     Deleting => "deleting",
@@ -150,5 +121,11 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
         assert!("Active".parse::<EnvironmentStatus>().is_err());
+        for kind in EnvironmentKind::ALL {
+            assert_eq!(crate::TextEnum::parse_text(kind.as_str()), Some(*kind));
+        }
+        for status in EnvironmentStatus::ALL {
+            assert_eq!(crate::TextEnum::parse_text(status.as_str()), Some(*status));
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! framework: it turns bytes and settings into typed values and decisions, so every rule can be
 //! tested table-driven without a runtime.
 
+pub mod deployment;
 pub mod environment;
 pub mod event;
 pub mod ids;
@@ -11,13 +12,15 @@ pub mod naming;
 pub mod plan;
 pub mod settings;
 pub mod signature;
+pub mod text;
 
 pub use environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
 pub use event::{
-    parse, CommitHash, Event, ParseError, PrAction, PrState, Provider, PullRequest, RefChange,
-    RefKind,
+    parse, CommitHash, Event, ParseError, PrAction, PrState, PullRequest, RefChange, RefKind,
+    UnknownValue,
 };
 pub use ids::{IdError, IntegrationId};
-pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobSpec, Plan};
+pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobKind, JobSpec, Plan};
 pub use settings::{IntegrationType, Settings, SettingsError};
 pub use signature::{sign, verify_signature, SignatureError};
+pub use text::TextEnum;

@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deployment::DeployFeedback;
+
+use crate::text::TextEnum;
+
 /// Which Bitbucket product an integration talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,11 +22,27 @@ pub enum IntegrationType {
 }
 
 impl IntegrationType {
+    /// The stored spelling (database, JSON, `--type`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cloud => "bitbucket",
             Self::Server => "bitbucket_server",
         }
+    }
+
+    pub const ALL: &'static [IntegrationType] = &[Self::Cloud, Self::Server];
+}
+
+/// Written by hand rather than by [`crate::text_enum!`]: parsing keeps its
+/// [`SettingsError`], whose message admins see.
+impl TextEnum for IntegrationType {
+    const WHAT: &'static str = "integration type";
+    const ALL: &'static [Self] = &[Self::Cloud, Self::Server];
+    fn as_str(self) -> &'static str {
+        IntegrationType::as_str(self)
+    }
+    fn parse_text(text: &str) -> Option<Self> {
+        text.parse().ok()
     }
 }
 
@@ -45,6 +65,8 @@ impl FromStr for IntegrationType {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
+    #[error("{field}: {value:?} is not a valid branch name")]
+    BranchName { field: &'static str, value: String },
     #[error("unknown integration type {0:?}: expected \"bitbucket\" or \"bitbucket_server\"")]
     UnknownType(String),
     #[error("repository {0:?} must look like \"owner/repo\" (workspace/repo on Cloud, PROJECT/repo on Server)")]
@@ -74,6 +96,31 @@ pub fn validate_repository(repository: &str) -> Result<(), SettingsError> {
     }
 }
 
+/// Checks a branch name the way git's `check-ref-format --branch` would refuse it (plus
+/// a leading `-`, which git would read as an option); returns it trimmed.
+pub fn validate_branch_name(field: &'static str, raw: &str) -> Result<String, SettingsError> {
+    let name = raw.trim();
+    let bad = name.is_empty()
+        || name.starts_with('-')
+        || name.starts_with('/')
+        || name.ends_with('/')
+        || name.ends_with(".lock")
+        || name.ends_with('.')
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("@{")
+        || name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+    if bad {
+        return Err(SettingsError::BranchName {
+            field,
+            value: raw.to_owned(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
 /// The per-integration rules the planner applies.
 ///
 /// Field names follow the hosted platform's CLI. `prune_branches` holds what the admin asked
@@ -92,6 +139,8 @@ pub struct Settings {
     pub build_fork_pull_requests: bool,
     /// The production environment's branch; `None` until learnt from Bitbucket.
     pub default_branch: Option<String>,
+    /// Whether the deploy hook's 2xx or the deploy side's report means "deployed".
+    pub deploy_feedback: DeployFeedback,
 }
 
 impl Default for Settings {
@@ -105,11 +154,81 @@ impl Default for Settings {
             pull_requests_clone_parent_data: true,
             build_fork_pull_requests: false,
             default_branch: None,
+            deploy_feedback: DeployFeedback::Hook,
         }
     }
 }
 
+/// A change to [`Settings`]: every field optional, so one type serves the CLI's flags, the
+/// admin API's JSON and the console's form. `default_branch: Some("")` clears the branch
+/// (it is then learnt from Bitbucket again).
+///
+/// Adding a setting means a field here and in [`Settings`] (with its default), a migration
+/// column, its mapping in relay-store's `integrations` module and its CLI flag; the API and
+/// every view pick it up from these types.
+///
+/// Unknown fields are not refused here: the patch is flattened into larger inputs, which
+/// refuse them (serde's `deny_unknown_fields` does not combine with `flatten`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    pub fetch_branches: Option<bool>,
+    pub prune_branches: Option<bool>,
+    pub build_pull_requests: Option<bool>,
+    pub build_pull_requests_post_merge: Option<bool>,
+    pub resync_pull_requests: Option<bool>,
+    pub pull_requests_clone_parent_data: Option<bool>,
+    pub build_fork_pull_requests: Option<bool>,
+    pub default_branch: Option<String>,
+    pub deploy_feedback: Option<DeployFeedback>,
+}
+
+impl SettingsPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 impl Settings {
+    /// Applies `patch`, checking every given value first so a refused patch changes nothing.
+    pub fn apply(&mut self, patch: SettingsPatch) -> Result<(), SettingsError> {
+        let default_branch = match patch.default_branch {
+            None => None,
+            Some(raw) if raw.trim().is_empty() => Some(None),
+            Some(raw) => Some(Some(validate_branch_name("default_branch", raw.trim())?)),
+        };
+        let flags = [
+            (patch.fetch_branches, &mut self.fetch_branches),
+            (patch.prune_branches, &mut self.prune_branches),
+            (patch.build_pull_requests, &mut self.build_pull_requests),
+            (
+                patch.build_pull_requests_post_merge,
+                &mut self.build_pull_requests_post_merge,
+            ),
+            (patch.resync_pull_requests, &mut self.resync_pull_requests),
+            (
+                patch.pull_requests_clone_parent_data,
+                &mut self.pull_requests_clone_parent_data,
+            ),
+            (
+                patch.build_fork_pull_requests,
+                &mut self.build_fork_pull_requests,
+            ),
+        ];
+        for (given, field) in flags {
+            if let Some(value) = given {
+                *field = value;
+            }
+        }
+        if let Some(branch) = default_branch {
+            self.default_branch = branch;
+        }
+        if let Some(feedback) = patch.deploy_feedback {
+            self.deploy_feedback = feedback;
+        }
+        Ok(())
+    }
+
     /// Prune is forced off when branches are not fetched, whatever was asked for.
     pub fn effective_prune_branches(&self) -> bool {
         self.fetch_branches && self.prune_branches
@@ -155,10 +274,54 @@ mod tests {
 
     #[test]
     fn types_round_trip() {
-        for t in [IntegrationType::Cloud, IntegrationType::Server] {
-            assert_eq!(t.as_str().parse::<IntegrationType>(), Ok(t));
+        for t in IntegrationType::ALL {
+            assert_eq!(t.as_str().parse::<IntegrationType>(), Ok(*t));
+            assert_eq!(IntegrationType::parse_text(t.as_str()), Some(*t));
+            let json = serde_json::to_string(t).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
         }
+        assert_eq!(
+            <IntegrationType as TextEnum>::ALL,
+            IntegrationType::ALL,
+            "one list of variants"
+        );
         assert!("github".parse::<IntegrationType>().is_err());
+    }
+
+    #[test]
+    fn branches() {
+        for ok in ["main", "release/1.x", "feature/JIRA-1_x", " main "] {
+            assert!(validate_branch_name("b", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "a:b", "x.lock", "a/", "a\u{7}"] {
+            assert!(validate_branch_name("b", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_refused_patch_changes_nothing() {
+        let mut settings = Settings::default();
+        let patch = SettingsPatch {
+            fetch_branches: Some(false),
+            default_branch: Some("a..b".into()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(patch).is_err());
+        assert_eq!(settings, Settings::default());
+        let patch = SettingsPatch {
+            fetch_branches: Some(false),
+            default_branch: Some(" trunk ".into()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(patch).is_ok());
+        assert!(!settings.fetch_branches);
+        assert_eq!(settings.default_branch.as_deref(), Some("trunk"));
+        let clear = SettingsPatch {
+            default_branch: Some(String::new()),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(clear).is_ok());
+        assert_eq!(settings.default_branch, None);
     }
 
     #[test]

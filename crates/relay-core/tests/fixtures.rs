@@ -21,7 +21,6 @@ fn end(branch: &str, commit: &str, repo: (&str, &str)) -> PrEndpoint {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn pr(
     action: PrAction,
     id: u64,

@@ -188,13 +188,13 @@ fn api_listing_objects_use_the_webhook_conversion() {
         .unwrap();
     let v: Value = serde_json::from_slice(&f.body).unwrap();
     let pr = relay_core::event::parse_pull_request_object(
-        relay_core::Provider::Server,
+        relay_core::IntegrationType::Server,
         &body(&v["pullRequest"]),
     )
     .unwrap();
     assert_eq!(pr.id, 2);
     assert!(matches!(
-        relay_core::event::parse_pull_request_object(relay_core::Provider::Cloud, b"{}"),
+        relay_core::event::parse_pull_request_object(relay_core::IntegrationType::Cloud, b"{}"),
         Err(ParseError::MissingField(_))
     ));
 }

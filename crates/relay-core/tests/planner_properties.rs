@@ -23,6 +23,7 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
         pull_requests_clone_parent_data: b[5],
         build_fork_pull_requests: b[6],
         default_branch: has_default.then(|| "main".into()),
+        ..Settings::default()
     })
 }
 

@@ -1,4 +1,5 @@
-//! DESIGN.md's branch rows (and snapshots, naming), one scenario each, plus their ordering rules.
+//! The branch rows of the rule table (`docs/ARCHITECTURE.md`; and snapshots, naming), one
+//! scenario each, plus their ordering rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -6,8 +7,8 @@ mod common;
 use common::*;
 use relay_core::plan::branch_ref;
 use relay_core::{
-    DeployEvent, EnvironmentKind, EnvironmentStatus as St, Event, JobSpec, PrAction, PrState,
-    Settings,
+    DeployEvent, EnvironmentKind, EnvironmentStatus as St, Event, JobKind, JobSpec, PrAction,
+    PrState, Settings,
 };
 
 fn settings() -> Settings {
@@ -18,7 +19,7 @@ fn settings() -> Settings {
 }
 
 fn kinds(plan: &relay_core::Plan) -> Vec<&'static str> {
-    plan.jobs.iter().map(JobSpec::kind).collect()
+    plan.jobs.iter().map(|j| j.kind().as_str()).collect()
 }
 
 #[test]
@@ -50,12 +51,13 @@ fn branch_updated_mirrors_and_deploys_only_when_active() {
         );
         assert_eq!(after[0].head_commit, Some(commit(2)));
         assert_eq!(
-            plan.jobs.iter().any(|j| j.kind() == "deploy"),
+            plan.jobs.iter().any(|j| j.kind() == JobKind::Deploy),
             deploys,
             "{status:?}"
         );
         assert!(
-            matches!(&plan.jobs[0], JobSpec::MirrorBranch { branch, commit: c } if branch == "dev" && *c == commit(2))
+            matches!(&plan.jobs[0], JobSpec::MirrorBranch { branch, commit: c, deploy } if branch == "dev" && *c == commit(2) && *deploy == deploys),
+            "only deploying environments reach the deploy remote: {status:?}"
         );
     }
 }
@@ -376,6 +378,9 @@ fn plans_and_snapshots_survive_json() {
     assert_eq!(json["changes"][0]["op"], "create");
     assert_eq!(json["changes"][0]["environment"]["status"], "active");
     for job in &plan.jobs {
-        assert_eq!(serde_json::to_value(job).unwrap()["kind"], job.kind());
+        assert_eq!(
+            serde_json::to_value(job).unwrap()["kind"],
+            job.kind().as_str()
+        );
     }
 }

@@ -116,7 +116,10 @@ pub(crate) fn local(git_dir: &Path, args: &[&str], deadline: Instant) -> Result<
         .map_err(|e| GitError::Git(format!("cannot run git: {e}")))?;
     let output = wait(child, deadline, &git_dir.display().to_string())?;
     if !output.success {
-        tracing::warn!(repository = %git_dir.display(), command = args.first().copied().unwrap_or(""), error = output.stderr.trim(), "git housekeeping failed");
+        let repository = git_dir.display().to_string();
+        let command = args.first().copied().unwrap_or("");
+        let error = output.stderr.trim();
+        tracing::warn!(repository, command, error, "git housekeeping failed");
     }
     Ok(output.success)
 }

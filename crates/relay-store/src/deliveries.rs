@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use crate::StoreError;
+use crate::{DeliveryStatus, StoreError, Text};
 
 /// A delivery to store, owned so it can wait in the ingest batcher's queue.
 #[derive(Debug, Clone)]
@@ -46,20 +46,20 @@ impl From<StoreError> for InsertError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySummary {
     pub id: i64,
     pub integration_id: String,
     pub request_id: Option<String>,
     pub event_key: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
     pub processed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: i64,
     pub integration_id: String,
@@ -67,7 +67,7 @@ pub struct Delivery {
     pub event_key: String,
     pub headers: serde_json::Value,
     pub body: Vec<u8>,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -239,20 +239,21 @@ async fn insert_in(
 pub async fn list(
     pool: &PgPool,
     integration_id: Option<&str>,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: i64,
 ) -> Result<Vec<DeliverySummary>, StoreError> {
     Ok(sqlx::query_as!(
         DeliverySummary,
-        r#"SELECT id, integration_id, request_id, event_key, status, attempts, last_error,
-                  received_at, processed_at
+        r#"SELECT id, integration_id, request_id, event_key,
+                  status AS "status: Text<DeliveryStatus>", attempts, last_error, received_at,
+                  processed_at
            FROM deliveries
            WHERE ($1::text IS NULL OR integration_id = $1)
              AND ($2::text IS NULL OR status = $2)
            ORDER BY id DESC
            LIMIT $3"#,
         integration_id,
-        status,
+        status.map(DeliveryStatus::as_str),
         limit,
     )
     .fetch_all(pool)
@@ -262,8 +263,9 @@ pub async fn list(
 pub async fn get(pool: &PgPool, id: i64) -> Result<Delivery, StoreError> {
     sqlx::query_as!(
         Delivery,
-        r#"SELECT id, integration_id, request_id, event_key, headers, body, status, attempts,
-                  last_error, received_at, processed_at, decisions
+        r#"SELECT id, integration_id, request_id, event_key, headers, body,
+                  status AS "status: Text<DeliveryStatus>", attempts, last_error, received_at,
+                  processed_at, decisions
            FROM deliveries WHERE id = $1"#,
         id
     )

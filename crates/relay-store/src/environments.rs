@@ -6,16 +6,16 @@ use relay_core::{
 };
 use sqlx::{PgConnection, PgPool};
 
-use crate::StoreError;
+use crate::{StoreError, Text};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EnvironmentRow {
     pub id: i64,
     pub integration_id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: EnvironmentKind,
     pub parent: Option<String>,
-    pub status: String,
+    pub status: EnvironmentStatus,
     pub branch: Option<String>,
     pub head_commit: Option<String>,
     pub pr_id: Option<i64>,
@@ -26,6 +26,13 @@ pub struct EnvironmentRow {
     pub pr_state: Option<String>,
     pub pr_updated_at_ms: Option<i64>,
     pub failure_reason: Option<String>,
+    /// The last deployment the deploy side reported (see [`crate::deployments`]).
+    pub last_deployment_commit: Option<String>,
+    pub last_deployment_state: Option<String>,
+    pub last_deployment_url: Option<String>,
+    pub last_deployment_log_url: Option<String>,
+    pub last_deployment_description: Option<String>,
+    pub last_deployment_reported_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,15 +73,9 @@ impl EnvironmentRow {
         };
         Ok(Environment {
             name: self.name.clone(),
-            kind: self
-                .kind
-                .parse::<EnvironmentKind>()
-                .map_err(|_| bad("kind", &self.kind))?,
+            kind: self.kind,
             parent: self.parent.clone(),
-            status: self
-                .status
-                .parse::<EnvironmentStatus>()
-                .map_err(|_| bad("status", &self.status))?,
+            status: self.status,
             branch: self.branch.clone(),
             head_commit: commit("head_commit", &self.head_commit)?,
             pr,
@@ -82,16 +83,35 @@ impl EnvironmentRow {
     }
 }
 
+/// What `environment:list` and the API's `GET /environments` filter on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvironmentFilter<'a> {
+    pub integration_id: Option<&'a str>,
+    pub status: Option<EnvironmentStatus>,
+    pub kind: Option<EnvironmentKind>,
+}
+
 pub async fn list(
     pool: &PgPool,
-    integration_id: Option<&str>,
+    filter: EnvironmentFilter<'_>,
 ) -> Result<Vec<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
+           FROM environments
            WHERE ($1::text IS NULL OR integration_id = $1)
+             AND ($2::text IS NULL OR status = $2)
+             AND ($3::text IS NULL OR kind = $3)
            ORDER BY integration_id, name"#,
-        integration_id
+        filter.integration_id,
+        filter.status.map(EnvironmentStatus::as_str),
+        filter.kind.map(EnvironmentKind::as_str),
     )
     .fetch_all(pool)
     .await?)
@@ -104,11 +124,43 @@ pub async fn get(
 ) -> Result<Option<EnvironmentRow>, StoreError> {
     Ok(sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments WHERE integration_id = $1 AND name = $2"#,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
+           FROM environments
+           WHERE integration_id = $1 AND name = $2"#,
         integration_id,
         name
     )
     .fetch_optional(pool)
+    .await?)
+}
+
+/// Same as [`get`], inside a caller's transaction.
+pub async fn get_in(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    name: &str,
+) -> Result<Option<EnvironmentRow>, StoreError> {
+    Ok(sqlx::query_as!(
+        EnvironmentRow,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
+           FROM environments
+           WHERE integration_id = $1 AND name = $2"#,
+        integration_id,
+        name
+    )
+    .fetch_optional(&mut *conn)
     .await?)
 }
 
@@ -119,7 +171,15 @@ pub async fn load_for_planning(
 ) -> Result<Vec<Environment>, StoreError> {
     let rows = sqlx::query_as!(
         EnvironmentRow,
-        r#"SELECT * FROM environments WHERE integration_id = $1 ORDER BY name"#,
+        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
+                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
+                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
+                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
+                  last_deployment_state, last_deployment_url, last_deployment_log_url,
+                  last_deployment_description, last_deployment_reported_at, created_at,
+                  updated_at
+           FROM environments
+           WHERE integration_id = $1 ORDER BY name"#,
         integration_id
     )
     .fetch_all(&mut *conn)
@@ -195,13 +255,14 @@ async fn upsert(
 }
 
 /// Environments by status, for the metrics gauge.
-pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(EnvironmentStatus, i64)>, StoreError> {
     let rows = sqlx::query!(
-        r#"SELECT status, count(*) AS "count!" FROM environments GROUP BY status ORDER BY status"#
+        r#"SELECT status AS "status: Text<EnvironmentStatus>", count(*) AS "count!"
+           FROM environments GROUP BY status ORDER BY status"#
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
+    Ok(rows.into_iter().map(|r| (r.status.0, r.count)).collect())
 }
 
 /// Records the outcome of a build on an environment: `failed` with its reason, or back to

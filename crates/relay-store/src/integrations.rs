@@ -1,15 +1,20 @@
 //! Integration rows. Secrets arrive here already encrypted; this module never sees them in clear.
 
 use chrono::{DateTime, Utc};
+use relay_core::deployment::DeployFeedback;
+use relay_core::{IntegrationType, Settings};
 use sqlx::PgPool;
 
-use crate::StoreError;
+use crate::{StoreError, Text};
 
-/// One integration row. Fields named as in DESIGN.md; `*_ciphertext` hold AES-GCM output.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// One integration, as the rest of the relay sees it: the row mapped once, here, with the
+/// planner's rules as [`Settings`] (named as in `docs/ARCHITECTURE.md`, the hosted
+/// platform's CLI names) and the product as [`IntegrationType`]. `*_ciphertext` fields hold
+/// AES-GCM output.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationRecord {
     pub id: String,
-    pub r#type: String,
+    pub kind: IntegrationType,
     pub repository: String,
     pub oauth_key: Option<String>,
     pub oauth_secret_ciphertext: Option<Vec<u8>>,
@@ -18,25 +23,87 @@ pub struct IntegrationRecord {
     pub token_ciphertext: Option<Vec<u8>>,
     pub webhook_secret_ciphertext: Vec<u8>,
     pub deploy_hook_secret_ciphertext: Vec<u8>,
-    pub fetch_branches: bool,
-    pub prune_branches: bool,
-    pub build_pull_requests: bool,
-    pub build_pull_requests_post_merge: bool,
-    pub resync_pull_requests: bool,
-    pub pull_requests_clone_parent_data: bool,
-    pub build_fork_pull_requests: bool,
+    /// Authenticates the deploy side's reports for this integration only.
+    pub deploy_report_token_ciphertext: Option<Vec<u8>>,
+    pub settings: Settings,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The row exactly as stored; only [`IntegrationRecord`] leaves this module.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct IntegrationRow {
+    id: String,
+    r#type: IntegrationType,
+    repository: String,
+    oauth_key: Option<String>,
+    oauth_secret_ciphertext: Option<Vec<u8>>,
+    base_url: Option<String>,
+    username: Option<String>,
+    token_ciphertext: Option<Vec<u8>>,
+    webhook_secret_ciphertext: Vec<u8>,
+    deploy_hook_secret_ciphertext: Vec<u8>,
+    deploy_report_token_ciphertext: Option<Vec<u8>>,
+    fetch_branches: bool,
+    prune_branches: bool,
+    build_pull_requests: bool,
+    build_pull_requests_post_merge: bool,
+    resync_pull_requests: bool,
+    pull_requests_clone_parent_data: bool,
+    build_fork_pull_requests: bool,
+    deploy_remote: Option<String>,
+    deploy_hook_url: Option<String>,
+    environment_url: Option<String>,
+    default_branch: Option<String>,
+    deploy_feedback: DeployFeedback,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<IntegrationRow> for IntegrationRecord {
+    type Error = StoreError;
+
+    fn try_from(row: IntegrationRow) -> Result<Self, StoreError> {
+        let kind = row.r#type;
+        Ok(Self {
+            id: row.id,
+            kind,
+            repository: row.repository,
+            oauth_key: row.oauth_key,
+            oauth_secret_ciphertext: row.oauth_secret_ciphertext,
+            base_url: row.base_url,
+            username: row.username,
+            token_ciphertext: row.token_ciphertext,
+            webhook_secret_ciphertext: row.webhook_secret_ciphertext,
+            deploy_hook_secret_ciphertext: row.deploy_hook_secret_ciphertext,
+            deploy_report_token_ciphertext: row.deploy_report_token_ciphertext,
+            settings: Settings {
+                fetch_branches: row.fetch_branches,
+                prune_branches: row.prune_branches,
+                build_pull_requests: row.build_pull_requests,
+                build_pull_requests_post_merge: row.build_pull_requests_post_merge,
+                resync_pull_requests: row.resync_pull_requests,
+                pull_requests_clone_parent_data: row.pull_requests_clone_parent_data,
+                build_fork_pull_requests: row.build_fork_pull_requests,
+                default_branch: row.default_branch,
+                deploy_feedback: row.deploy_feedback,
+            },
+            deploy_remote: row.deploy_remote,
+            deploy_hook_url: row.deploy_hook_url,
+            environment_url: row.environment_url,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// What the webhook endpoint needs to verify a delivery.
 #[derive(Debug, Clone)]
 pub struct WebhookCredentials {
-    pub r#type: String,
+    pub r#type: IntegrationType,
     pub webhook_secret_ciphertext: Vec<u8>,
 }
 
@@ -45,18 +112,28 @@ pub async fn insert(
     record: &IntegrationRecord,
 ) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
-        IntegrationRecord,
+        IntegrationRow,
         r#"INSERT INTO integrations (
                id, type, repository, oauth_key, oauth_secret_ciphertext, base_url, username,
                token_ciphertext, webhook_secret_ciphertext, deploy_hook_secret_ciphertext,
                fetch_branches, prune_branches,
                build_pull_requests, build_pull_requests_post_merge, resync_pull_requests,
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
-               deploy_hook_url, environment_url, default_branch)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-           RETURNING *"#,
+               deploy_hook_url, environment_url, default_branch, deploy_feedback,
+               deploy_report_token_ciphertext)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18, $19, $20, $22, $23)
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, deploy_report_token_ciphertext,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     updated_at"#,
         record.id,
-        record.r#type,
+        record.kind.as_str(),
         record.repository,
         record.oauth_key,
         record.oauth_secret_ciphertext,
@@ -64,34 +141,46 @@ pub async fn insert(
         record.username,
         record.token_ciphertext,
         record.webhook_secret_ciphertext,
-        record.fetch_branches,
-        record.prune_branches,
-        record.build_pull_requests,
-        record.build_pull_requests_post_merge,
-        record.resync_pull_requests,
-        record.pull_requests_clone_parent_data,
-        record.build_fork_pull_requests,
+        record.settings.fetch_branches,
+        record.settings.prune_branches,
+        record.settings.build_pull_requests,
+        record.settings.build_pull_requests_post_merge,
+        record.settings.resync_pull_requests,
+        record.settings.pull_requests_clone_parent_data,
+        record.settings.build_fork_pull_requests,
         record.deploy_remote,
         record.deploy_hook_url,
         record.environment_url,
-        record.default_branch,
+        record.settings.default_branch,
         record.deploy_hook_secret_ciphertext,
+        record.settings.deploy_feedback.as_str(),
+        record.deploy_report_token_ciphertext,
     )
     .fetch_one(pool)
     .await
-    .map_err(|e| StoreError::unique_as_conflict(e, "integration"))
+    .map_err(|e| StoreError::unique_as_conflict(e, "integration"))?
+    .try_into()
 }
 
 pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
-        IntegrationRecord,
-        r#"SELECT *
+        IntegrationRow,
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(pool)
     .await?
-    .ok_or(StoreError::NotFound("integration"))
+    .ok_or(StoreError::NotFound("integration"))?
+    .try_into()
 }
 
 /// Same as [`get`], inside a caller's transaction.
@@ -100,23 +189,44 @@ pub async fn get_in(
     id: &str,
 ) -> Result<IntegrationRecord, StoreError> {
     sqlx::query_as!(
-        IntegrationRecord,
-        "SELECT * FROM integrations WHERE id = $1",
+        IntegrationRow,
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(StoreError::NotFound("integration"))
+    .ok_or(StoreError::NotFound("integration"))?
+    .try_into()
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
-    Ok(sqlx::query_as!(
-        IntegrationRecord,
-        r#"SELECT *
+    sqlx::query_as!(
+        IntegrationRow,
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations ORDER BY created_at, id"#
     )
     .fetch_all(pool)
-    .await?)
+    .await?
+    .into_iter()
+    .map(IntegrationRecord::try_from)
+    .collect()
 }
 
 /// Read-modify-write under a row lock, so two concurrent updates cannot lose each other's
@@ -130,19 +240,28 @@ where
     E: From<StoreError>,
 {
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
-    let mut record = sqlx::query_as!(
-        IntegrationRecord,
-        r#"SELECT *
+    let mut record: IntegrationRecord = sqlx::query_as!(
+        IntegrationRow,
+        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                  resync_pull_requests, pull_requests_clone_parent_data,
+                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                  default_branch, deploy_report_token_ciphertext,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  updated_at
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::from)?
-    .ok_or(StoreError::NotFound("integration"))?;
+    .ok_or(StoreError::NotFound("integration"))?
+    .try_into()?;
     change(&mut record)?;
-    let updated = sqlx::query_as!(
-        IntegrationRecord,
+    let updated: IntegrationRecord = sqlx::query_as!(
+        IntegrationRow,
         r#"UPDATE integrations SET
                repository = $2, oauth_key = $3, oauth_secret_ciphertext = $4, base_url = $5,
                username = $6, token_ciphertext = $7, webhook_secret_ciphertext = $8,
@@ -150,9 +269,18 @@ where
                build_pull_requests_post_merge = $12, resync_pull_requests = $13,
                pull_requests_clone_parent_data = $14, build_fork_pull_requests = $15,
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
-               default_branch = $19, deploy_hook_secret_ciphertext = $20, updated_at = now()
+               default_branch = $19, deploy_hook_secret_ciphertext = $20,
+               deploy_feedback = $21, deploy_report_token_ciphertext = $22, updated_at = now()
            WHERE id = $1
-           RETURNING *"#,
+           RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
+                     oauth_secret_ciphertext, base_url, username, token_ciphertext,
+                     webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
+                     prune_branches, build_pull_requests, build_pull_requests_post_merge,
+                     resync_pull_requests, pull_requests_clone_parent_data,
+                     build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
+                     default_branch, deploy_report_token_ciphertext,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     updated_at"#,
         record.id,
         record.repository,
         record.oauth_key,
@@ -161,22 +289,25 @@ where
         record.username,
         record.token_ciphertext,
         record.webhook_secret_ciphertext,
-        record.fetch_branches,
-        record.prune_branches,
-        record.build_pull_requests,
-        record.build_pull_requests_post_merge,
-        record.resync_pull_requests,
-        record.pull_requests_clone_parent_data,
-        record.build_fork_pull_requests,
+        record.settings.fetch_branches,
+        record.settings.prune_branches,
+        record.settings.build_pull_requests,
+        record.settings.build_pull_requests_post_merge,
+        record.settings.resync_pull_requests,
+        record.settings.pull_requests_clone_parent_data,
+        record.settings.build_fork_pull_requests,
         record.deploy_remote,
         record.deploy_hook_url,
         record.environment_url,
-        record.default_branch,
+        record.settings.default_branch,
         record.deploy_hook_secret_ciphertext,
+        record.settings.deploy_feedback.as_str(),
+        record.deploy_report_token_ciphertext,
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(StoreError::from)?;
+    .map_err(StoreError::from)?
+    .try_into()?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(updated)
 }
@@ -197,7 +328,8 @@ pub async fn webhook_credentials(
 ) -> Result<Option<WebhookCredentials>, StoreError> {
     Ok(sqlx::query_as!(
         WebhookCredentials,
-        r#"SELECT type AS "type", webhook_secret_ciphertext FROM integrations WHERE id = $1"#,
+        r#"SELECT type AS "type: Text<IntegrationType>", webhook_secret_ciphertext
+           FROM integrations WHERE id = $1"#,
         id
     )
     .fetch_optional(pool)

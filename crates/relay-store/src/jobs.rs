@@ -8,20 +8,20 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use relay_core::JobSpec;
+use relay_core::{JobKind, JobSpec};
 use sqlx::{PgConnection, PgPool};
 
-use crate::StoreError;
+use crate::{JobState, StoreError, Text};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: i64,
     pub integration_id: String,
     pub delivery_id: Option<i64>,
-    pub kind: String,
+    pub kind: JobKind,
     pub queue_key: String,
     pub payload: serde_json::Value,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub run_after: DateTime<Utc>,
     pub last_error: Option<String>,
@@ -36,6 +36,7 @@ pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
     match job {
         JobSpec::MirrorBranch { .. }
         | JobSpec::DeleteRef { .. }
+        | JobSpec::Undeploy { .. }
         | JobSpec::BuildPullRequest { .. } => {
             format!("git:{integration_id}")
         }
@@ -78,7 +79,7 @@ pub async fn insert_tagged(
     let mut payloads = Vec::with_capacity(jobs.len());
     for (delivery_id, job) in jobs {
         deliveries.push(*delivery_id);
-        kinds.push(job.kind().to_owned());
+        kinds.push(job.kind().as_str());
         queues.push(queue_key(integration_id, job));
         payloads.push(
             serde_json::to_value(job)
@@ -93,7 +94,7 @@ pub async fn insert_tagged(
            ORDER BY ord"#,
         integration_id,
         &deliveries as &[Option<i64>],
-        &kinds,
+        &kinds as &[&str],
         &queues,
         &payloads,
     )
@@ -108,7 +109,7 @@ pub struct ClaimedJob {
     pub id: i64,
     pub integration_id: String,
     pub delivery_id: Option<i64>,
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: serde_json::Value,
     pub attempt: i32,
     pub created_at: DateTime<Utc>,
@@ -117,10 +118,10 @@ pub struct ClaimedJob {
 /// Claims the oldest runnable job of any lane whose head it is, among `kinds`.
 pub async fn claim(
     pool: &PgPool,
-    kinds: &[&str],
+    kinds: &[JobKind],
     lease: Duration,
 ) -> Result<Option<ClaimedJob>, StoreError> {
-    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let row = sqlx::query!(
         r#"UPDATE jobs
@@ -138,8 +139,9 @@ pub async fn claim(
                ORDER BY j.id
                LIMIT 1
                FOR UPDATE SKIP LOCKED)
-           RETURNING id, integration_id, delivery_id, kind, payload, attempts, created_at"#,
-        &kinds,
+           RETURNING id, integration_id, delivery_id, kind AS "kind: Text<JobKind>", payload,
+                     attempts, created_at"#,
+        &kinds as &[&str],
         lease_ms,
     )
     .fetch_optional(pool)
@@ -148,7 +150,7 @@ pub async fn claim(
         id: r.id,
         integration_id: r.integration_id,
         delivery_id: r.delivery_id,
-        kind: r.kind,
+        kind: r.kind.0,
         payload: r.payload,
         attempt: r.attempts,
         created_at: r.created_at,
@@ -185,14 +187,14 @@ pub async fn succeed(pool: &PgPool, job: &ClaimedJob) -> Result<bool, StoreError
 }
 
 /// Records a failure: retried after `retry_in`, or dead (dead-lettered, visible, retryable by
-/// hand) when `dead` is true. Returns the new state.
+/// hand) when `dead` is true. Returns the new state, `None` when the claim was lost.
 pub async fn fail(
     pool: &PgPool,
     job: &ClaimedJob,
     error: &str,
     retry_in: Duration,
     dead: bool,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<JobState>, StoreError> {
     let retry_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
     let state = sqlx::query_scalar!(
         r#"UPDATE jobs
@@ -201,7 +203,7 @@ pub async fn fail(
                run_after = now() + make_interval(secs => $5::bigint / 1000.0),
                completed_at = CASE WHEN $4 THEN now() END
            WHERE id = $1 AND attempts = $2 AND state = 'running'
-           RETURNING state"#,
+           RETURNING state AS "state: Text<JobState>""#,
         job.id,
         job.attempt,
         error,
@@ -210,7 +212,7 @@ pub async fn fail(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(state)
+    Ok(state.map(|s| s.0))
 }
 
 /// Puts a dead (or any) job back in its lane with fresh attempts (`job:retry`).
@@ -244,13 +246,14 @@ pub async fn list(
     pool: &PgPool,
     integration_id: Option<&str>,
     delivery_id: Option<i64>,
-    state: Option<&str>,
+    state: Option<JobState>,
     limit: i64,
 ) -> Result<Vec<JobRow>, StoreError> {
     Ok(sqlx::query_as!(
         JobRow,
-        r#"SELECT id, integration_id, delivery_id, kind, queue_key, payload, state, attempts,
-                  run_after, last_error, created_at, completed_at
+        r#"SELECT id, integration_id, delivery_id, kind AS "kind: Text<JobKind>", queue_key,
+                  payload, state AS "state: Text<JobState>", attempts, run_after, last_error,
+                  created_at, completed_at
            FROM jobs
            WHERE ($1::text IS NULL OR integration_id = $1)
              AND ($2::bigint IS NULL OR delivery_id = $2)
@@ -259,7 +262,7 @@ pub async fn list(
            LIMIT $4"#,
         integration_id,
         delivery_id,
-        state,
+        state.map(JobState::as_str),
         limit,
     )
     .fetch_all(pool)

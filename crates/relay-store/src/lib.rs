@@ -4,13 +4,18 @@
 pub mod console;
 pub mod console_sessions;
 pub mod deliveries;
+pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod integrations;
 pub mod jobs;
 pub mod pool;
 pub mod queue;
+pub mod states;
+pub mod text;
 
 pub use error::StoreError;
 pub use pool::{connect, migrate, schema_is_current, PoolOptions, MIGRATOR};
 pub use sqlx::PgPool;
+pub use states::{DeliveryStatus, JobState};
+pub use text::Text;

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::StoreError;
+use crate::{DeliveryStatus, StoreError, Text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueuedDelivery {
@@ -46,12 +46,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub fn status(self) -> DeliveryStatus {
         match self {
-            Self::Processed => "processed",
-            Self::Ignored => "ignored",
-            Self::Failed => "failed",
+            Self::Processed => DeliveryStatus::Processed,
+            Self::Ignored => DeliveryStatus::Ignored,
+            Self::Failed => DeliveryStatus::Failed,
         }
+    }
+
+    /// The status's text (also the processing metric's label).
+    pub fn as_str(self) -> &'static str {
+        self.status().as_str()
     }
 }
 
@@ -165,10 +170,7 @@ impl Claim {
     /// processing order across batches shows in it.
     pub async fn finish(mut self, finished: &[Finished]) -> Result<(), StoreError> {
         let ids: Vec<i64> = finished.iter().map(|f| f.delivery_id).collect();
-        let statuses: Vec<String> = finished
-            .iter()
-            .map(|f| f.outcome.as_str().to_owned())
-            .collect();
+        let statuses: Vec<&str> = finished.iter().map(|f| f.outcome.as_str()).collect();
         let decisions: Vec<Option<serde_json::Value>> =
             finished.iter().map(|f| f.decisions.clone()).collect();
         let errors: Vec<Option<String>> = finished.iter().map(|f| f.error.clone()).collect();
@@ -180,7 +182,7 @@ impl Claim {
                FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS u(id, status, decisions, error)
                WHERE d.id = u.id"#,
             &ids,
-            &statuses,
+            &statuses as &[&str],
             &decisions as &[Option<serde_json::Value>],
             &errors as &[Option<String>],
         )
@@ -209,7 +211,7 @@ pub async fn record_retry(
                status = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'pending' END,
                updated_at = now()
            WHERE id = $1
-           RETURNING status"#,
+           RETURNING status AS "status: Text<DeliveryStatus>""#,
         delivery_id,
         error,
         retry_ms,
@@ -217,7 +219,7 @@ pub async fn record_retry(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(status.as_deref() == Some("failed"))
+    Ok(status.is_some_and(|s| s.0 == DeliveryStatus::Failed))
 }
 
 /// Puts a delivery back in the queue to be planned again (`delivery:redeliver`).

@@ -25,17 +25,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not wedge every later request.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn flavor(&self) -> Flavor {
+    pub(crate) fn flavor(&self) -> Flavor {
         self.lock().flavor
     }
 
     /// An error response in the flavour's documented shape.
-    pub fn error(&self, status: StatusCode, message: &str) -> Response {
+    pub(crate) fn error(&self, status: StatusCode, message: &str) -> Response {
         error_response(self.flavor(), status, message)
     }
 }

@@ -24,7 +24,7 @@ pub(crate) struct Listener {
 impl Listener {
     /// Serves `router` on an already bound listener (binding first lets the caller learn the
     /// address before building routers that embed it).
-    pub fn serve(listener: TcpListener, router: Router) -> Self {
+    pub(crate) fn serve(listener: TcpListener, router: Router) -> Self {
         let addr = listener.local_addr().unwrap();
         let me = Self {
             addr,
@@ -50,7 +50,7 @@ impl Listener {
 
     /// Stops accepting and closes idle keep-alive connections (graceful shutdown does both),
     /// so a client's pooled connection cannot keep talking to a "down" server.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         let running = self
             .running
             .lock()
@@ -69,7 +69,7 @@ impl Listener {
     }
 
     /// Listens again on the same port.
-    pub async fn start(&self) {
+    pub(crate) async fn start(&self) {
         if self
             .running
             .lock()

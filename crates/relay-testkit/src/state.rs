@@ -7,12 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Which Bitbucket product the fake imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Cloud,
-    Server,
-}
+/// Which Bitbucket product the fake imitates: the relay's own product enum, under the name
+/// the fake's callers know it by.
+pub use relay_core::IntegrationType as Flavor;
 
 /// Which of the fake's addresses a request reached. Cloud splits `bitbucket.org` (OAuth,
 /// git) from `api.bitbucket.org` (REST) onto two ports, so a client that mixes them up fails.
@@ -149,7 +146,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(flavor: Flavor, root: PathBuf) -> Self {
+    pub(crate) fn new(flavor: Flavor, root: PathBuf) -> Self {
         Self {
             flavor,
             root,
@@ -176,14 +173,14 @@ impl State {
 
     /// Ids for pull requests and Server webhooks. Global rather than per repository:
     /// unique ids are still valid per-repository ids and tests need no repository to close one.
-    pub fn next_id(&mut self) -> u64 {
+    pub(crate) fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
     /// Stable numeric identity of a repository (Server `id`, the tail of Cloud's `uuid`).
-    pub fn repo_id(&mut self, owner: &str, name: &str) -> u64 {
+    pub(crate) fn repo_id(&mut self, owner: &str, name: &str) -> u64 {
         let next = self.repo_ids.len() as u64 + 1;
         *self
             .repo_ids
@@ -192,7 +189,7 @@ impl State {
     }
 
     /// A Cloud access token that was issued and has not expired.
-    pub fn cloud_token_valid(&self, token: &str) -> bool {
+    pub(crate) fn cloud_token_valid(&self, token: &str) -> bool {
         self.tokens
             .get(token)
             .is_some_and(|expiry| Instant::now() < *expiry)

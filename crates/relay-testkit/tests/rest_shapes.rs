@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use relay_core::event::parse_pull_request_object;
-use relay_core::Provider;
+use relay_core::IntegrationType;
 use relay_testkit::{FakeBitbucket, Flavor, PullRequestSpec};
 use serde_json::Value;
 
@@ -97,7 +97,8 @@ async fn cloud_shapes() {
     assert_eq!(all["size"], 2);
     for v in all["values"].as_array().unwrap() {
         assert_eq!(v["source"]["commit"]["hash"].as_str().unwrap().len(), 12);
-        let pr = parse_pull_request_object(Provider::Cloud, v.to_string().as_bytes()).unwrap();
+        let pr =
+            parse_pull_request_object(IntegrationType::Cloud, v.to_string().as_bytes()).unwrap();
         assert_eq!(pr.draft, pr.id == draft);
         assert!(pr.updated_at_ms.is_some());
     }
@@ -142,7 +143,8 @@ async fn server_shapes() {
     let (_, prs) = get(format!("{base}/pull-requests?state=OPEN&limit=50"), &bearer).await;
     assert_eq!(prs["values"].as_array().unwrap().len(), 2);
     for v in prs["values"].as_array().unwrap() {
-        let pr = parse_pull_request_object(Provider::Server, v.to_string().as_bytes()).unwrap();
+        let pr =
+            parse_pull_request_object(IntegrationType::Server, v.to_string().as_bytes()).unwrap();
         assert!(pr.source.commit.is_full());
         assert_eq!(pr.target.branch, "main");
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use relay_bitbucket::{BitbucketClient, BitbucketConfig, ClientOptions, CloudConfig, ServerConfig};
+use relay_core::IntegrationType;
 use relay_store::integrations::IntegrationRecord;
 use secrecy::SecretString;
 use tokio::sync::Mutex;
@@ -45,8 +46,8 @@ pub fn config_for(
         let stored = stored.ok_or(AccessError::Missing(what))?;
         Ok(key.decrypt(&record.id, field, stored)?)
     };
-    Ok(match record.r#type.as_str() {
-        "bitbucket_server" => {
+    Ok(match record.kind {
+        IntegrationType::Server => {
             let base = record
                 .base_url
                 .as_deref()
@@ -59,7 +60,7 @@ pub fn config_for(
             )?;
             BitbucketConfig::Server(ServerConfig::new(base, token, &owner, &repo))
         }
-        _ => {
+        IntegrationType::Cloud => {
             let oauth_key = record
                 .oauth_key
                 .as_deref()

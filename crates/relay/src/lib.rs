@@ -1,13 +1,20 @@
 //! The relay binary's library: configuration, the HTTP server, the CLI. `main.rs` only parses
-//! the command line and calls [`cli::run`]; tests start the real server through [`http::serve`].
+//! the command line and calls [`cli::run`]; `relay serve` and the end-to-end tests start the
+//! same [`app::Application`].
+//!
+//! Layers, each importing only those below it: `cli` and `http` (the edges) use `admin`
+//! (validated changes shared by both) and `app`; `app` starts `http` and `worker`; `worker`
+//! uses `bitbucket`, `secrets`, `redact` and the library crates, never `admin`.
 
 pub mod admin;
+pub mod app;
 pub mod bitbucket;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod http;
 pub mod metrics;
+pub mod redact;
 pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;

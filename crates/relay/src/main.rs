@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::Parser;
 use relay::cli::{self, Cli};
 use relay::config::Config;
@@ -20,7 +21,13 @@ async fn main() -> ExitCode {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("error: invalid arguments");
-            eprintln!("{line}");
+            // clap lists the accepted values on a line of their own; keep them on this one.
+            match err.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(values)) if !values.is_empty() => {
+                    eprintln!("{line} [possible values: {}]", values.join(", "));
+                }
+                _ => eprintln!("{line}"),
+            }
             return ExitCode::from(2);
         }
     };

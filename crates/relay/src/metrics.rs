@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use relay_core::EnvironmentStatus;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
@@ -59,6 +60,15 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back for the struct to keep.
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -68,74 +78,74 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("relay");
-        let deliveries = Family::<DeliveryLabels, Counter>::default();
-        registry.register(
+        let deliveries = register(
+            &mut registry,
             "webhook_deliveries",
             "Webhook deliveries received, by integration, event key and outcome",
-            deliveries.clone(),
+            Family::<DeliveryLabels, Counter>::default(),
         );
         // 0.25 ms to ~4 s: ingest should sit in the low milliseconds; the top buckets catch a
         // database that is struggling.
-        let ingest_duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
-        });
-        registry.register(
+        let ingest_duration = register(
+            &mut registry,
             "webhook_ingest_duration_seconds",
             "Time from request to answer for webhook deliveries, by outcome",
-            ingest_duration.clone(),
+            Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+            }),
         );
-        let processed = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let processed = register(
+            &mut registry,
             "deliveries_processed",
             "Deliveries planned, by outcome (processed, ignored, failed, retry)",
-            processed.clone(),
+            Family::<OutcomeLabels, Counter>::default(),
         );
         // Receipt to decision; seconds normally, minutes when backed up.
-        let processing_lag = Histogram::new(exponential_buckets(0.001, 2.0, 18));
-        registry.register(
+        let processing_lag = register(
+            &mut registry,
             "delivery_processing_lag_seconds",
             "Time from receiving a delivery to its decisions being committed",
-            processing_lag.clone(),
+            Histogram::new(exponential_buckets(0.001, 2.0, 18)),
         );
-        let queue_depth = Gauge::default();
-        registry.register(
+        let queue_depth = register(
+            &mut registry,
             "delivery_queue_depth",
             "Deliveries waiting to be processed",
-            queue_depth.clone(),
+            Gauge::default(),
         );
-        let queue_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
+        let queue_oldest_seconds = register(
+            &mut registry,
             "delivery_queue_oldest_seconds",
             "Age of the oldest delivery waiting to be processed",
-            queue_oldest_seconds.clone(),
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
         );
-        let environments = Family::<StatusLabels, Gauge>::default();
-        registry.register(
+        let environments = register(
+            &mut registry,
             "environments",
             "Environments by status, across integrations",
-            environments.clone(),
+            Family::<StatusLabels, Gauge>::default(),
         );
-        let jobs = Family::<JobLabels, Counter>::default();
-        registry.register(
+        let jobs = register(
+            &mut registry,
             "jobs",
             "Job attempts by kind and outcome (succeeded, retry, dead, lost_lease)",
-            jobs.clone(),
+            Family::<JobLabels, Counter>::default(),
         );
-        let job_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 16))
-        });
-        registry.register(
+        let job_duration = register(
+            &mut registry,
             "job_duration_seconds",
             "Time one job attempt took, by kind",
-            job_duration.clone(),
+            Family::<KindLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 16))
+            }),
         );
-        let job_queue_age = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.01, 2.0, 18))
-        });
-        registry.register(
+        let job_queue_age = register(
+            &mut registry,
             "job_queue_age_seconds",
             "Time from a job being queued to an attempt finishing, by kind",
-            job_queue_age.clone(),
+            Family::<KindLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 18))
+            }),
         );
         Self {
             registry,
@@ -199,15 +209,15 @@ impl Metrics {
         self.queue_oldest_seconds.set(oldest_seconds);
     }
 
-    pub fn set_environments(&self, counts: &[(String, i64)]) {
-        for status in ["inactive", "active", "deleting", "deleted", "failed"] {
+    pub fn set_environments(&self, counts: &[(EnvironmentStatus, i64)]) {
+        for &status in EnvironmentStatus::ALL {
             let count = counts
                 .iter()
-                .find(|(s, _)| s == status)
+                .find(|(s, _)| *s == status)
                 .map_or(0, |(_, n)| *n);
             self.environments
                 .get_or_create(&StatusLabels {
-                    status: status.to_owned(),
+                    status: status.as_str().to_owned(),
                 })
                 .set(count);
         }

@@ -33,6 +33,7 @@ pub enum SecretField {
     Token,
     WebhookSecret,
     DeployHookSecret,
+    DeployReportToken,
 }
 
 impl SecretField {
@@ -42,6 +43,7 @@ impl SecretField {
             Self::Token => "token",
             Self::WebhookSecret => "webhook_secret",
             Self::DeployHookSecret => "deploy_hook_secret",
+            Self::DeployReportToken => "deploy_report_token",
         }
     }
 }
@@ -148,6 +150,11 @@ pub fn generate_webhook_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The token the deploy side sends with its deployment reports: `rpt_` and 32 random bytes.
+pub fn generate_deploy_report_token() -> String {
+    format!("rpt_{}", generate_webhook_secret())
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.

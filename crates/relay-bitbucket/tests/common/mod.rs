@@ -9,11 +9,11 @@ use relay_bitbucket::{
 };
 use relay_testkit::{FakeBitbucket, Flavor};
 
-pub const OWNER_CLOUD: &str = "acme";
-pub const OWNER_SERVER: &str = "PRJ";
-pub const REPO: &str = "widgets";
+pub(crate) const OWNER_CLOUD: &str = "acme";
+pub(crate) const OWNER_SERVER: &str = "PRJ";
+pub(crate) const REPO: &str = "widgets";
 
-pub fn options() -> ClientOptions {
+pub(crate) fn options() -> ClientOptions {
     ClientOptions {
         timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
@@ -22,13 +22,13 @@ pub fn options() -> ClientOptions {
     }
 }
 
-pub fn cloud_config(bb: &FakeBitbucket, repo: &str) -> CloudConfig {
+pub(crate) fn cloud_config(bb: &FakeBitbucket, repo: &str) -> CloudConfig {
     let (key, secret) = bb.consumer();
     CloudConfig::new(&key, SecretString::from(secret), OWNER_CLOUD, repo)
         .with_urls(bb.base_url(), bb.api_url())
 }
 
-pub fn server_config(bb: &FakeBitbucket, repo: &str) -> ServerConfig {
+pub(crate) fn server_config(bb: &FakeBitbucket, repo: &str) -> ServerConfig {
     ServerConfig::new(
         bb.base_url(),
         SecretString::from(bb.server_token()),
@@ -37,14 +37,18 @@ pub fn server_config(bb: &FakeBitbucket, repo: &str) -> ServerConfig {
     )
 }
 
-pub fn owner(bb: &FakeBitbucket) -> &'static str {
+pub(crate) fn owner(bb: &FakeBitbucket) -> &'static str {
     match bb.flavor() {
         Flavor::Cloud => OWNER_CLOUD,
         Flavor::Server => OWNER_SERVER,
     }
 }
 
-pub fn client_for(bb: &FakeBitbucket, repo: &str, options: &ClientOptions) -> BitbucketClient {
+pub(crate) fn client_for(
+    bb: &FakeBitbucket,
+    repo: &str,
+    options: &ClientOptions,
+) -> BitbucketClient {
     let config = match bb.flavor() {
         Flavor::Cloud => BitbucketConfig::Cloud(cloud_config(bb, repo)),
         Flavor::Server => BitbucketConfig::Server(server_config(bb, repo)),
@@ -53,7 +57,7 @@ pub fn client_for(bb: &FakeBitbucket, repo: &str, options: &ClientOptions) -> Bi
 }
 
 /// A fake with `widgets` holding `main` plus `extra` more branches, and a client for it.
-pub async fn seeded(flavor: Flavor, extra: usize) -> (FakeBitbucket, BitbucketClient) {
+pub(crate) async fn seeded(flavor: Flavor, extra: usize) -> (FakeBitbucket, BitbucketClient) {
     let bb = FakeBitbucket::start(flavor).await;
     let owner = owner(&bb);
     bb.create_repo(owner, REPO);

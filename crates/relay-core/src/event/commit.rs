@@ -120,7 +120,6 @@ impl std::str::FromStr for CommitHash {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

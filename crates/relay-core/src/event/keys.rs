@@ -1,35 +1,24 @@
 //! Which product sent an `X-Event-Key`, and what the relay does with it.
 
-use serde::{Deserialize, Serialize};
-
 use crate::settings::IntegrationType;
 
-/// The Bitbucket product an event key belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Cloud,
-    Server,
+/// Event keys of the deliveries the relay queues itself, whose body is a serialized
+/// [`crate::Event`]: the webhook endpoint refuses every key with this prefix.
+pub const INTERNAL_PREFIX: &str = "relay:";
+/// The reconciler's listing ([`crate::Event::Snapshot`]).
+pub const SNAPSHOT_EVENT: &str = "relay:snapshot";
+/// An operator's activate or deactivate ([`crate::Event::Transition`]).
+pub const TRANSITION_EVENT: &str = "relay:transition";
+
+/// Whether `event_key` is one of the relay's own.
+pub fn is_internal(event_key: &str) -> bool {
+    event_key.starts_with(INTERNAL_PREFIX)
 }
 
-impl Provider {
+impl IntegrationType {
     /// The product whose webhooks use `event_key`, or `None` for a key neither sends.
-    pub fn of_event_key(event_key: &str) -> Option<Provider> {
-        classify(event_key).map(|(provider, _)| provider)
-    }
-
-    pub fn integration_type(self) -> IntegrationType {
-        match self {
-            Self::Cloud => IntegrationType::Cloud,
-            Self::Server => IntegrationType::Server,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cloud => "cloud",
-            Self::Server => "server",
-        }
+    pub fn of_event_key(event_key: &str) -> Option<IntegrationType> {
+        classify(event_key).map(|(product, _)| product)
     }
 }
 
@@ -68,9 +57,9 @@ const ISSUE: &str = "issues do not change environments";
 /// versions (`pr:reviewer:needs_work` became `pr:reviewer:changes_requested`, Cloud keeps
 /// adding `pullrequest:comment_*` kinds) are matched by prefix so a new member is still
 /// recognised as ignorable instead of failing the delivery.
-pub(crate) fn classify(key: &str) -> Option<(Provider, KeyKind)> {
+pub(crate) fn classify(key: &str) -> Option<(IntegrationType, KeyKind)> {
+    use IntegrationType::{Cloud, Server};
     use KeyKind::{Ignored, PullRequest, Push};
-    use Provider::{Cloud, Server};
     let exact = match key {
         "repo:push" => Some((Cloud, Push)),
         "pullrequest:created" => Some((Cloud, PullRequest(PrKey::CloudCreated))),
@@ -95,7 +84,7 @@ pub(crate) fn classify(key: &str) -> Option<(Provider, KeyKind)> {
         _ => None,
     };
     exact.or_else(|| {
-        let prefixes: [(&str, Provider, &'static str); 9] = [
+        let prefixes: [(&str, IntegrationType, &'static str); 9] = [
             ("pullrequest:comment_", Cloud, COMMENT),
             ("pullrequest:changes_request_", Cloud, REVIEW),
             ("repo:commit_comment_", Cloud, COMMENT),
@@ -110,9 +99,9 @@ pub(crate) fn classify(key: &str) -> Option<(Provider, KeyKind)> {
                 "mirror synchronisation does not change environments",
             ),
         ];
-        prefixes.iter().find_map(|(prefix, provider, reason)| {
+        prefixes.iter().find_map(|(prefix, product, reason)| {
             (key.len() > prefix.len() && key.starts_with(prefix))
-                .then_some((*provider, Ignored(reason)))
+                .then_some((*product, Ignored(reason)))
         })
     })
 }
@@ -129,7 +118,11 @@ mod tests {
             "pullrequest:comment_created",
             "repo:fork",
         ] {
-            assert_eq!(Provider::of_event_key(key), Some(Provider::Cloud), "{key}");
+            assert_eq!(
+                IntegrationType::of_event_key(key),
+                Some(IntegrationType::Cloud),
+                "{key}"
+            );
         }
         for key in [
             "repo:refs_changed",
@@ -142,7 +135,11 @@ mod tests {
             "pr:reviewer:changes_requested",
             "mirror:repo_synchronized",
         ] {
-            assert_eq!(Provider::of_event_key(key), Some(Provider::Server), "{key}");
+            assert_eq!(
+                IntegrationType::of_event_key(key),
+                Some(IntegrationType::Server),
+                "{key}"
+            );
         }
         for key in [
             "",
@@ -152,7 +149,7 @@ mod tests {
             "github:push",
             "REPO:PUSH",
         ] {
-            assert_eq!(Provider::of_event_key(key), None, "{key}");
+            assert_eq!(IntegrationType::of_event_key(key), None, "{key}");
         }
     }
 }

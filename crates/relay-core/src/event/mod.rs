@@ -9,6 +9,7 @@ mod cloud;
 mod commit;
 mod error;
 mod keys;
+pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, TRANSITION_EVENT};
 mod server;
 mod time;
 
@@ -19,16 +20,18 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{CommitHash, CommitHashError};
 pub use error::ParseError;
-pub use keys::Provider;
 
 pub(crate) use commit::same_opt;
 pub(crate) use error::{commit_field, json_error, text_field, timestamp_field, truncate_for_error};
 use keys::KeyKind;
 
+use crate::settings::IntegrationType;
+
 /// A webhook (or a reconciler listing) in the relay's own terms.
-// One event exists per delivery being planned; boxing the large variant would only make
-// matching on it clumsier.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one event exists per delivery being planned; boxing would only make matching clumsier"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -57,6 +60,24 @@ pub enum Event {
         branches: Vec<(String, CommitHash)>,
         pull_requests: Vec<PullRequest>,
     },
+    /// An operator's decision about one environment (`environment:activate`,
+    /// `environment:deactivate`), queued like the snapshot so it is planned in the
+    /// integration's delivery order.
+    Transition {
+        environment: String,
+        transition: Transition,
+    },
+}
+
+/// What an operator asked of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Transition {
+    /// Deploy an inactive environment at its current head; with `sync_data` the deploy side
+    /// also copies the parent's data first.
+    Activate { sync_data: bool },
+    /// Stop deploying: the deploy side tears the environment down, the row and mirror stay.
+    Deactivate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,7 +243,7 @@ impl PullRequest {
 /// Parses a webhook body. `event_key` is the `X-Event-Key` header (on Server it equals the
 /// body's `eventKey`, and a body that disagrees is rejected).
 pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
-    let (provider, kind) = keys::classify(event_key)
+    let (product, kind) = keys::classify(event_key)
         .ok_or_else(|| ParseError::UnknownEventKey(truncate_for_error(event_key)))?;
     match kind {
         // The ping body is `{"test": true}` but nothing depends on it, so it is not read.
@@ -235,13 +256,13 @@ pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
                 reason: reason.to_owned(),
             })
         }
-        KeyKind::Push => match provider {
-            Provider::Cloud => cloud::parse_push(body),
-            Provider::Server => server::parse_push(event_key, body),
+        KeyKind::Push => match product {
+            IntegrationType::Cloud => cloud::parse_push(body),
+            IntegrationType::Server => server::parse_push(event_key, body),
         },
-        KeyKind::PullRequest(pr_key) => match provider {
-            Provider::Cloud => cloud::parse_pull_request(pr_key, body),
-            Provider::Server => server::parse_pull_request(event_key, pr_key, body),
+        KeyKind::PullRequest(pr_key) => match product {
+            IntegrationType::Cloud => cloud::parse_pull_request(pr_key, body),
+            IntegrationType::Server => server::parse_pull_request(event_key, pr_key, body),
         },
     }
 }
@@ -252,21 +273,20 @@ pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
 /// the webhook's `pullrequest` / `pullRequest`, so the reconciler builds its
 /// [`Event::Snapshot`] with the same conversion as the webhooks.
 pub fn parse_pull_request_object(
-    provider: Provider,
+    product: IntegrationType,
     json: &[u8],
 ) -> Result<PullRequest, ParseError> {
-    match provider {
-        Provider::Cloud => {
+    match product {
+        IntegrationType::Cloud => {
             cloud::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
-        Provider::Server => {
+        IntegrationType::Server => {
             server::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

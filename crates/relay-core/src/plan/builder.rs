@@ -19,7 +19,7 @@ pub(super) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(settings: &'a Settings, environments: &[Environment]) -> Self {
+    pub(super) fn new(settings: &'a Settings, environments: &[Environment]) -> Self {
         Self {
             settings,
             state: environments.to_vec(),
@@ -27,18 +27,18 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub fn finish(self) -> Plan {
+    pub(super) fn finish(self) -> Plan {
         self.plan
     }
 
-    pub fn change(&mut self, change: EnvironmentChange) {
+    pub(super) fn change(&mut self, change: EnvironmentChange) {
         apply_change(&mut self.state, &change);
         self.plan.changes.push(change);
     }
 
     /// Adds a job. A later build or deploy of the same environment replaces an earlier one
     /// in the same plan (only the last state matters); exact duplicates are dropped.
-    pub fn job(&mut self, job: JobSpec) {
+    pub(super) fn job(&mut self, job: JobSpec) {
         if matches!(
             job,
             JobSpec::BuildPullRequest { .. } | JobSpec::Deploy { .. }
@@ -54,7 +54,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub fn note(&mut self, note: impl Into<String>) {
+    pub(super) fn note(&mut self, note: impl Into<String>) {
         let note = note.into();
         if !self.plan.notes.contains(&note) {
             self.plan.notes.push(note);
@@ -62,7 +62,7 @@ impl<'a> Builder<'a> {
     }
 
     /// One reconciliation per plan is enough, whatever asked for it.
-    pub fn reconcile(&mut self, reason: String) {
+    pub(super) fn reconcile(&mut self, reason: String) {
         if !self
             .plan
             .jobs
@@ -73,32 +73,32 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub fn env(&self, name: &str) -> Option<&Environment> {
+    pub(super) fn env(&self, name: &str) -> Option<&Environment> {
         self.state.iter().find(|e| e.name == name)
     }
 
-    pub fn branch_env(&self, branch: &str) -> Option<&Environment> {
+    pub(super) fn branch_env(&self, branch: &str) -> Option<&Environment> {
         self.state.iter().find(|e| e.follows_branch(branch))
     }
 
-    pub fn is_default(&self, branch: &str) -> bool {
+    pub(super) fn is_default(&self, branch: &str) -> bool {
         self.settings.default_branch.as_deref() == Some(branch)
     }
 
     /// The environment name a branch has, or would get.
-    pub fn name_for_branch(&self, branch: &str) -> String {
+    pub(super) fn name_for_branch(&self, branch: &str) -> String {
         naming::environment_name(branch, &self.state)
     }
 
     /// Parent of branch environments: the default branch's environment.
-    pub fn production_name(&self) -> Option<String> {
+    pub(super) fn production_name(&self) -> Option<String> {
         let default = self.settings.default_branch.as_deref()?;
         Some(self.name_for_branch(default))
     }
 
     /// Creates (or re-creates over a deleted row) the environment following `branch` at
     /// `head`, mirrors it, and for production activates and deploys it.
-    pub fn create_branch_env(&mut self, branch: &str, head: &CommitHash) {
+    pub(super) fn create_branch_env(&mut self, branch: &str, head: &CommitHash) {
         let production = self.is_default(branch);
         let name = self.name_for_branch(branch);
         let (kind, status, parent) = if production {
@@ -124,6 +124,7 @@ impl<'a> Builder<'a> {
         self.job(JobSpec::MirrorBranch {
             branch: branch.to_owned(),
             commit: head.clone(),
+            deploy: production,
         });
         self.notify(&name, DeployEvent::Created, parent.clone(), false);
         if production {
@@ -136,7 +137,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Marks `name` deleting and asks for its refs and deploy-side environment to go.
-    pub fn delete_env(&mut self, name: &str, refs: Vec<String>) {
+    pub(super) fn delete_env(&mut self, name: &str, refs: Vec<String>) {
         let parent = self.env(name).and_then(|e| e.parent.clone());
         self.change(EnvironmentChange::Delete {
             name: name.to_owned(),
@@ -147,7 +148,7 @@ impl<'a> Builder<'a> {
         self.notify(name, DeployEvent::Deleted, parent, false);
     }
 
-    pub fn notify(
+    pub(super) fn notify(
         &mut self,
         environment: &str,
         event: DeployEvent,
@@ -162,12 +163,18 @@ impl<'a> Builder<'a> {
         });
     }
 
-    pub fn build_pull_request(
+    /// Builds (and so deploys) a pull-request environment; an inactive one is only noted:
+    /// it is built when activated.
+    pub(super) fn build_pull_request(
         &mut self,
         environment: &str,
         info: &PullRequestInfo,
         source: &CommitHash,
     ) {
+        if self.env(environment).is_some_and(|e| !e.status.deploys()) {
+            self.note(format!("{environment}: inactive; not built"));
+            return;
+        }
         self.job(JobSpec::BuildPullRequest {
             environment: environment.to_owned(),
             pr_id: info.id,

@@ -6,7 +6,7 @@
 //!
 //! # Rules
 //!
-//! DESIGN.md's rule table, row by row:
+//! The rule table of `docs/ARCHITECTURE.md`, row by row:
 //!
 //! * **Branch created** (`fetch_branches`): environment named by [`crate::naming`], kind
 //!   `branch`, **inactive**, parent = the default branch's environment; mirror the branch.
@@ -64,11 +64,11 @@
 //! planned after it.
 
 mod builder;
+mod jobs;
 mod pull_request;
 mod push;
 mod snapshot;
-
-use std::fmt;
+mod transition;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,8 @@ use crate::event::{CommitHash, Event};
 use crate::settings::Settings;
 
 use builder::Builder;
+pub use jobs::{BuildState, DeployEvent, JobKind, JobSpec};
+pub use transition::{check_transition, deployed_ref, TransitionCheck, TransitionError};
 
 /// Everything decided for one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,134 +132,6 @@ impl EnvironmentChange {
             | Self::SetPullRequest { name, .. }
             | Self::Delete { name } => name,
         }
-    }
-}
-
-/// Work for the job runner, stored as JSON (`{"kind": "mirror_branch", ...}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum JobSpec {
-    /// Fetch `refs/heads/<branch>` from Bitbucket into the mirror (and the deploy remote)
-    /// at `commit` (always a full id: it comes from a push or a listing).
-    MirrorBranch { branch: String, commit: CommitHash },
-    /// Delete a mirrored ref (full name, see [`branch_ref`], [`pull_request_refs`]); a
-    /// missing ref counts as done.
-    DeleteRef { name: String },
-    /// Build `environment` from pull request `pr_id`: its source head, or with `post_merge`
-    /// the merge of the source into the target's current head; then deploy it. A merge
-    /// conflict marks the environment failed. `source_commit` may be abbreviated (Cloud):
-    /// resolve it after fetching `source_branch` from `source_repository`.
-    BuildPullRequest {
-        environment: String,
-        pr_id: u64,
-        source_branch: String,
-        source_commit: CommitHash,
-        source_repository: String,
-        target_branch: String,
-        post_merge: bool,
-    },
-    /// Deploy `commit` (already mirrored) to `environment`.
-    Deploy {
-        environment: String,
-        commit: CommitHash,
-    },
-    /// Copy the parent's data into `environment` (`resync_pull_requests`); tells the deploy
-    /// side `synced`.
-    SyncFromParent {
-        environment: String,
-        parent: Option<String>,
-    },
-    /// Send a signed environment event to `deploy_hook_url`.
-    NotifyDeploySide {
-        environment: String,
-        event: DeployEvent,
-        parent: Option<String>,
-        /// Only meaningful on `created` of a pull-request environment.
-        clone_parent_data: bool,
-    },
-    /// List branches and open pull requests through the API and queue an
-    /// [`Event::Snapshot`]: some stored head is unknown.
-    Reconcile { reason: String },
-    /// Report `environment`'s state on `commit` to Bitbucket (the build status shown on the
-    /// commit and its pull request). Queued by the job runner as builds and deploys finish.
-    BuildStatus {
-        environment: String,
-        commit: CommitHash,
-        state: BuildState,
-        description: String,
-    },
-}
-
-/// What a build status says; Bitbucket's INPROGRESS, SUCCESSFUL, FAILED and STOPPED
-/// (CANCELLED on Server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BuildState {
-    InProgress,
-    Successful,
-    Failed,
-    Stopped,
-}
-
-impl JobSpec {
-    /// The `kind` text, as stored in the jobs table.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::MirrorBranch { .. } => "mirror_branch",
-            Self::DeleteRef { .. } => "delete_ref",
-            Self::BuildPullRequest { .. } => "build_pull_request",
-            Self::Deploy { .. } => "deploy",
-            Self::SyncFromParent { .. } => "sync_from_parent",
-            Self::NotifyDeploySide { .. } => "notify_deploy_side",
-            Self::Reconcile { .. } => "reconcile",
-            Self::BuildStatus { .. } => "build_status",
-        }
-    }
-
-    /// The environment the job is about, if any.
-    pub fn environment(&self) -> Option<&str> {
-        match self {
-            Self::BuildPullRequest { environment, .. }
-            | Self::Deploy { environment, .. }
-            | Self::SyncFromParent { environment, .. }
-            | Self::NotifyDeploySide { environment, .. }
-            | Self::BuildStatus { environment, .. } => Some(environment),
-            Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
-        }
-    }
-}
-
-/// Environment events sent to the deploy side. The planner emits `created`, `activated` and
-/// `deleted`; the job runner emits `deployed`, `failed` and `synced` as jobs finish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeployEvent {
-    Created,
-    Deployed,
-    Activated,
-    Deactivated,
-    Deleted,
-    Failed,
-    Synced,
-}
-
-impl DeployEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Deployed => "deployed",
-            Self::Activated => "activated",
-            Self::Deactivated => "deactivated",
-            Self::Deleted => "deleted",
-            Self::Failed => "failed",
-            Self::Synced => "synced",
-        }
-    }
-}
-
-impl fmt::Display for DeployEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -327,6 +201,10 @@ pub fn plan(settings: &Settings, event: &Event, environments: &[Environment]) ->
             branches,
             pull_requests,
         } => snapshot::plan_snapshot(&mut b, branches, pull_requests),
+        Event::Transition {
+            environment,
+            transition,
+        } => transition::plan_transition(&mut b, environment, *transition),
     }
     b.finish()
 }

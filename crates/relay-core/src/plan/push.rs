@@ -144,11 +144,13 @@ pub(super) fn move_head(b: &mut Builder<'_>, env: &Environment, new: &CommitHash
         name: env.name.clone(),
         head_commit: Some(new.clone()),
     });
+    let deploys = b.is_default(&branch) || env.status.deploys();
     b.job(JobSpec::MirrorBranch {
         branch: branch.clone(),
         commit: new.clone(),
+        deploy: deploys,
     });
-    if b.is_default(&branch) || env.status.deploys() {
+    if deploys {
         b.job(JobSpec::Deploy {
             environment: env.name.clone(),
             commit: new.clone(),

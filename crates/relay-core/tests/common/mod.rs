@@ -1,85 +1,50 @@
 //! Shared helpers for relay-core's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use relay_core::{
     CommitHash, Environment, EnvironmentKind, EnvironmentStatus, Event, PrState, PullRequestInfo,
     Settings,
 };
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-
-/// One fixture body with the `X-Event-Key` Bitbucket would send with it.
+/// One fixture body with the `X-Event-Key` Bitbucket would send with it (see
+/// `relay_fixtures::TABLE`).
 #[derive(Clone)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// `bitbucket-cloud/push.json`
     pub name: String,
     pub event_key: String,
     pub body: Vec<u8>,
 }
 
-/// Every `*.json` under the fixtures directory, sorted, with its event key: Cloud files are
-/// named by event, Server files carry `eventKey`.
-pub fn all_fixtures() -> Vec<Fixture> {
+/// Every fixture of the repository's `fixtures/` directory, Cloud then Server, sorted.
+pub(crate) fn all_fixtures() -> Vec<Fixture> {
     static CACHE: std::sync::OnceLock<Vec<Fixture>> = std::sync::OnceLock::new();
     CACHE.get_or_init(load_fixtures).clone()
 }
 
 fn load_fixtures() -> Vec<Fixture> {
-    let mut out = Vec::new();
-    for dir in ["bitbucket-cloud", "bitbucket-server"] {
-        let path = Path::new(FIXTURES).join(dir);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for file in files {
-            let body = std::fs::read(&file).unwrap();
-            let stem = file.file_stem().unwrap().to_str().unwrap().to_owned();
-            let event_key = if dir == "bitbucket-cloud" {
-                cloud_key(&stem).to_owned()
-            } else {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                v["eventKey"].as_str().unwrap().to_owned()
-            };
-            out.push(Fixture {
-                name: format!("{dir}/{stem}.json"),
-                event_key,
-                body,
-            });
-        }
-    }
-    assert!(out.len() >= 20, "fixtures not found under {FIXTURES}");
-    out
+    relay_fixtures::load_all()
+        .unwrap()
+        .into_iter()
+        .map(|f| Fixture {
+            name: f.name,
+            event_key: f.event_key.to_owned(),
+            body: f.body,
+        })
+        .collect()
 }
 
-fn cloud_key(stem: &str) -> &'static str {
-    match stem {
-        s if s.starts_with("push") => "repo:push",
-        "pr_created" => "pullrequest:created",
-        "pr_updated" => "pullrequest:updated",
-        "pr_fulfilled" => "pullrequest:fulfilled",
-        "pr_declined" => "pullrequest:rejected",
-        "pr_comment_created" => "pullrequest:comment_created",
-        "pr_comment_deleted" => "pullrequest:comment_deleted",
-        other => panic!("no event key known for Cloud fixture {other}"),
-    }
-}
-
-pub fn fixture_event(name: &str) -> Event {
+pub(crate) fn fixture_event(name: &str) -> Event {
     let f = all_fixtures().into_iter().find(|f| f.name == name).unwrap();
     relay_core::parse(&f.event_key, &f.body).unwrap()
 }
 
-pub fn hash(s: &str) -> CommitHash {
+pub(crate) fn hash(s: &str) -> CommitHash {
     CommitHash::parse(s).unwrap()
 }
 
 /// A distinct, well-spread 40-hex id per small number (abbreviations of two of them differ).
-pub fn commit(n: u32) -> CommitHash {
+pub(crate) fn commit(n: u32) -> CommitHash {
     let mix = |mut z: u64| {
         // splitmix64
         z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -99,7 +64,7 @@ pub fn commit(n: u32) -> CommitHash {
 
 /// fetch × prune × build PRs × post-merge, other settings at their defaults, default branch
 /// `master` (the fixtures' default).
-pub fn option_matrix() -> Vec<Settings> {
+pub(crate) fn option_matrix() -> Vec<Settings> {
     let mut out = Vec::new();
     for bits in 0..16u8 {
         out.push(Settings {
@@ -114,7 +79,7 @@ pub fn option_matrix() -> Vec<Settings> {
     out
 }
 
-pub fn branch_env(
+pub(crate) fn branch_env(
     name: &str,
     branch: &str,
     status: EnvironmentStatus,
@@ -135,7 +100,7 @@ pub fn branch_env(
     }
 }
 
-pub fn pr_env(
+pub(crate) fn pr_env(
     id: u64,
     source: &str,
     target: &str,
@@ -163,7 +128,7 @@ pub fn pr_env(
     }
 }
 
-pub fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>) -> Event {
+pub(crate) fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>) -> Event {
     Event::Push {
         changes: vec![relay_core::RefChange {
             kind: relay_core::RefKind::Branch,
@@ -176,14 +141,14 @@ pub fn push_event(branch: &str, old: Option<CommitHash>, new: Option<CommitHash>
     }
 }
 
-pub fn repo(full_name: &str) -> relay_core::event::RepoRef {
+pub(crate) fn repo(full_name: &str) -> relay_core::event::RepoRef {
     relay_core::event::RepoRef {
         full_name: full_name.into(),
         id: None,
     }
 }
 
-pub fn pull_request(
+pub(crate) fn pull_request(
     id: u64,
     source: &str,
     source_commit: CommitHash,
@@ -210,13 +175,13 @@ pub fn pull_request(
     }
 }
 
-pub fn pr_event(action: relay_core::PrAction, pr: relay_core::PullRequest) -> Event {
+pub(crate) fn pr_event(action: relay_core::PrAction, pr: relay_core::PullRequest) -> Event {
     Event::PullRequest { action, pr }
 }
 
 /// Plans `event`, asserts that replaying it against the result changes nothing, and
 /// returns the plan and the resulting state.
-pub fn step(
+pub(crate) fn step(
     settings: &Settings,
     state: &[Environment],
     event: &Event,
@@ -231,7 +196,7 @@ pub fn step(
     (plan, after)
 }
 
-pub fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
+pub(crate) fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
     state
         .iter()
         .find(|e| e.name == name)

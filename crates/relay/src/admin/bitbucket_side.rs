@@ -2,6 +2,7 @@
 //! webhook for the events the rules need, remove it, and check that everything is in place.
 
 use relay_bitbucket::{WebhookChange, WebhookSpec};
+use relay_core::IntegrationType;
 use relay_store::integrations::IntegrationRecord;
 use serde::Serialize;
 
@@ -99,39 +100,56 @@ pub async fn validate(
     record: &IntegrationRecord,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let creds_hint = match record.r#type.as_str() {
-        "bitbucket_server" => "check --token (an HTTP access token with repository admin) and --base-url",
-        _ => "check --key/--secret (an OAuth consumer with repository and webhook permissions, marked private)",
+    let Some(client) = check_access(clients, key, record, &mut checks).await else {
+        return checks;
+    };
+    let url = hook_url(public_base_url, &record.id);
+    let Some(hook) = find_webhook(&client, record, &url, &mut checks).await else {
+        return checks;
+    };
+    checks.push(pass("webhook", format!("registered at {url}")));
+    checks.push(check_events(&hook, client.webhook_events(), record));
+    checks.push(check_secret(&hook, record));
+    checks
+}
+
+/// Credentials and read access to the repository; the client when both pass.
+async fn check_access(
+    clients: &Clients,
+    key: &SecretKey,
+    record: &IntegrationRecord,
+    checks: &mut Vec<Check>,
+) -> Option<std::sync::Arc<relay_bitbucket::BitbucketClient>> {
+    let creds_hint = match record.kind {
+        IntegrationType::Server => "check --token (an HTTP access token with repository admin) and --base-url",
+        IntegrationType::Cloud => "check --key/--secret (an OAuth consumer with repository and webhook permissions, marked private)",
     };
     let client = match clients.get(record, key).await {
         Ok(client) => client,
         Err(err) => {
             checks.push(fail("credentials", err.to_string(), creds_hint));
-            return checks;
+            return None;
         }
     };
     if let relay_bitbucket::BitbucketClient::Cloud(cloud) = client.as_ref() {
-        match cloud.access_token().await {
-            Ok(_) => checks.push(pass("credentials", "OAuth access token obtained")),
-            Err(err) => {
-                checks.push(fail("credentials", err.to_string(), creds_hint));
-                return checks;
-            }
+        if let Err(err) = cloud.access_token().await {
+            checks.push(fail("credentials", err.to_string(), creds_hint));
+            return None;
         }
+        checks.push(pass("credentials", "OAuth access token obtained"));
     }
     match client.repository().await {
         Ok(repository) => {
             if !checks.iter().any(|c| c.check == "credentials") {
                 checks.push(pass("credentials", "the token is accepted"));
             }
-            checks.push(pass(
-                "repository",
-                format!(
-                    "{} is readable (default branch {})",
-                    repository.full_name,
-                    repository.default_branch.as_deref().unwrap_or("none yet")
-                ),
-            ));
+            let default_branch = repository.default_branch.as_deref().unwrap_or("none yet");
+            let detail = format!(
+                "{} is readable (default branch {default_branch})",
+                repository.full_name
+            );
+            checks.push(pass("repository", detail));
+            Some(client)
         }
         Err(err) => {
             let (check, hint) = match err.status() {
@@ -142,28 +160,32 @@ pub async fn validate(
                 ),
             };
             checks.push(fail(check, err.to_string(), hint));
-            return checks;
+            None
         }
     }
-    let url = hook_url(public_base_url, &record.id);
+}
+
+/// The right to manage webhooks, and the webhook pointing at `url`.
+async fn find_webhook(
+    client: &relay_bitbucket::BitbucketClient,
+    record: &IntegrationRecord,
+    url: &str,
+    checks: &mut Vec<Check>,
+) -> Option<relay_bitbucket::Webhook> {
     let hooks = match client.list_webhooks().await {
-        Ok(hooks) => {
-            checks.push(pass(
-                "webhook permission",
-                "webhooks can be read and managed",
-            ));
-            hooks
-        }
+        Ok(hooks) => hooks,
         Err(err) => {
-            checks.push(fail(
-                "webhook permission",
-                err.to_string(),
-                "the credentials need admin rights on the repository's webhooks",
-            ));
-            return checks;
+            let hint = "the credentials need admin rights on the repository's webhooks";
+            checks.push(fail("webhook permission", err.to_string(), hint));
+            return None;
         }
     };
-    let Some(hook) = hooks.into_iter().find(|h| h.points_to(&url)) else {
+    checks.push(pass(
+        "webhook permission",
+        "webhooks can be read and managed",
+    ));
+    let found = hooks.into_iter().find(|h| h.points_to(url));
+    if found.is_none() {
         checks.push(fail(
             "webhook",
             format!("no webhook points at {url}"),
@@ -172,35 +194,40 @@ pub async fn validate(
                 record.id
             ),
         ));
-        return checks;
-    };
-    checks.push(pass("webhook", format!("registered at {url}")));
-    let missing = hook.missing_events(client.webhook_events());
-    checks.push(if missing.is_empty() && hook.active {
-        pass(
-            "webhook events",
-            format!("active, {} events", hook.events.len()),
-        )
-    } else if !hook.active {
-        fail(
-            "webhook events",
-            "the webhook is disabled",
-            format!(
-                "enable it in Bitbucket or run `relay integration:update {}`",
-                record.id
-            ),
-        )
-    } else {
-        fail(
+    }
+    found
+}
+
+fn check_events(
+    hook: &relay_bitbucket::Webhook,
+    needed: &[&str],
+    record: &IntegrationRecord,
+) -> Check {
+    let missing = hook.missing_events(needed);
+    if !hook.active {
+        let hint = format!(
+            "enable it in Bitbucket or run `relay integration:update {}`",
+            record.id
+        );
+        return fail("webhook events", "the webhook is disabled", hint);
+    }
+    if !missing.is_empty() {
+        let hint = format!(
+            "run `relay integration:update {}` to re-register it",
+            record.id
+        );
+        return fail(
             "webhook events",
             format!("missing {}", missing.join(", ")),
-            format!(
-                "run `relay integration:update {}` to re-register it",
-                record.id
-            ),
-        )
-    });
-    checks.push(match hook.secret_set {
+            hint,
+        );
+    }
+    let detail = format!("active, {} events", hook.events.len());
+    pass("webhook events", detail)
+}
+
+fn check_secret(hook: &relay_bitbucket::Webhook, record: &IntegrationRecord) -> Check {
+    match hook.secret_set {
         Some(true) => pass(
             "webhook secret",
             "a secret is set (Bitbucket never shows its value)",
@@ -217,6 +244,5 @@ pub async fn validate(
             "webhook secret",
             "Bitbucket Server does not show secrets; deliveries show whether it matches",
         ),
-    });
-    checks
+    }
 }

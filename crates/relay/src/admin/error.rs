@@ -9,6 +9,10 @@ pub enum AdminError {
     Invalid(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// The change is not allowed in the current state (deactivating production, activating a
+    /// deleted environment).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

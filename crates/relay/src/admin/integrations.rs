@@ -2,23 +2,24 @@
 
 use rand::distributions::{Alphanumeric, DistString};
 use relay_core::settings::validate_repository;
+use relay_core::settings::SettingsPatch;
 use relay_core::{IntegrationId, IntegrationType, Settings};
 use relay_store::integrations::{self, IntegrationRecord};
 use relay_store::PgPool;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use super::validate;
 use super::AdminError;
-use super::{bitbucket_side, validate};
-use crate::bitbucket::Clients;
 use crate::secrets::{
-    generate_deploy_hook_secret, generate_webhook_secret, SecretField, SecretKey,
+    generate_deploy_hook_secret, generate_deploy_report_token, generate_webhook_secret,
+    SecretField, SecretKey,
 };
 
 /// What an admin may set. Every field is optional so the same type serves add and update;
-/// for optional text fields an empty string clears the value.
+/// for optional text fields an empty string clears the value. The planner's rules come as
+/// one [`SettingsPatch`].
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IntegrationInput {
     #[serde(rename = "type")]
     pub kind: Option<IntegrationType>,
@@ -30,26 +31,55 @@ pub struct IntegrationInput {
     pub token: Option<String>,
     pub webhook_secret: Option<String>,
     pub deploy_hook_secret: Option<String>,
-    pub fetch_branches: Option<bool>,
-    pub prune_branches: Option<bool>,
-    pub build_pull_requests: Option<bool>,
-    pub build_pull_requests_post_merge: Option<bool>,
-    pub resync_pull_requests: Option<bool>,
-    pub pull_requests_clone_parent_data: Option<bool>,
-    pub build_fork_pull_requests: Option<bool>,
+    /// Replaces the token deployment reports authenticate with.
+    pub deploy_report_token: Option<String>,
+    #[serde(flatten)]
+    pub settings: SettingsPatch,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
     /// Not stored: whether add/update/delete also manage the webhook on Bitbucket (default
     /// true).
     pub register_webhook: Option<bool>,
+    /// Whatever else the JSON held: refused by [`IntegrationInput::check_known_fields`]
+    /// (serde's own `deny_unknown_fields` does not work together with `flatten`).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl IntegrationInput {
+    /// Reads the admin API's JSON. A value of the wrong type is named by its field (serde
+    /// loses the field's name inside a flattened struct, so the culprit is found alone).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, AdminError> {
+        let whole = serde_json::from_value::<Self>(value.clone());
+        let err = match whole {
+            Ok(input) => return Ok(input),
+            Err(err) => err,
+        };
+        let culprit = value.as_object().and_then(|fields| {
+            fields.iter().find_map(|(name, field)| {
+                let alone = serde_json::json!({ name.as_str(): field });
+                serde_json::from_value::<Self>(alone)
+                    .err()
+                    .map(|e| format!("{name}: {e}"))
+            })
+        });
+        Err(AdminError::Invalid(culprit.unwrap_or_else(|| {
+            format!("the integration must be a JSON object: {err}")
+        })))
+    }
+
+    /// Refuses a field nobody knows, the way a typo should be refused.
+    pub fn check_known_fields(&self) -> Result<(), AdminError> {
+        match self.unknown.keys().next() {
+            Some(name) => Err(AdminError::Invalid(format!("unknown field `{name}`"))),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the change affects the webhook Bitbucket calls (its secret, the repository or
     /// the credentials used to manage it).
-    fn touches_bitbucket(&self) -> bool {
+    pub(crate) fn touches_bitbucket(&self) -> bool {
         self.webhook_secret.is_some()
             || self.repository.is_some()
             || self.key.is_some()
@@ -64,6 +94,7 @@ impl IntegrationInput {
 pub struct Created {
     pub record: IntegrationRecord,
     pub webhook_secret: String,
+    pub deploy_report_token: String,
 }
 
 pub fn generate_id() -> IntegrationId {
@@ -91,9 +122,15 @@ pub async fn add(
         Some(given) => validate::non_empty("webhook_secret", given).map_err(AdminError::Invalid)?,
         None => generate_webhook_secret(),
     };
+    let deploy_report_token = match &input.deploy_report_token {
+        Some(given) => {
+            validate::non_empty("deploy_report_token", given).map_err(AdminError::Invalid)?
+        }
+        None => generate_deploy_report_token(),
+    };
     let mut record = IntegrationRecord {
         id: id.to_string(),
-        r#type: kind.as_str().to_owned(),
+        kind,
         repository: String::new(),
         oauth_key: None,
         oauth_secret_ciphertext: None,
@@ -110,22 +147,21 @@ pub async fn add(
             SecretField::DeployHookSecret,
             &generate_deploy_hook_secret(),
         )?,
-        fetch_branches: true,
-        prune_branches: true,
-        build_pull_requests: true,
-        build_pull_requests_post_merge: false,
-        resync_pull_requests: false,
-        pull_requests_clone_parent_data: true,
-        build_fork_pull_requests: false,
+        deploy_report_token_ciphertext: Some(key.encrypt(
+            id.as_str(),
+            SecretField::DeployReportToken,
+            &deploy_report_token,
+        )?),
+        settings: Settings::default(),
         deploy_remote: None,
         deploy_hook_url: None,
         environment_url: None,
-        default_branch: None,
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     };
     let input = IntegrationInput {
         webhook_secret: None,
+        deploy_report_token: None,
         ..input
     };
     apply(&mut record, key, input, true)?;
@@ -133,6 +169,7 @@ pub async fn add(
     Ok(Created {
         record,
         webhook_secret,
+        deploy_report_token,
     })
 }
 
@@ -153,92 +190,26 @@ fn apply(
     creating: bool,
 ) -> Result<(), AdminError> {
     let invalid = AdminError::Invalid;
-    if let Some(kind) = input.kind {
-        if !creating && kind.as_str() != record.r#type {
+    input.check_known_fields()?;
+    let kind = record.kind;
+    if let Some(given) = input.kind {
+        if !creating && given != kind {
             return Err(invalid(format!(
-                "type cannot change from {} to {kind}: delete the integration and add a new one",
-                record.r#type
+                "type cannot change from {kind} to {given}: delete the integration and add a new one"
             )));
         }
     }
-    let kind: IntegrationType = record.r#type.parse().map_err(|e| invalid(format!("{e}")))?;
-    let id = record.id.clone();
-
-    if let Some(repository) = input.repository {
+    if let Some(repository) = &input.repository {
         validate_repository(repository.trim()).map_err(|e| invalid(e.to_string()))?;
         record.repository = repository.trim().to_owned();
     } else if creating {
         return Err(invalid("repository is required".into()));
     }
-
-    let cloud_only = [("key", &input.key), ("secret", &input.secret)];
-    let server_only = [
-        ("base_url", &input.base_url),
-        ("username", &input.username),
-        ("token", &input.token),
-    ];
-    let (foreign, own_type) = match kind {
-        IntegrationType::Cloud => (&server_only[..], "bitbucket"),
-        IntegrationType::Server => (&cloud_only[..], "bitbucket_server"),
-    };
-    if let Some((name, _)) = foreign.iter().find(|(_, value)| value.is_some()) {
-        return Err(invalid(format!(
-            "{name} does not apply to {own_type} integrations"
-        )));
-    }
-
-    if let Some(oauth_key) = input.key {
-        record.oauth_key = Some(validate::non_empty("key", &oauth_key).map_err(invalid)?);
-    }
-    if let Some(secret) = input.secret {
-        let secret = validate::non_empty("secret", &secret).map_err(invalid)?;
-        record.oauth_secret_ciphertext =
-            Some(key.encrypt(&id, SecretField::OauthSecret, &secret)?);
-    }
-    if let Some(base_url) = input.base_url {
-        record.base_url = Some(validate::http_url("base_url", &base_url).map_err(invalid)?);
-    }
-    if let Some(username) = input.username {
-        record.username = optional(&username, |v| validate::non_empty("username", v))?;
-    }
-    if let Some(token) = input.token {
-        let token = validate::non_empty("token", &token).map_err(invalid)?;
-        record.token_ciphertext = Some(key.encrypt(&id, SecretField::Token, &token)?);
-    }
-    if let Some(hook_secret) = input.deploy_hook_secret {
-        let hook_secret = validate::deploy_hook_secret(&hook_secret).map_err(invalid)?;
-        record.deploy_hook_secret_ciphertext =
-            key.encrypt(&id, SecretField::DeployHookSecret, &hook_secret)?;
-    }
-    if let Some(webhook_secret) = input.webhook_secret {
-        let secret = validate::non_empty("webhook_secret", &webhook_secret).map_err(invalid)?;
-        record.webhook_secret_ciphertext = key.encrypt(&id, SecretField::WebhookSecret, &secret)?;
-    }
-
-    let flags = [
-        (input.fetch_branches, &mut record.fetch_branches),
-        (input.prune_branches, &mut record.prune_branches),
-        (input.build_pull_requests, &mut record.build_pull_requests),
-        (
-            input.build_pull_requests_post_merge,
-            &mut record.build_pull_requests_post_merge,
-        ),
-        (input.resync_pull_requests, &mut record.resync_pull_requests),
-        (
-            input.pull_requests_clone_parent_data,
-            &mut record.pull_requests_clone_parent_data,
-        ),
-        (
-            input.build_fork_pull_requests,
-            &mut record.build_fork_pull_requests,
-        ),
-    ];
-    for (given, field) in flags {
-        if let Some(value) = given {
-            *field = value;
-        }
-    }
-
+    apply_credentials(record, key, &input)?;
+    record
+        .settings
+        .apply(input.settings)
+        .map_err(|e| invalid(e.to_string()))?;
     if let Some(remote) = input.deploy_remote {
         record.deploy_remote = optional(&remote, |v| validate::git_remote("deploy_remote", v))?;
     }
@@ -248,27 +219,87 @@ fn apply(
     if let Some(template) = input.environment_url {
         record.environment_url = optional(&template, validate::environment_url)?;
     }
-    if let Some(branch) = input.default_branch {
-        record.default_branch = optional(&branch, |v| validate::branch_name("default_branch", v))?;
-    }
+    check_credentials_complete(record)
+}
 
-    match kind {
+/// Credentials and secrets: only the product's own, checked, and encrypted before they
+/// reach the record.
+fn apply_credentials(
+    record: &mut IntegrationRecord,
+    key: &SecretKey,
+    input: &IntegrationInput,
+) -> Result<(), AdminError> {
+    let invalid = AdminError::Invalid;
+    let kind = record.kind;
+    let cloud_only = [("key", &input.key), ("secret", &input.secret)];
+    let server_only = [
+        ("base_url", &input.base_url),
+        ("username", &input.username),
+        ("token", &input.token),
+    ];
+    let foreign = match kind {
+        IntegrationType::Cloud => &server_only[..],
+        IntegrationType::Server => &cloud_only[..],
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, value)| value.is_some()) {
+        return Err(invalid(format!(
+            "{name} does not apply to {kind} integrations"
+        )));
+    }
+    let id = record.id.clone();
+    let encrypt = |field: SecretField, name: &str, raw: &str| -> Result<Vec<u8>, AdminError> {
+        let clear = validate::non_empty(name, raw).map_err(invalid)?;
+        Ok(key.encrypt(&id, field, &clear)?)
+    };
+    if let Some(oauth_key) = &input.key {
+        record.oauth_key = Some(validate::non_empty("key", oauth_key).map_err(invalid)?);
+    }
+    if let Some(secret) = &input.secret {
+        record.oauth_secret_ciphertext = Some(encrypt(SecretField::OauthSecret, "secret", secret)?);
+    }
+    if let Some(base_url) = &input.base_url {
+        record.base_url = Some(validate::http_url("base_url", base_url).map_err(invalid)?);
+    }
+    if let Some(username) = &input.username {
+        record.username = optional(username, |v| validate::non_empty("username", v))?;
+    }
+    if let Some(token) = &input.token {
+        record.token_ciphertext = Some(encrypt(SecretField::Token, "token", token)?);
+    }
+    if let Some(hook_secret) = &input.deploy_hook_secret {
+        let hook_secret = validate::deploy_hook_secret(hook_secret).map_err(invalid)?;
+        record.deploy_hook_secret_ciphertext =
+            key.encrypt(&id, SecretField::DeployHookSecret, &hook_secret)?;
+    }
+    if let Some(token) = &input.deploy_report_token {
+        record.deploy_report_token_ciphertext = Some(encrypt(
+            SecretField::DeployReportToken,
+            "deploy_report_token",
+            token,
+        )?);
+    }
+    if let Some(webhook_secret) = &input.webhook_secret {
+        record.webhook_secret_ciphertext =
+            encrypt(SecretField::WebhookSecret, "webhook_secret", webhook_secret)?;
+    }
+    Ok(())
+}
+
+fn check_credentials_complete(record: &IntegrationRecord) -> Result<(), AdminError> {
+    let missing = match record.kind {
         IntegrationType::Cloud
             if record.oauth_key.is_none() || record.oauth_secret_ciphertext.is_none() =>
         {
-            Err(invalid(
-                "bitbucket integrations need --key and --secret (an OAuth consumer)".into(),
-            ))
+            "bitbucket integrations need --key and --secret (an OAuth consumer)"
         }
         IntegrationType::Server
             if record.base_url.is_none() || record.token_ciphertext.is_none() =>
         {
-            Err(invalid(
-                "bitbucket_server integrations need --base-url and --token".into(),
-            ))
+            "bitbucket_server integrations need --base-url and --token"
         }
-        _ => Ok(()),
-    }
+        _ => return Ok(()),
+    };
+    Err(AdminError::Invalid(missing.into()))
 }
 
 /// Empty input clears an optional field; anything else must pass `check`.
@@ -282,26 +313,13 @@ fn optional(
     check(raw).map(Some).map_err(AdminError::Invalid)
 }
 
-pub fn settings(record: &IntegrationRecord) -> Settings {
-    Settings {
-        fetch_branches: record.fetch_branches,
-        prune_branches: record.prune_branches,
-        build_pull_requests: record.build_pull_requests,
-        build_pull_requests_post_merge: record.build_pull_requests_post_merge,
-        resync_pull_requests: record.resync_pull_requests,
-        pull_requests_clone_parent_data: record.pull_requests_clone_parent_data,
-        build_fork_pull_requests: record.build_fork_pull_requests,
-        default_branch: record.default_branch.clone(),
-    }
-}
-
 /// How an integration is shown to admins. Secrets appear only as "is it set", unless the
 /// caller explicitly asked to reveal them.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrationView {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IntegrationType,
     pub repository: String,
     pub hook_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -314,20 +332,16 @@ pub struct IntegrationView {
     pub token: SecretView,
     pub webhook_secret: SecretView,
     pub deploy_hook_secret: SecretView,
-    pub fetch_branches: bool,
-    /// The effective value: forced off when `fetch_branches` is off.
-    pub prune_branches: bool,
+    pub deploy_report_token: SecretView,
+    /// The planner's rules, `prune_branches` as the effective value (forced off when
+    /// `fetch_branches` is off).
+    #[serde(flatten)]
+    pub settings: Settings,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune_branches_note: Option<&'static str>,
-    pub build_pull_requests: bool,
-    pub build_pull_requests_post_merge: bool,
-    pub resync_pull_requests: bool,
-    pub pull_requests_clone_parent_data: bool,
-    pub build_fork_pull_requests: bool,
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -366,10 +380,9 @@ pub fn view(
             ),
         })
     };
-    let settings = settings(record);
     Ok(IntegrationView {
         id: record.id.clone(),
-        kind: record.r#type.clone(),
+        kind: record.kind,
         repository: record.repository.clone(),
         hook_url: hook_url(public_base_url, &record.id),
         key: record.oauth_key.clone(),
@@ -388,98 +401,19 @@ pub fn view(
             SecretField::DeployHookSecret,
             Some(&record.deploy_hook_secret_ciphertext),
         )?,
-        fetch_branches: settings.fetch_branches,
-        prune_branches: settings.effective_prune_branches(),
-        prune_branches_note: settings.prune_override_notice(),
-        build_pull_requests: settings.build_pull_requests,
-        build_pull_requests_post_merge: settings.build_pull_requests_post_merge,
-        resync_pull_requests: settings.resync_pull_requests,
-        pull_requests_clone_parent_data: settings.pull_requests_clone_parent_data,
-        build_fork_pull_requests: settings.build_fork_pull_requests,
-        deploy_remote: record
-            .deploy_remote
-            .as_deref()
-            .map(validate::redact_url_password),
+        deploy_report_token: secret(
+            SecretField::DeployReportToken,
+            record.deploy_report_token_ciphertext.as_ref(),
+        )?,
+        settings: Settings {
+            prune_branches: record.settings.effective_prune_branches(),
+            ..record.settings.clone()
+        },
+        prune_branches_note: record.settings.prune_override_notice(),
+        deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
         deploy_hook_url: record.deploy_hook_url.clone(),
         environment_url: record.environment_url.clone(),
-        default_branch: record.default_branch.clone(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })
-}
-
-/// `add`, then the webhook on Bitbucket and the first sync. If Bitbucket refuses, the row is
-/// removed again: an add either fully happens or leaves nothing behind.
-pub async fn add_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    input: IntegrationInput,
-) -> Result<Created, AdminError> {
-    let register = input.register_webhook.unwrap_or(true);
-    let created = add(pool, key, input).await?;
-    if register {
-        if let Err(err) =
-            bitbucket_side::register_webhook(clients, key, public_base_url, &created.record).await
-        {
-            relay_store::integrations::delete(pool, &created.record.id).await?;
-            return Err(err);
-        }
-    }
-    let first_sync = relay_core::JobSpec::Reconcile {
-        reason: "integration added".into(),
-    };
-    relay_store::jobs::enqueue(pool, &created.record.id, None, &first_sync).await?;
-    Ok(created)
-}
-
-/// `update`, then re-registers the webhook when the change affects it.
-pub async fn update_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    id: &str,
-    input: IntegrationInput,
-) -> Result<IntegrationRecord, AdminError> {
-    let register = input.register_webhook.unwrap_or(true) && input.touches_bitbucket();
-    let record = update(pool, key, id, input).await?;
-    if register {
-        bitbucket_side::register_webhook(clients, key, public_base_url, &record)
-            .await
-            .map_err(|err| {
-                AdminError::Bitbucket(format!(
-                    "the change was saved, but the webhook was not updated: {err}"
-                ))
-            })?;
-    }
-    Ok(record)
-}
-
-/// Deletes the integration, removing its webhook first when asked; a Bitbucket failure does
-/// not stop the deletion and comes back as a warning.
-pub async fn delete_with_bitbucket(
-    pool: &PgPool,
-    key: &SecretKey,
-    clients: &Clients,
-    public_base_url: &str,
-    id: &str,
-    register: bool,
-) -> Result<Option<String>, AdminError> {
-    let record = relay_store::integrations::get(pool, id).await?;
-    let warning = if register {
-        bitbucket_side::remove_webhook(clients, key, public_base_url, &record)
-            .await
-            .err()
-            .map(|err| {
-                format!(
-                    "the webhook could not be removed from Bitbucket ({err}); remove it by hand"
-                )
-            })
-    } else {
-        None
-    };
-    relay_store::integrations::delete(pool, id).await?;
-    Ok(warning)
 }

@@ -2,8 +2,10 @@
 //! same way and neither can bypass a rule.
 
 pub mod bitbucket_side;
+pub mod environments;
 pub mod error;
 pub mod integrations;
+pub mod managed;
 pub mod validate;
 pub mod views;
 

@@ -47,26 +47,6 @@ pub fn environment_url(raw: &str) -> Result<String, String> {
 }
 
 /// A branch name as git accepts it (the subset that matters to us).
-pub fn branch_name(field: &str, raw: &str) -> Result<String, String> {
-    let name = raw.trim();
-    let bad = name.is_empty()
-        || name.starts_with('-')
-        || name.starts_with('/')
-        || name.ends_with('/')
-        || name.ends_with(".lock")
-        || name.ends_with('.')
-        || name.contains("..")
-        || name.contains("//")
-        || name.contains("@{")
-        || name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
-    if bad {
-        return Err(format!("{field}: {raw:?} is not a valid branch name"));
-    }
-    Ok(name.to_owned())
-}
-
 pub fn non_empty(field: &str, raw: &str) -> Result<String, String> {
     if raw.trim().is_empty() {
         return Err(format!("{field} must not be empty"));
@@ -87,17 +67,6 @@ pub fn deploy_hook_secret(raw: &str) -> Result<String, String> {
     match decoded {
         Some(key) if key.len() >= 24 => Ok(raw.to_owned()),
         _ => Err("deploy_hook_secret must look like whsec_<base64 of at least 24 bytes>".into()),
-    }
-}
-
-/// Hides the password of a URL's userinfo, for display.
-pub fn redact_url_password(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("*****"));
-            url.to_string()
-        }
-        _ => raw.to_owned(),
     }
 }
 
@@ -136,24 +105,5 @@ mod tests {
         assert!(environment_url("https://{environment}.preview.example.com").is_ok());
         assert!(environment_url("https://{branch}.example.com").is_err());
         assert!(environment_url("{environment}").is_err());
-    }
-
-    #[test]
-    fn branches() {
-        for ok in ["main", "release/1.x", "feature/JIRA-1_x"] {
-            assert!(branch_name("b", ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "-x", "a..b", "a b", "a:b", "x.lock", "a/", "a\u{7}"] {
-            assert!(branch_name("b", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url_password("https://u:pw@host/x.git"),
-            "https://u:*****@host/x.git"
-        );
-        assert_eq!(redact_url_password("https://host/x"), "https://host/x");
     }
 }

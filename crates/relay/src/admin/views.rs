@@ -2,6 +2,9 @@
 //! the admin API so both speak the same language.
 
 use relay_store::deliveries::{Delivery, DeliverySummary};
+use relay_store::deployments::DeploymentRow;
+
+use super::environments::TransitionOutcome;
 use relay_store::environments::EnvironmentRow;
 use relay_store::jobs::JobRow;
 use serde_json::{json, Value};
@@ -61,6 +64,16 @@ pub fn job(j: &JobRow) -> Value {
 }
 
 pub fn environment(e: &EnvironmentRow) -> Value {
+    let last_deployment = e.last_deployment_commit.as_ref().map(|commit| {
+        json!({
+            "commit": commit,
+            "state": e.last_deployment_state,
+            "url": e.last_deployment_url,
+            "log_url": e.last_deployment_log_url,
+            "description": e.last_deployment_description,
+            "reported_at": e.last_deployment_reported_at.map(|t| t.to_rfc3339()),
+        })
+    });
     json!({
         "integration_id": e.integration_id,
         "name": e.name,
@@ -74,6 +87,40 @@ pub fn environment(e: &EnvironmentRow) -> Value {
         "pr_target_branch": e.pr_target_branch,
         "pr_state": e.pr_state,
         "failure_reason": e.failure_reason,
+        "last_deployment": last_deployment,
         "updated_at": e.updated_at.to_rfc3339(),
     })
+}
+
+/// One environment with what only its integration knows: its URL.
+pub fn environment_detail(e: &EnvironmentRow, url: Option<String>) -> Value {
+    let mut value = environment(e);
+    value["url"] = json!(url);
+    value["created_at"] = json!(e.created_at.to_rfc3339());
+    value
+}
+
+pub fn deployment(d: &DeploymentRow) -> Value {
+    json!({
+        "id": d.id,
+        "integration_id": d.integration_id,
+        "environment": d.environment,
+        "commit": d.commit,
+        "state": d.state,
+        "url": d.url,
+        "log_url": d.log_url,
+        "description": d.description,
+        "current_head": d.current_head,
+        "reported_at": d.reported_at.to_rfc3339(),
+    })
+}
+
+/// The answer to an activate or deactivate.
+pub fn transition(outcome: TransitionOutcome) -> Value {
+    match outcome {
+        TransitionOutcome::Queued { delivery_id } => {
+            json!({ "status": "queued", "delivery_id": delivery_id })
+        }
+        TransitionOutcome::Unchanged => json!({ "status": "unchanged" }),
+    }
 }

@@ -1,8 +1,13 @@
 //! Flags, named as in the hosted platform's CLI. Booleans take `--flag`, `--flag=true` or
 //! `--flag=false`. Secrets can come from the environment so they stay out of shell history.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
-use relay_core::IntegrationType;
+use relay_core::deployment::{DeployFeedback, DeploymentState};
+use relay_core::settings::SettingsPatch;
+use relay_core::{EnvironmentKind, EnvironmentStatus};
+use relay_core::{IntegrationType, TextEnum};
+use relay_store::{DeliveryStatus, JobState};
 
 use crate::admin::integrations::IntegrationInput;
 
@@ -80,22 +85,16 @@ pub struct IntegrationFields {
         hide_env_values = true
     )]
     pub deploy_hook_secret: Option<String>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub fetch_branches: Option<bool>,
-    /// Forced off when --fetch-branches is false.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub prune_branches: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_pull_requests: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_pull_requests_post_merge: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub resync_pull_requests: Option<bool>,
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub pull_requests_clone_parent_data: Option<bool>,
-    /// Build pull requests from forks (untrusted code); off by default.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub build_fork_pull_requests: Option<bool>,
+    /// Token deployment reports authenticate with (rpt_...); generated when the integration is
+    /// added.
+    #[arg(
+        long,
+        env = "RELAY_INTEGRATION_DEPLOY_REPORT_TOKEN",
+        hide_env_values = true
+    )]
+    pub deploy_report_token: Option<String>,
+    #[command(flatten)]
+    pub settings: SettingsFlags,
     /// Git remote the matching refs are pushed to ("" clears it).
     #[arg(long)]
     pub deploy_remote: Option<String>,
@@ -105,9 +104,6 @@ pub struct IntegrationFields {
     /// URL template such as https://{environment}.preview.example.com ("" clears it).
     #[arg(long)]
     pub environment_url: Option<String>,
-    /// The production branch ("" to learn it from Bitbucket).
-    #[arg(long)]
-    pub default_branch: Option<String>,
     /// Also create/update the repository webhook on Bitbucket (default true).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub register_webhook: Option<bool>,
@@ -125,20 +121,76 @@ impl IntegrationFields {
             token: self.token,
             webhook_secret: self.webhook_secret,
             deploy_hook_secret: self.deploy_hook_secret,
-            fetch_branches: self.fetch_branches,
-            prune_branches: self.prune_branches,
-            build_pull_requests: self.build_pull_requests,
-            build_pull_requests_post_merge: self.build_pull_requests_post_merge,
-            resync_pull_requests: self.resync_pull_requests,
-            pull_requests_clone_parent_data: self.pull_requests_clone_parent_data,
-            build_fork_pull_requests: self.build_fork_pull_requests,
+            deploy_report_token: self.deploy_report_token,
+            settings: self.settings.into(),
             deploy_remote: self.deploy_remote,
             deploy_hook_url: self.deploy_hook_url,
             environment_url: self.environment_url,
-            default_branch: self.default_branch,
+            unknown: Default::default(),
             register_webhook: self.register_webhook,
         }
     }
+}
+
+/// The planner's rules, one flag per [`SettingsPatch`] field.
+#[derive(Debug, Args)]
+pub struct SettingsFlags {
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub fetch_branches: Option<bool>,
+    /// Forced off when --fetch-branches is false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune_branches: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_pull_requests_post_merge: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub resync_pull_requests: Option<bool>,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub pull_requests_clone_parent_data: Option<bool>,
+    /// Build pull requests from forks (untrusted code); off by default.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_fork_pull_requests: Option<bool>,
+    /// The production branch ("" to learn it from Bitbucket).
+    #[arg(long)]
+    pub default_branch: Option<String>,
+    /// hook: a 2xx from the deploy hook means deployed; report: the deploy side's
+    /// deployment report decides.
+    #[arg(long, value_name = "hook|report", value_parser = text_values::<DeployFeedback>(&[]))]
+    pub deploy_feedback: Option<DeployFeedback>,
+}
+
+impl From<SettingsFlags> for SettingsPatch {
+    fn from(flags: SettingsFlags) -> Self {
+        Self {
+            fetch_branches: flags.fetch_branches,
+            prune_branches: flags.prune_branches,
+            build_pull_requests: flags.build_pull_requests,
+            build_pull_requests_post_merge: flags.build_pull_requests_post_merge,
+            resync_pull_requests: flags.resync_pull_requests,
+            pull_requests_clone_parent_data: flags.pull_requests_clone_parent_data,
+            build_fork_pull_requests: flags.build_fork_pull_requests,
+            default_branch: flags.default_branch,
+            deploy_feedback: flags.deploy_feedback,
+        }
+    }
+}
+
+/// Exactly the stored spellings of `T`, then `aliases`: all listed by `--help` and by the
+/// error for anything else.
+fn text_values<T: TextEnum + Send + Sync>(
+    aliases: &'static [(&'static str, T)],
+) -> impl TypedValueParser<Value = T> {
+    let spellings = T::ALL.iter().map(|v| v.as_str());
+    PossibleValuesParser::new(spellings.chain(aliases.iter().map(|(alias, _)| *alias))).try_map(
+        move |text| {
+            let alias = aliases.iter().find(|(alias, _)| *alias == text);
+            alias
+                .map(|(_, value)| *value)
+                .or_else(|| T::parse_text(&text))
+                .ok_or_else(|| format!("unknown {} {text:?}", T::WHAT))
+        },
+    )
 }
 
 fn parse_type(raw: &str) -> Result<IntegrationType, String> {
@@ -151,8 +203,8 @@ pub struct DeliveryListArgs {
     #[arg(long)]
     pub integration: Option<String>,
     /// pending, processed, ignored or failed.
-    #[arg(long, value_parser = ["pending", "processed", "ignored", "failed"])]
-    pub status: Option<String>,
+    #[arg(long, value_parser = text_values::<DeliveryStatus>(&[]))]
+    pub status: Option<DeliveryStatus>,
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
 }
@@ -170,6 +222,58 @@ pub struct EnvironmentListArgs {
     /// Include deleted environments (kept as the memory of what was deleted).
     #[arg(long)]
     pub all: bool,
+    /// Only environments with this status.
+    #[arg(long, value_parser = text_values::<EnvironmentStatus>(&[]))]
+    pub status: Option<EnvironmentStatus>,
+    /// Only environments of this kind.
+    #[arg(long = "type", value_parser = text_values::<EnvironmentKind>(&[]))]
+    pub kind: Option<EnvironmentKind>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentArgs {
+    /// Integration id.
+    pub id: String,
+    /// Environment name (`main`, `pr-12`, ...).
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// Also ask the deploy side to copy the parent's data (`synced`).
+    #[arg(long)]
+    pub sync_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentInfoArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// Print only this property's value (e.g. status, url).
+    #[arg(long, short = 'P')]
+    pub property: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub environment: EnvironmentArgs,
+    /// The deployed commit (40 hex).
+    #[arg(long)]
+    pub commit: String,
+    /// in_progress, success or failure.
+    #[arg(long, value_parser = text_values::<DeploymentState>(&[]))]
+    pub state: DeploymentState,
+    /// Where the deployment can be seen.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where its logs are.
+    #[arg(long)]
+    pub log_url: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -177,8 +281,8 @@ pub struct JobListArgs {
     #[arg(long)]
     pub integration: Option<String>,
     /// pending, running, succeeded or dead ("failed" is accepted for dead).
-    #[arg(long, value_parser = ["pending", "running", "succeeded", "dead", "failed"])]
-    pub state: Option<String>,
+    #[arg(long, value_parser = text_values::<JobState>(&[("failed", JobState::Dead)]))]
+    pub state: Option<JobState>,
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
 }

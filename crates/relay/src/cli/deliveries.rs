@@ -9,18 +9,18 @@ use super::{CliError, Format};
 use crate::admin::views;
 use crate::config::Config;
 
-pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Result<(), CliError> {
+pub(super) async fn list(
+    config: &Config,
+    format: Format,
+    args: DeliveryListArgs,
+) -> Result<(), CliError> {
     if args.limit < 1 {
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
     let pool = connect(config).await?;
-    let rows = relay_store::deliveries::list(
-        &pool,
-        args.integration.as_deref(),
-        args.status.as_deref(),
-        args.limit,
-    )
-    .await?;
+    let rows =
+        relay_store::deliveries::list(&pool, args.integration.as_deref(), args.status, args.limit)
+            .await?;
     let values: Vec<_> = rows.iter().map(views::delivery_summary).collect();
     emit(format, &values, || {
         let rows: Vec<Vec<String>> = rows
@@ -30,7 +30,7 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
                     d.id.to_string(),
                     d.integration_id.clone(),
                     d.event_key.clone(),
-                    d.status.clone(),
+                    d.status.to_string(),
                     d.received_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                     d.last_error.clone().unwrap_or_default(),
                 ]
@@ -43,7 +43,11 @@ pub async fn list(config: &Config, format: Format, args: DeliveryListArgs) -> Re
     })
 }
 
-pub async fn show(config: &Config, format: Format, args: DeliveryIdArg) -> Result<(), CliError> {
+pub(super) async fn show(
+    config: &Config,
+    format: Format,
+    args: DeliveryIdArg,
+) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let d = relay_store::deliveries::get(&pool, args.id).await?;
     let jobs = relay_store::jobs::list(&pool, None, Some(d.id), None, 1000).await?;
@@ -91,7 +95,7 @@ fn describe_plan(plan: &serde_json::Value) -> String {
     out
 }
 
-pub async fn redeliver(
+pub(super) async fn redeliver(
     config: &Config,
     format: Format,
     args: DeliveryIdArg,

@@ -8,11 +8,13 @@
 //! | 4 | a validation found problems (`integration:validate`) |
 //! | 5 | the database is unavailable |
 //! | 6 | Bitbucket refused the request or could not be reached |
+//! | 7 | the environment's state refuses the change (deactivating production, ...) |
 //! | 78 | configuration error (EX_CONFIG) |
 
 use relay_store::StoreError;
 
 use crate::admin::AdminError;
+use crate::app::AppError;
 use crate::config::ConfigError;
 use crate::secrets::SecretError;
 
@@ -24,6 +26,8 @@ pub enum CliError {
     NotFound(String),
     #[error("{0}")]
     ValidationFailed(String),
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -44,8 +48,20 @@ impl CliError {
             Self::ValidationFailed(_) => 4,
             Self::Store(err) if err.is_unavailable() => 5,
             Self::Bitbucket(_) => 6,
+            Self::Refused(_) => 7,
             Self::Config(_) | Self::Secret(SecretError::InvalidKey | SecretError::MissingKey) => 78,
             Self::Secret(_) | Self::Store(_) | Self::Other(_) => 1,
+        }
+    }
+}
+
+impl From<AppError> for CliError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Config(err) => Self::Config(err),
+            AppError::Secret(err) => Self::Secret(err),
+            AppError::Store(err) => Self::from(err),
+            other => Self::Other(anyhow::Error::new(other)),
         }
     }
 }
@@ -64,6 +80,7 @@ impl From<AdminError> for CliError {
         match err {
             AdminError::Invalid(message) => Self::Invalid(message),
             AdminError::NotFound(what) => Self::NotFound(what),
+            AdminError::Refused(message) => Self::Refused(message),
             AdminError::Store(err) => Self::from(err),
             AdminError::Secret(err) => Self::Secret(err),
             AdminError::Bitbucket(message) => Self::Bitbucket(format!("Bitbucket: {message}")),

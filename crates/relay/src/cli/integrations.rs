@@ -11,7 +11,7 @@ use crate::admin::integrations::{self as admin, IntegrationView};
 use crate::config::Config;
 use crate::secrets::SecretKey;
 
-pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
+pub(super) async fn connect(config: &Config) -> Result<PgPool, CliError> {
     let url = config.require_database_url()?;
     let pool = relay_store::connect(
         url.expose_secret(),
@@ -23,10 +23,10 @@ pub async fn connect(config: &Config) -> Result<PgPool, CliError> {
     Ok(pool)
 }
 
-pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
+pub(super) async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let created = admin::add_with_bitbucket(
+    let created = crate::admin::managed::add_with_bitbucket(
         &pool,
         &key,
         &clients(config),
@@ -55,7 +55,8 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
         "hook_url": view.hook_url,
         "webhook_secret": created.webhook_secret,
         "deploy_hook_secret": deploy_hook_secret,
-        "prune_branches": view.prune_branches,
+        "deploy_report_token": created.deploy_report_token,
+        "prune_branches": view.settings.prune_branches,
         "warnings": warnings(config, &view),
     });
     emit(format, &value, || {
@@ -69,6 +70,10 @@ pub async fn add(config: &Config, format: Format, args: AddArgs) -> Result<(), C
                 view.deploy_hook_url.as_deref().unwrap_or_default()
             ));
         }
+        out.push_str(&format!(
+            "\nDeployment reports (POST .../environments/NAME/deployments, relay deployment:report) authenticate with:\n  Token:  {}\n",
+            created.deploy_report_token
+        ));
         for warning in warnings(config, &view) {
             out.push_str(&format!("\nwarning: {warning}\n"));
         }
@@ -87,7 +92,7 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
     if let Some(note) = view.prune_branches_note {
         warnings.push(note.to_owned());
     }
-    if view.prune_branches {
+    if view.settings.prune_branches {
         warnings.push(
             "prune_branches is on: environments of branches that do not exist in Bitbucket will be deleted on the first sync"
                 .to_owned(),
@@ -96,10 +101,14 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
     warnings
 }
 
-pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
+pub(super) async fn update(
+    config: &Config,
+    format: Format,
+    args: UpdateArgs,
+) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let record = admin::update_with_bitbucket(
+    let record = crate::admin::managed::update_with_bitbucket(
         &pool,
         &key,
         &clients(config),
@@ -115,7 +124,7 @@ pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result
     print_view(format, &view)
 }
 
-pub async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
+pub(super) async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let record = relay_store::integrations::get(&pool, &args.id).await?;
     let key = if args.show_secret {
@@ -150,7 +159,7 @@ fn print_view(format: Format, view: &IntegrationView) -> Result<(), CliError> {
     emit(format, &value, || output::properties(&value))
 }
 
-pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
+pub(super) async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let records = relay_store::integrations::list(&pool).await?;
     let base = config.public_base_url();
@@ -164,12 +173,12 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
             .map(|v| {
                 vec![
                     v.id.clone(),
-                    v.kind.clone(),
+                    v.kind.to_string(),
                     v.repository.clone(),
-                    v.fetch_branches.to_string(),
-                    v.prune_branches.to_string(),
-                    v.build_pull_requests.to_string(),
-                    v.build_pull_requests_post_merge.to_string(),
+                    v.settings.fetch_branches.to_string(),
+                    v.settings.prune_branches.to_string(),
+                    v.settings.build_pull_requests.to_string(),
+                    v.settings.build_pull_requests_post_merge.to_string(),
                 ]
             })
             .collect();
@@ -188,10 +197,14 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     })
 }
 
-pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result<(), CliError> {
+pub(super) async fn delete(
+    config: &Config,
+    format: Format,
+    args: DeleteArgs,
+) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let warning = admin::delete_with_bitbucket(
+    let warning = crate::admin::managed::delete_with_bitbucket(
         &pool,
         &key,
         &clients(config),
@@ -208,7 +221,7 @@ pub async fn delete(config: &Config, format: Format, args: DeleteArgs) -> Result
     })
 }
 
-pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+pub(super) async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
     let pool = connect(config).await?;
     relay_store::integrations::get(&pool, &args.id).await?;
     let job = relay_core::JobSpec::Reconcile {
@@ -224,7 +237,7 @@ pub async fn resync(config: &Config, format: Format, args: IdArg) -> Result<(), 
 }
 
 /// Bitbucket clients with the configured Cloud addresses.
-pub fn clients(config: &Config) -> crate::bitbucket::Clients {
+pub(super) fn clients(config: &Config) -> crate::bitbucket::Clients {
     crate::bitbucket::Clients::new(
         config.cloud_urls(),
         relay_bitbucket::ClientOptions::default(),
@@ -232,7 +245,7 @@ pub fn clients(config: &Config) -> crate::bitbucket::Clients {
 }
 
 /// Prints every check with pass/fail and a hint; exits 4 when any failed.
-pub async fn validate(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
+pub(super) async fn validate(config: &Config, format: Format, args: IdArg) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
     let record = relay_store::integrations::get(&pool, &args.id).await?;

@@ -9,18 +9,23 @@ use super::{CliError, Format};
 use crate::admin::views;
 use crate::config::Config;
 
-pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<(), CliError> {
+pub(super) async fn list(
+    config: &Config,
+    format: Format,
+    args: JobListArgs,
+) -> Result<(), CliError> {
     if args.limit < 1 {
         return Err(CliError::Invalid("--limit must be at least 1".into()));
     }
     let pool = connect(config).await?;
-    // Failed jobs are the dead-lettered ones: retries are still "pending".
-    let state = args
-        .state
-        .as_deref()
-        .map(|s| if s == "failed" { "dead" } else { s });
-    let rows = relay_store::jobs::list(&pool, args.integration.as_deref(), None, state, args.limit)
-        .await?;
+    let rows = relay_store::jobs::list(
+        &pool,
+        args.integration.as_deref(),
+        None,
+        args.state,
+        args.limit,
+    )
+    .await?;
     let values: Vec<_> = rows.iter().map(views::job).collect();
     emit(format, &values, || {
         let table: Vec<Vec<String>> = rows
@@ -29,8 +34,8 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
                 vec![
                     j.id.to_string(),
                     j.integration_id.clone(),
-                    j.kind.clone(),
-                    j.state.clone(),
+                    j.kind.to_string(),
+                    j.state.to_string(),
                     j.attempts.to_string(),
                     j.last_error.clone().unwrap_or_default(),
                 ]
@@ -43,7 +48,7 @@ pub async fn list(config: &Config, format: Format, args: JobListArgs) -> Result<
     })
 }
 
-pub async fn retry(config: &Config, format: Format, args: JobIdArg) -> Result<(), CliError> {
+pub(super) async fn retry(config: &Config, format: Format, args: JobIdArg) -> Result<(), CliError> {
     let pool = connect(config).await?;
     relay_store::jobs::retry(&pool, args.id)
         .await

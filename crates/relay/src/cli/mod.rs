@@ -81,6 +81,21 @@ pub enum Command {
     /// List environments.
     #[command(name = "environment:list")]
     EnvironmentList(args::EnvironmentListArgs),
+    /// Show one environment: status, head, URL, last deployment.
+    #[command(name = "environment:info")]
+    EnvironmentInfo(args::EnvironmentInfoArgs),
+    /// Print the environment's URL (the last deployment's, else the environment_url template).
+    #[command(name = "environment:url")]
+    EnvironmentUrl(args::EnvironmentArgs),
+    /// Deploy an inactive environment at its current head.
+    #[command(name = "environment:activate")]
+    EnvironmentActivate(args::ActivateArgs),
+    /// Stop deploying an environment; its row and mirror are kept.
+    #[command(name = "environment:deactivate")]
+    EnvironmentDeactivate(args::EnvironmentArgs),
+    /// Report a deployment's outcome (what a deploy side or CI job calls back with).
+    #[command(name = "deployment:report")]
+    DeploymentReport(args::ReportArgs),
     /// List jobs (git work, deploy-side events, build statuses).
     #[command(name = "job:list")]
     JobList(args::JobListArgs),
@@ -109,6 +124,13 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
         Command::DeliveryRedeliver(args) => deliveries::redeliver(&config, format, args).await,
         Command::EnvironmentList(args) => environments::list(&config, format, args).await,
+        Command::EnvironmentInfo(args) => environments::info(&config, format, args).await,
+        Command::EnvironmentUrl(args) => environments::url(&config, args).await,
+        Command::EnvironmentActivate(args) => environments::activate(&config, format, args).await,
+        Command::EnvironmentDeactivate(args) => {
+            environments::deactivate(&config, format, args).await
+        }
+        Command::DeploymentReport(args) => environments::report(&config, format, args).await,
         Command::JobList(args) => jobs::list(&config, format, args).await,
         Command::JobRetry(args) => jobs::retry(&config, format, args).await,
         Command::SecretKeyGenerate => {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{CliError, Format};
 
 /// Prints `value` as pretty JSON, or the `table` closure's rendering.
-pub fn emit<T: Serialize>(
+pub(super) fn emit<T: Serialize>(
     format: Format,
     value: &T,
     table: impl FnOnce() -> String,
@@ -22,7 +22,7 @@ pub fn emit<T: Serialize>(
 }
 
 /// Aligned columns with a header row.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -47,7 +47,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Two columns, property and value, for a single object's JSON fields in order.
-pub fn properties(value: &serde_json::Value) -> String {
+pub(super) fn properties(value: &serde_json::Value) -> String {
     let rows: Vec<Vec<String>> = match value {
         serde_json::Value::Object(map) => map
             .iter()
@@ -59,7 +59,7 @@ pub fn properties(value: &serde_json::Value) -> String {
 }
 
 /// A JSON value as a plain string: strings unquoted, null empty.
-pub fn scalar(value: &serde_json::Value) -> String {
+pub(super) fn scalar(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),

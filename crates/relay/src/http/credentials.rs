@@ -16,7 +16,7 @@ use crate::secrets::{SecretError, SecretField, SecretKey};
 
 #[derive(Clone)]
 pub struct Credentials {
-    pub kind: Option<IntegrationType>,
+    pub kind: IntegrationType,
     pub webhook_secret: SecretString,
 }
 
@@ -62,7 +62,7 @@ impl CredentialCache {
         }
         let found = match relay_store::integrations::webhook_credentials(pool, id).await? {
             Some(stored) => Some(Credentials {
-                kind: stored.r#type.parse().ok(),
+                kind: stored.r#type,
                 webhook_secret: key.decrypt(
                     id,
                     SecretField::WebhookSecret,

@@ -34,7 +34,7 @@ const KEPT_HEADERS: &[&str] = &[
     "content-type",
 ];
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new().route("/webhooks/bitbucket/{integration_id}", post(receive))
 }
 
@@ -171,15 +171,26 @@ async fn handle(
     if let Some(request_id) = request_id {
         span.record("request.id", request_id);
     }
+    let delivery = NewDelivery {
+        integration_id: id.to_string(),
+        request_id: request_id.map(str::to_owned),
+        event_key: event_key.to_owned(),
+        headers: kept_headers(headers),
+        body,
+    };
+    store(state, delivery, &span).await
+}
+
+/// Hands a verified delivery to the group-commit writer and answers once it is durable.
+async fn store(
+    state: &AppState,
+    delivery: NewDelivery,
+    span: &tracing::Span,
+) -> Result<Accepted, WebhookError> {
+    let bytes = delivery.body.len();
     let outcome = state
         .ingestor
-        .store(NewDelivery {
-            integration_id: id.to_string(),
-            request_id: request_id.map(str::to_owned),
-            event_key: event_key.to_owned(),
-            headers: kept_headers(headers),
-            body: body.clone(),
-        })
+        .store(delivery)
         .await
         .map_err(|err| match err {
             InsertError::UnknownIntegration => WebhookError::UnknownIntegration,
@@ -188,27 +199,23 @@ async fn handle(
                 WebhookError::Unavailable
             }
         })?;
-    let accepted = match outcome {
-        InsertOutcome::Stored(delivery_id) => {
-            span.record("delivery.id", delivery_id);
-            tracing::info!(bytes = body.len(), "delivery stored");
-            Accepted {
-                outcome: "stored",
-                status: StatusCode::ACCEPTED,
-                delivery_id: Some(delivery_id),
-            }
+    let (outcome, status, delivery_id) = match outcome {
+        InsertOutcome::Stored(id) => {
+            span.record("delivery.id", id);
+            tracing::info!(bytes, "delivery stored");
+            ("stored", StatusCode::ACCEPTED, id)
         }
-        InsertOutcome::Duplicate(delivery_id) => {
-            span.record("delivery.id", delivery_id);
+        InsertOutcome::Duplicate(id) => {
+            span.record("delivery.id", id);
             tracing::info!("duplicate delivery ignored");
-            Accepted {
-                outcome: "duplicate",
-                status: StatusCode::OK,
-                delivery_id: Some(delivery_id),
-            }
+            ("duplicate", StatusCode::OK, id)
         }
     };
-    Ok(accepted)
+    Ok(Accepted {
+        outcome,
+        status,
+        delivery_id: Some(delivery_id),
+    })
 }
 
 /// Event keys are short tokens like `repo:push` or `pr:reviewer:needs_work`.
@@ -225,8 +232,8 @@ fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.'));
-    // `relay:` keys are the relay's own (reconciler snapshots); nobody may post one.
-    if !valid || key.starts_with("relay:") {
+    // The relay's own keys (snapshots, transitions); nobody may post one.
+    if !valid || relay_core::event::is_internal(key) {
         return Err(WebhookError::InvalidHeader("X-Event-Key"));
     }
     Ok(key)
@@ -234,16 +241,13 @@ fn event_key(headers: &HeaderMap) -> Result<&str, WebhookError> {
 
 /// Cloud names it `X-Request-UUID`, Server `X-Request-Id`; the integration's own kind is tried
 /// first and the other accepted too, since proxies sometimes rename.
-fn request_id(
-    headers: &HeaderMap,
-    kind: Option<IntegrationType>,
-) -> Result<Option<&str>, WebhookError> {
+fn request_id(headers: &HeaderMap, kind: IntegrationType) -> Result<Option<&str>, WebhookError> {
     let order = match kind {
-        Some(IntegrationType::Server) => [
+        IntegrationType::Server => [
             ("x-request-id", "X-Request-Id"),
             ("x-request-uuid", "X-Request-UUID"),
         ],
-        _ => [
+        IntegrationType::Cloud => [
             ("x-request-uuid", "X-Request-UUID"),
             ("x-request-id", "X-Request-Id"),
         ],

@@ -10,7 +10,7 @@ use relay_core::SignatureError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub(super) enum WebhookError {
     #[error("unknown integration")]
     UnknownIntegration,
     #[error("{0}")]
@@ -31,7 +31,7 @@ pub enum WebhookError {
 
 impl WebhookError {
     /// Metric label and log field.
-    pub fn outcome(&self) -> &'static str {
+    pub(super) fn outcome(&self) -> &'static str {
         match self {
             Self::UnknownIntegration => "unknown_integration",
             Self::Signature(err) => err.label(),
@@ -43,7 +43,7 @@ impl WebhookError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             Self::UnknownIntegration => StatusCode::NOT_FOUND,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,

@@ -5,5 +5,6 @@ pub mod processor;
 pub mod resync;
 pub mod retry;
 pub mod sampler;
+mod wake;
 
 pub use processor::{Processor, ProcessorConfig};

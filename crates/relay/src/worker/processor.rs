@@ -14,14 +14,10 @@ use relay_core::{Event, JobSpec, Plan};
 use relay_store::queue::{self, Claim, Finished, Outcome};
 use relay_store::{PgPool, StoreError};
 use serde_json::json;
-use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::retry::RetrySchedule;
-use crate::admin::integrations::settings;
 use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "relay_deliveries";
@@ -51,7 +47,6 @@ pub struct Processor {
     pool: PgPool,
     metrics: Arc<Metrics>,
     config: ProcessorConfig,
-    wake: Arc<Notify>,
 }
 
 impl Processor {
@@ -60,83 +55,22 @@ impl Processor {
             pool,
             metrics,
             config,
-            wake: Arc::new(Notify::new()),
         }
     }
 
     /// Runs the listener and the workers until `shutdown`; a worker finishes the delivery it
     /// holds before stopping.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tasks = JoinSet::new();
-        tasks.spawn(self.clone().listen(shutdown.clone()));
-        for worker in 0..self.config.workers.max(1) {
-            tasks.spawn(self.clone().work(worker, shutdown.clone()));
-        }
-        while tasks.join_next().await.is_some() {}
-    }
-
-    async fn listen(self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            let mut listener = match PgListener::connect_with(&self.pool).await {
-                Ok(listener) => listener,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot LISTEN yet; sweeping meanwhile");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            };
-            if let Err(err) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %err, "LISTEN failed");
-                continue;
-            }
-            delay = Duration::from_millis(200);
-            // Anything inserted while not listening is picked up now.
-            self.wake.notify_waiters();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    received = listener.recv() => match received {
-                        Ok(_) => self.wake.notify_waiters(),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "LISTEN connection lost");
-                            break;
-                        }
-                    },
-                }
-            }
-        }
-    }
-
-    async fn work(self, worker: usize, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            // Registered before draining, so a notification that arrives mid-drain is kept.
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            loop {
-                if shutdown.is_cancelled() {
-                    return;
-                }
-                match self.process_next().await {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(err) => {
-                        tracing::warn!(worker, error = %err, "cannot claim deliveries");
-                        break;
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(self.config.sweep_interval) => {}
-            }
-        }
+        let (pool, workers, sweep) = (
+            self.pool.clone(),
+            self.config.workers,
+            self.config.sweep_interval,
+        );
+        let step = move || {
+            let processor = self.clone();
+            async move { processor.process_next().await.map(|done| done > 0) }
+        };
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step).await;
     }
 
     /// Claims and processes one batch (one integration's next deliveries). Returns how many
@@ -208,7 +142,7 @@ impl Processor {
 async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
     let integration_id = claim.integration_id.clone();
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
-    let settings = settings(&record);
+    let settings = record.settings;
     let before =
         relay_store::environments::load_for_planning(claim.conn(), &integration_id).await?;
     let mut current = before.clone();
@@ -217,7 +151,7 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
     for delivery in &claim.deliveries {
         let span = tracing::info_span!("delivery", delivery.id = delivery.id, event.key = %delivery.event_key);
         let _entered = span.enter();
-        let parsed = if delivery.event_key == crate::worker::jobs::reconcile::SNAPSHOT_EVENT {
+        let parsed = if relay_core::event::is_internal(&delivery.event_key) {
             serde_json::from_slice::<Event>(&delivery.body).map_err(|e| e.to_string())
         } else {
             relay_core::parse(&delivery.event_key, &delivery.body).map_err(|e| e.to_string())

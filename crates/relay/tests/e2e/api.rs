@@ -249,7 +249,25 @@ async fn deliveries_environments_and_jobs(pool: PgPool) {
     )
     .await;
     assert_eq!(status, 200);
+    assert!(jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["state"] == "pending"));
     let job_id = jobs[0]["id"].as_i64().unwrap();
+    let (status, body) = call(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/deliveries?status=dead",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("`processed`"),
+        "the accepted values are listed: {body}"
+    );
     let (status, _) = call(
         &server,
         reqwest::Method::POST,

@@ -7,13 +7,13 @@ use sqlx::PgPool;
 use crate::support::*;
 
 #[derive(Clone)]
-pub struct Relay {
+pub(crate) struct Relay {
     database_url: String,
     extra_env: Vec<(String, String)>,
 }
 
 impl Relay {
-    pub fn new(pool: &PgPool) -> Self {
+    pub(crate) fn new(pool: &PgPool) -> Self {
         Self {
             database_url: database_url(pool),
             extra_env: vec![(
@@ -23,12 +23,12 @@ impl Relay {
         }
     }
 
-    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn with_env(mut self, key: &str, value: &str) -> Self {
         self.extra_env.push((key.to_owned(), value.to_owned()));
         self
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_relay"));
         command
             .args(args)
@@ -42,12 +42,12 @@ impl Relay {
         command
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
     /// Runs and expects success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         assert!(
             output.status.success(),
@@ -57,13 +57,13 @@ impl Relay {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.extend(["--format", "json"]);
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
-    pub fn add_cloud(&self, extra: &[&str]) -> serde_json::Value {
+    pub(crate) fn add_cloud(&self, extra: &[&str]) -> serde_json::Value {
         let mut args = vec![
             "integration:add",
             "--type=bitbucket",
@@ -220,8 +220,7 @@ async fn prune_is_forced_off_when_fetch_is_off_on_every_path(pool: PgPool) {
 
     // The planner reads the same rule.
     let record = relay_store::integrations::get(&pool, id).await.unwrap();
-    let settings = relay::admin::integrations::settings(&record);
-    assert!(!settings.effective_prune_branches());
+    assert!(!record.settings.effective_prune_branches());
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -313,6 +312,16 @@ async fn bad_input_exits_non_zero_with_one_clear_line(pool: PgPool) {
         ),
         (vec!["integration:delete", "missing"], 3, "not found"),
         (vec!["integration:frobnicate"], 2, "unrecognized subcommand"),
+        (
+            vec!["job:list", "--state=bogus"],
+            2,
+            "possible values: pending, running, succeeded, dead, failed",
+        ),
+        (
+            vec!["delivery:list", "--status=dead"],
+            2,
+            "possible values: pending, processed, ignored, failed",
+        ),
     ];
     for (args, code, needle) in cases {
         let output = relay.run(&args);

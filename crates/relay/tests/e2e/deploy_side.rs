@@ -14,10 +14,12 @@ use relay::metrics::Metrics;
 use relay::worker::jobs::{Runner, RunnerConfig};
 use relay::worker::retry::RetrySchedule;
 use relay::worker::{Processor, ProcessorConfig};
-use relay_core::{DeployEvent, IntegrationType, JobSpec};
+use relay_core::{DeployEvent, IntegrationType, JobKind, JobSpec};
+use relay_store::JobState;
 use sha2::Sha256;
 use sqlx::PgPool;
 
+use crate::cli::Relay;
 use crate::support::*;
 
 #[derive(Clone, Default)]
@@ -232,7 +234,7 @@ async fn a_failing_receiver_is_retried_then_dead_lettered(pool: PgPool) {
         while runner.run_next().await.unwrap() {}
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dead = relay_store::jobs::list(&pool, None, None, Some("dead"), 10)
+    let dead = relay_store::jobs::list(&pool, None, None, Some(JobState::Dead), 10)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -243,6 +245,12 @@ async fn a_failing_receiver_is_retried_then_dead_lettered(pool: PgPool) {
         dead[0].last_error
     );
     assert!(!dead[0].last_error.as_deref().unwrap().contains("whsec_"));
+    // The CLI's `--state failed` is the dead letter; the JSON says "dead", as stored.
+    let listed = Relay::new(&pool).json(&["job:list", "--state", "failed"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], dead[0].id);
+    assert_eq!(listed[0]["state"], "dead");
+    assert_eq!(listed[0]["kind"], "notify_deploy_side");
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -258,11 +266,14 @@ async fn a_dead_relays_job_is_taken_over_after_its_lease(pool: PgPool) {
     .await
     .unwrap();
     // A relay claims the job and dies without finishing or renewing it.
-    let stale =
-        relay_store::jobs::claim(&pool, &["notify_deploy_side"], Duration::from_millis(300))
-            .await
-            .unwrap()
-            .unwrap();
+    let stale = relay_store::jobs::claim(
+        &pool,
+        &[JobKind::NotifyDeploySide],
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let data = tempfile::tempdir().unwrap();
     let runner = runner(&pool, data.path(), 3);
     assert!(!runner.run_next().await.unwrap(), "the lease still holds");
@@ -277,5 +288,5 @@ async fn a_dead_relays_job_is_taken_over_after_its_lease(pool: PgPool) {
     let jobs = relay_store::jobs::list(&pool, None, None, None, 10)
         .await
         .unwrap();
-    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("succeeded", 2));
+    assert_eq!((jobs[0].state, jobs[0].attempts), (JobState::Succeeded, 2));
 }

@@ -98,6 +98,15 @@ impl World {
         self.run_jobs().await;
     }
 
+    /// `environment:activate` (or deactivate), then everything it queued.
+    async fn transition(&self, name: &str, transition: relay_core::event::Transition) {
+        relay::admin::environments::transition(&self.pool, &self.integration.id, name, transition)
+            .await
+            .unwrap();
+        while self.processor.process_next().await.unwrap() > 0 {}
+        self.run_jobs().await;
+    }
+
     async fn run_jobs(&self) {
         while self.runner.run_next().await.unwrap() {}
     }
@@ -153,6 +162,14 @@ async fn branches_are_mirrored_pushed_and_pruned_over_http(pool: PgPool) {
         git(&world.mirror(), &["rev-parse", "refs/heads/develop"]),
         develop
     );
+    // A new branch environment is inactive: mirrored, not on the deploy remote.
+    assert_eq!(world.deploy_ref("refs/heads/develop"), None);
+    world
+        .transition(
+            "develop",
+            relay_core::event::Transition::Activate { sync_data: false },
+        )
+        .await;
     assert_eq!(
         world.deploy_ref("refs/heads/develop").as_deref(),
         Some(develop.as_str())
@@ -348,8 +365,8 @@ async fn refused_credentials_and_a_dead_remote_retry_then_dead_letter(pool: PgPo
     relay_store::jobs::retry(&world.pool, id).await.unwrap();
     world.run_jobs().await;
     assert_eq!(
-        world.deploy_ref("refs/heads/develop").as_deref(),
-        Some(develop.as_str())
+        git(&world.mirror(), &["rev-parse", "refs/heads/develop"]),
+        develop
     );
 }
 

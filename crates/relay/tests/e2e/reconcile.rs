@@ -107,7 +107,7 @@ async fn missed_webhooks_are_healed_by_the_reconciler(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        record.default_branch.as_deref(),
+        record.settings.default_branch.as_deref(),
         Some("main"),
         "learnt from Bitbucket"
     );
@@ -244,14 +244,24 @@ async fn build_statuses_follow_the_environment(pool: PgPool) {
         .iter()
         .find(|s| s.key == format!("relay-{env}"))
         .unwrap_or_else(|| panic!("{statuses:?}"));
-    assert_eq!(status.state, "SUCCESSFUL", "{statuses:?}");
+    // Neither a deploy hook nor a deploy remote: nothing was deployed, and the status says
+    // what the relay did instead of claiming success.
+    assert_eq!(status.state, "STOPPED", "{statuses:?}");
+    assert!(
+        status
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("mirrored"),
+        "{statuses:?}"
+    );
     assert_eq!(
         status.url.as_deref(),
         Some(format!("https://{env}.preview.example.com").as_str())
     );
     assert!(
         status.writes >= 2,
-        "in progress, then successful: {statuses:?}"
+        "in progress, then what was done: {statuses:?}"
     );
 
     // Closed: the environment is deleted and its status says stopped.

@@ -120,11 +120,7 @@ async fn sigterm_finishes_the_request_in_flight(pool: PgPool) {
     let (first, rest) = body.split_at(body.len() / 2);
     stream.write_all(first).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = serve.pid().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    serve.sigterm();
     std::thread::sleep(Duration::from_millis(300));
     stream.write_all(rest).unwrap();
     let mut response = String::new();

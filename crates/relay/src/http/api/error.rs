@@ -65,6 +65,7 @@ impl From<AdminError> for ApiError {
         match err {
             AdminError::Invalid(message) => Self::Invalid(message),
             AdminError::NotFound(what) => Self::NotFound(what),
+            AdminError::Refused(message) => Self::Conflict(message),
             AdminError::Store(err) => Self::from(err),
             AdminError::Bitbucket(message) => Self::Bitbucket(format!("Bitbucket: {message}")),
             AdminError::Secret(err) => {

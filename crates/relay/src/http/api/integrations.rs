@@ -10,15 +10,14 @@ use super::ApiError;
 use crate::admin::integrations::{self as admin, IntegrationInput, IntegrationView};
 use crate::http::AppState;
 
-fn body(
-    input: Result<Json<IntegrationInput>, JsonRejection>,
-) -> Result<IntegrationInput, ApiError> {
-    input
-        .map(|Json(input)| input)
-        .map_err(|e| ApiError::Invalid(e.body_text()))
+fn body(input: Result<Json<Value>, JsonRejection>) -> Result<IntegrationInput, ApiError> {
+    let Json(value) = input.map_err(|e| ApiError::Invalid(e.body_text()))?;
+    IntegrationInput::from_json(value).map_err(ApiError::from)
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationView>>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<IntegrationView>>, ApiError> {
     let records = relay_store::integrations::list(&state.pool).await?;
     let views = records
         .iter()
@@ -27,7 +26,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationV
     Ok(Json(views))
 }
 
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IntegrationView>, ApiError> {
@@ -36,11 +35,11 @@ pub async fn get(
 }
 
 /// 201 with the view plus the webhook secret, shown this once.
-pub async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
-    input: Result<Json<IntegrationInput>, JsonRejection>,
+    input: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = admin::add_with_bitbucket(
+    let created = crate::admin::managed::add_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,
@@ -55,10 +54,10 @@ pub async fn create(
     ))
 }
 
-pub async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    input: Result<Json<IntegrationInput>, JsonRejection>,
+    input: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let input = body(input)?;
     if input.kind.is_some() {
@@ -66,7 +65,7 @@ pub async fn update(
             "type cannot change: delete the integration and add a new one".into(),
         ));
     }
-    let record = admin::update_with_bitbucket(
+    let record = crate::admin::managed::update_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,
@@ -79,17 +78,17 @@ pub async fn update(
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct DeleteQuery {
+pub(super) struct DeleteQuery {
     register_webhook: Option<bool>,
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let register = query.register_webhook.unwrap_or(true);
-    if let Some(warning) = admin::delete_with_bitbucket(
+    if let Some(warning) = crate::admin::managed::delete_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,

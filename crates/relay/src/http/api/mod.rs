@@ -2,9 +2,11 @@
 //! Without the right token every path answers 401 and nothing else: not even whether the
 //! path exists.
 
+mod environments;
 mod error;
 mod integrations;
 mod operations;
+mod reports;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -33,7 +35,19 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .patch(integrations::update)
                 .delete(integrations::delete),
         )
-        .route("/environments", get(operations::environments))
+        .route("/environments", get(environments::list))
+        .route(
+            "/integrations/{id}/environments/{name}",
+            get(environments::get),
+        )
+        .route(
+            "/integrations/{id}/environments/{name}/activate",
+            post(environments::activate),
+        )
+        .route(
+            "/integrations/{id}/environments/{name}/deactivate",
+            post(environments::deactivate),
+        )
         .route("/deliveries", get(operations::deliveries))
         .route("/deliveries/{id}", get(operations::delivery))
         .route("/deliveries/{id}/redeliver", post(operations::redeliver))
@@ -42,24 +56,43 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         // A layer (not a route layer) so unknown paths also need the token first.
-        .layer(middleware::from_fn_with_state(state, require_token));
-    Router::new().nest("/api/v1", api)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // Reports carry their own authentication (the integration's report token, or the
+    // admin token), so they live outside the admin layer.
+    let reports = Router::new()
+        .route(
+            "/api/v1/integrations/{id}/environments/{name}/deployments",
+            post(environments::report).get(environments::deployments),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            reports::require_report_token,
+        ));
+    Router::new().nest("/api/v1", api).merge(reports)
 }
 
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let given = request
+/// The bearer token of a request, if it sent one.
+fn bearer(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let allowed = match (&state.admin_token, given) {
+        .map(str::trim)
+}
+
+/// Whether `given` is the admin token, compared in constant time.
+fn is_admin(state: &AppState, given: Option<&str>) -> bool {
+    match (&state.admin_token, given) {
         (Some(expected), Some(given)) => {
             bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
         }
         _ => false,
-    };
-    if !allowed {
+    }
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !is_admin(&state, bearer(&request)) {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await

@@ -4,6 +4,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use relay_store::{DeliveryStatus, JobState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -13,10 +14,10 @@ use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Filter {
+pub(super) struct Filter {
     integration: Option<String>,
-    status: Option<String>,
-    state: Option<String>,
+    status: Option<DeliveryStatus>,
+    state: Option<JobState>,
     limit: Option<i64>,
 }
 
@@ -28,16 +29,7 @@ fn filter(query: Result<Query<Filter>, QueryRejection>) -> Result<Filter, ApiErr
     Ok(filter)
 }
 
-pub async fn environments(
-    State(state): State<AppState>,
-    query: Result<Query<Filter>, QueryRejection>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let filter = filter(query)?;
-    let rows = relay_store::environments::list(&state.pool, filter.integration.as_deref()).await?;
-    Ok(Json(rows.iter().map(views::environment).collect()))
-}
-
-pub async fn deliveries(
+pub(super) async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -45,14 +37,14 @@ pub async fn deliveries(
     let rows = relay_store::deliveries::list(
         &state.pool,
         filter.integration.as_deref(),
-        filter.status.as_deref(),
+        filter.status,
         filter.limit.unwrap_or(100),
     )
     .await?;
     Ok(Json(rows.iter().map(views::delivery_summary).collect()))
 }
 
-pub async fn delivery(
+pub(super) async fn delivery(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
@@ -61,7 +53,7 @@ pub async fn delivery(
     Ok(Json(views::delivery_detail(&delivery, &jobs)))
 }
 
-pub async fn redeliver(
+pub(super) async fn redeliver(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -69,7 +61,7 @@ pub async fn redeliver(
     Ok((StatusCode::ACCEPTED, Json(json!({ "redelivered": id }))))
 }
 
-pub async fn jobs(
+pub(super) async fn jobs(
     State(state): State<AppState>,
     query: Result<Query<Filter>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -78,14 +70,14 @@ pub async fn jobs(
         &state.pool,
         filter.integration.as_deref(),
         None,
-        filter.state.as_deref(),
+        filter.state,
         filter.limit.unwrap_or(100),
     )
     .await?;
     Ok(Json(rows.iter().map(views::job).collect()))
 }
 
-pub async fn retry_job(
+pub(super) async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use relay_core::JobSpec;
+use relay_core::deployment::on_deploy_handed_over;
+use relay_core::{BuildState, CommitHash, DeployEvent};
 use relay_store::environments::EnvironmentRow;
 use relay_store::integrations::IntegrationRecord;
 use relay_store::jobs::ClaimedJob;
@@ -19,7 +20,7 @@ use super::{Context, JobError};
 use crate::secrets::SecretField;
 
 /// Signs `body` for message `id` at `timestamp` (seconds) with a `whsec_...` secret.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+pub(super) fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
         .ok()?;
@@ -35,53 +36,106 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
     ))
 }
 
-/// The event name and extra fields a deploy-side job sends.
-fn event_of(spec: &JobSpec) -> Option<(&'static str, Value)> {
-    match spec {
-        JobSpec::Deploy { commit, .. } => Some(("deployed", json!({ "commit": commit.as_str() }))),
-        JobSpec::SyncFromParent { parent, .. } => Some(("synced", json!({ "parent": parent }))),
-        JobSpec::NotifyDeploySide {
-            event,
-            parent,
-            clone_parent_data,
-            ..
-        } => Some((
-            event.as_str(),
-            json!({ "parent": parent, "clone_parent_data": clone_parent_data }),
-        )),
-        _ => None,
+/// One event for the deploy side, and what Bitbucket hears once it is delivered.
+#[derive(Debug)]
+pub(super) struct Notice {
+    pub environment: String,
+    pub event: &'static str,
+    /// Fields added to the event's `data`.
+    pub extra: Value,
+    /// The build status reported on the environment's head after delivery.
+    pub status: StatusAfter,
+}
+
+/// What Bitbucket hears once the deploy side has an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatusAfter {
+    Nothing,
+    /// The commit was handed over for deployment: what that means depends on the
+    /// integration's `deploy_feedback` and deploy targets.
+    HandedOver,
+    Fixed(BuildState, &'static str),
+}
+
+impl Notice {
+    /// `deploy`: the commit is ready; Bitbucket shows the head as deployed.
+    pub(super) fn deployed(environment: String, commit: &CommitHash) -> Self {
+        Self {
+            environment,
+            event: "deployed",
+            extra: json!({ "commit": commit.as_str() }),
+            status: StatusAfter::HandedOver,
+        }
+    }
+
+    /// `sync_from_parent`: the deploy side copies the parent's data.
+    pub(super) fn synced(environment: String, parent: Option<String>) -> Self {
+        Self {
+            environment,
+            event: "synced",
+            extra: json!({ "parent": parent }),
+            status: StatusAfter::Nothing,
+        }
+    }
+
+    /// `notify_deploy_side`: a lifecycle event; a deletion stops the head's status.
+    pub(super) fn lifecycle(
+        environment: String,
+        event: DeployEvent,
+        parent: Option<String>,
+        clone_parent_data: bool,
+    ) -> Self {
+        let status = match event {
+            DeployEvent::Deleted => StatusAfter::Fixed(BuildState::Stopped, "environment deleted"),
+            DeployEvent::Deactivated => {
+                StatusAfter::Fixed(BuildState::Stopped, "environment deactivated")
+            }
+            _ => StatusAfter::Nothing,
+        };
+        Self {
+            environment,
+            event: event.as_str(),
+            extra: json!({ "parent": parent, "clone_parent_data": clone_parent_data }),
+            status,
+        }
     }
 }
 
-pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
-    send(context, job, &spec).await?;
-    report_status(context, job, &spec).await
+pub(super) async fn run(
+    context: &Context,
+    job: &ClaimedJob,
+    notice: Notice,
+) -> Result<(), JobError> {
+    send(context, job, &notice).await?;
+    report_status(context, job, &notice).await
 }
 
-/// Once the deploy side knows, Bitbucket hears it too: deployed → successful on the built
-/// branch or pull-request head, deleted → stopped. (Failures are reported where they
-/// happen, in the git jobs.)
+/// Once the deploy side knows, Bitbucket hears it too, on the commit Bitbucket knows (the
+/// head), not on a post-merge commit. (Failures are reported where they happen, in the git
+/// jobs.)
 async fn report_status(
     context: &Context,
     job: &ClaimedJob,
-    spec: &JobSpec,
+    notice: &Notice,
 ) -> Result<(), JobError> {
-    use relay_core::{BuildState, CommitHash, DeployEvent};
-    let (state, description) = match spec {
-        JobSpec::Deploy { .. } => (BuildState::Successful, "deployed"),
-        JobSpec::NotifyDeploySide {
-            event: DeployEvent::Deleted,
-            ..
-        } => (BuildState::Stopped, "environment deleted"),
-        _ => return Ok(()),
+    let (state, description) = match notice.status {
+        StatusAfter::Nothing => return Ok(()),
+        StatusAfter::Fixed(state, description) => (state, description),
+        StatusAfter::HandedOver => {
+            let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+            on_deploy_handed_over(
+                record.settings.deploy_feedback,
+                record.deploy_hook_url.is_some(),
+                record.deploy_remote.is_some(),
+            )
+        }
     };
-    let name = spec.environment().unwrap_or_default();
+    let name = notice.environment.as_str();
     let Some(environment) =
         relay_store::environments::get(&context.pool, &job.integration_id, name).await?
     else {
         return Ok(());
     };
-    // The status belongs on the commit Bitbucket knows (the head), not on a post-merge commit.
     let Some(commit) = environment
         .head_commit
         .as_deref()
@@ -92,15 +146,14 @@ async fn report_status(
     super::status::report(context, job, name, commit, state, description).await
 }
 
-async fn send(context: &Context, job: &ClaimedJob, spec: &JobSpec) -> Result<(), JobError> {
+async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let Some(url) = record.deploy_hook_url.clone() else {
         tracing::debug!("no deploy_hook_url; event not sent");
         return Ok(());
     };
-    let (event, extra) = event_of(spec)
-        .ok_or_else(|| JobError::permanent(format!("{} is not a deploy-side job", spec.kind())))?;
-    let environment_name = spec.environment().unwrap_or_default().to_owned();
+    let (event, extra) = (notice.event, notice.extra.clone());
+    let environment_name = notice.environment.clone();
     let environment =
         relay_store::environments::get(&context.pool, &job.integration_id, &environment_name)
             .await?;
@@ -145,7 +198,13 @@ async fn send(context: &Context, job: &ClaimedJob, spec: &JobSpec) -> Result<(),
         })?;
     let status = response.status();
     if status.is_success() {
-        tracing::info!(environment = %environment_name, event, status = status.as_u16(), "deploy hook delivered");
+        let status = status.as_u16();
+        tracing::info!(
+            environment = environment_name,
+            event,
+            status,
+            "deploy hook delivered"
+        );
         return Ok(());
     }
     // 4xx other than timeouts and rate limits will not improve by itself, but the receiver may
@@ -203,7 +262,7 @@ fn payload(
 }
 
 fn redact(url: &str) -> String {
-    crate::admin::validate::redact_url_password(url)
+    crate::redact::url(url)
 }
 
 #[cfg(test)]

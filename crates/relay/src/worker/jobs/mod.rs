@@ -17,18 +17,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use relay_core::JobSpec;
+use relay_core::{JobKind, JobSpec};
 use relay_store::jobs::{self, ClaimedJob};
-use relay_store::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::sync::{Mutex, Notify};
-use tokio::task::JoinSet;
+use relay_store::{JobState, PgPool};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::retry::RetrySchedule;
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
+use deploy_hook::Notice;
+use status::StatusReport;
 
 pub const CHANNEL: &str = "relay_jobs";
 
@@ -128,20 +128,11 @@ impl Context {
 pub struct Runner {
     context: Arc<Context>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
 }
 
-/// Job kinds this runner executes; the others wait in their lanes for their handlers.
-pub const HANDLED_KINDS: &[&str] = &[
-    "mirror_branch",
-    "delete_ref",
-    "build_pull_request",
-    "deploy",
-    "sync_from_parent",
-    "notify_deploy_side",
-    "reconcile",
-    "build_status",
-];
+/// Job kinds this runner executes (all of them; `dispatch` has a handler for each). A kind
+/// a newer relay adds waits in its lane for a runner that knows it.
+pub const HANDLED_KINDS: &[JobKind] = JobKind::ALL;
 
 impl Runner {
     pub fn new(pool: PgPool, key: SecretKey, metrics: Arc<Metrics>, config: RunnerConfig) -> Self {
@@ -158,70 +149,21 @@ impl Runner {
                 mirrors: Mutex::new(HashMap::new()),
             }),
             metrics,
-            wake: Arc::new(Notify::new()),
         }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tasks = JoinSet::new();
-        tasks.spawn(self.clone().listen(shutdown.clone()));
-        for _ in 0..self.context.config.workers.max(1) {
-            tasks.spawn(self.clone().work(shutdown.clone()));
-        }
-        while tasks.join_next().await.is_some() {}
-    }
-
-    async fn listen(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let listener = async {
-                let mut listener = PgListener::connect_with(&self.context.pool).await?;
-                listener.listen(CHANNEL).await?;
-                Ok::<_, sqlx::Error>(listener)
-            };
-            let mut listener = match listener.await {
-                Ok(listener) => listener,
-                Err(err) => {
-                    tracing::debug!(error = %err, "cannot LISTEN for jobs yet");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            self.wake.notify_waiters();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    received = listener.recv() => match received {
-                        Ok(_) => self.wake.notify_waiters(),
-                        Err(_) => break,
-                    },
-                }
-            }
-        }
-    }
-
-    async fn work(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            while !shutdown.is_cancelled() {
-                match self.run_next().await {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot claim jobs");
-                        break;
-                    }
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(self.context.config.sweep_interval) => {}
-            }
-        }
+        let config = &self.context.config;
+        let (pool, workers, sweep) = (
+            self.context.pool.clone(),
+            config.workers,
+            config.sweep_interval,
+        );
+        let step = move || {
+            let runner = self.clone();
+            async move { runner.run_next().await }
+        };
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step).await;
     }
 
     /// Claims and runs one job. `Ok(false)` when none is runnable.
@@ -278,23 +220,26 @@ impl Runner {
                 let dead = !err.transient || job.attempt >= retry.max_attempts;
                 let delay = with_jitter(retry.delay_after(job.attempt));
                 match jobs::fail(pool, &job, &err.message, delay, dead).await {
-                    Ok(Some(state)) if state == "dead" => {
+                    Ok(Some(JobState::Dead)) => {
                         tracing::error!(error = %err, "job failed for good; dead-lettered");
                         "dead"
                     }
                     Ok(_) => {
-                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                        let retry_in_ms = delay.as_millis() as u64;
+                        tracing::warn!(error = %err, retry_in_ms, "job failed; will retry");
                         "retry"
                     }
                     Err(record_err) => {
-                        tracing::error!(error = %err, record_error = %record_err, "job failure not recorded");
+                        let record_error = record_err.to_string();
+                        tracing::error!(error = %err, record_error, "job failure not recorded");
                         "unrecorded"
                     }
                 }
             }
         };
         let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
-        self.metrics.record_job(&job.kind, outcome, seconds, queued);
+        self.metrics
+            .record_job(job.kind.as_str(), outcome, seconds, queued);
     }
 
     fn heartbeat(&self, job: ClaimedJob) -> tokio::task::JoinHandle<()> {
@@ -318,16 +263,69 @@ impl Runner {
         })
     }
 
+    /// The one place a job kind meets its handler.
     async fn dispatch(&self, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
+        let context = &self.context;
         match spec {
-            JobSpec::MirrorBranch { .. }
-            | JobSpec::DeleteRef { .. }
-            | JobSpec::BuildPullRequest { .. } => git::run(&self.context, job, spec).await,
-            JobSpec::Deploy { .. }
-            | JobSpec::SyncFromParent { .. }
-            | JobSpec::NotifyDeploySide { .. } => deploy_hook::run(&self.context, job, spec).await,
-            JobSpec::Reconcile { .. } => reconcile::run(&self.context, job).await,
-            JobSpec::BuildStatus { .. } => status::run(&self.context, job, spec).await,
+            JobSpec::MirrorBranch {
+                branch,
+                commit,
+                deploy,
+            } => git::mirror_branch(context, job, branch, commit, deploy).await,
+            JobSpec::DeleteRef { name } => git::delete_ref(context, job, name).await,
+            JobSpec::Undeploy { reference, .. } => git::undeploy(context, job, reference).await,
+            JobSpec::BuildPullRequest {
+                environment,
+                pr_id,
+                source_branch,
+                source_commit,
+                source_repository,
+                target_branch,
+                post_merge,
+            } => {
+                let build = relay_git::PrBuild {
+                    id: pr_id,
+                    source_branch,
+                    source_commit: source_commit.as_str().to_owned(),
+                    target_branch,
+                    post_merge,
+                };
+                git::build_pull_request(context, job, environment, build, source_repository).await
+            }
+            JobSpec::Deploy {
+                environment,
+                commit,
+            } => deploy_hook::run(context, job, Notice::deployed(environment, &commit)).await,
+            JobSpec::SyncFromParent {
+                environment,
+                parent,
+            } => deploy_hook::run(context, job, Notice::synced(environment, parent)).await,
+            JobSpec::NotifyDeploySide {
+                environment,
+                event,
+                parent,
+                clone_parent_data,
+            } => {
+                let notice = Notice::lifecycle(environment, event, parent, clone_parent_data);
+                deploy_hook::run(context, job, notice).await
+            }
+            JobSpec::Reconcile { .. } => reconcile::run(context, job).await,
+            JobSpec::BuildStatus {
+                environment,
+                commit,
+                state,
+                description,
+                url,
+            } => {
+                let report = StatusReport {
+                    environment,
+                    commit,
+                    state,
+                    description,
+                    url,
+                };
+                status::run(context, job, report).await
+            }
         }
     }
 }

@@ -10,15 +10,13 @@ use relay_store::jobs::ClaimedJob;
 use super::{Context, JobError};
 use crate::bitbucket::AccessError;
 
-/// Event key of the snapshot deliveries the reconciler stores; the webhook endpoint refuses
-/// `relay:` keys, so only the relay itself can queue one.
-pub const SNAPSHOT_EVENT: &str = "relay:snapshot";
+use relay_core::event::SNAPSHOT_EVENT;
 
 pub async fn run(context: &Context, job: &ClaimedJob) -> Result<(), JobError> {
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let client = context.clients.get(&record, &context.key).await?;
     let repository = client.repository().await.map_err(AccessError::from)?;
-    if record.default_branch.is_none() {
+    if record.settings.default_branch.is_none() {
         if let Some(branch) = &repository.default_branch {
             // The production branch comes from Bitbucket unless an admin chose one.
             relay_store::integrations::learn_default_branch(&context.pool, &record.id, branch)

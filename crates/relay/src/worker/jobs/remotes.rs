@@ -1,5 +1,6 @@
 //! Where an integration's git lives on Bitbucket, and how to authenticate to it.
 
+use relay_core::IntegrationType;
 use relay_git::RemoteAccess;
 use relay_store::integrations::IntegrationRecord;
 
@@ -33,8 +34,8 @@ pub async fn bitbucket_remote(
     let url = if repository.is_empty() || repository == record.repository {
         client.git_url().map_err(AccessError::from)?.to_string()
     } else {
-        match record.r#type.as_str() {
-            "bitbucket_server" => {
+        match record.kind {
+            IntegrationType::Server => {
                 let base = record
                     .base_url
                     .as_deref()
@@ -42,7 +43,7 @@ pub async fn bitbucket_remote(
                     .trim_end_matches('/');
                 format!("{base}/scm/{repository}.git")
             }
-            _ => {
+            IntegrationType::Cloud => {
                 let web = context
                     .clients
                     .cloud_urls()

@@ -8,16 +8,29 @@ use relay_store::jobs::ClaimedJob;
 use super::{Context, JobError};
 use crate::bitbucket::AccessError;
 
-pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(), JobError> {
-    let JobSpec::BuildStatus {
+/// One build status on Bitbucket, as a job queued by [`report`].
+#[derive(Debug)]
+pub(super) struct StatusReport {
+    pub environment: String,
+    pub commit: CommitHash,
+    pub state: BuildState,
+    pub description: String,
+    /// The deployment's own URL, when the deploy side reported one.
+    pub url: Option<String>,
+}
+
+pub(super) async fn run(
+    context: &Context,
+    job: &ClaimedJob,
+    report: StatusReport,
+) -> Result<(), JobError> {
+    let StatusReport {
         environment,
         commit,
         state,
         description,
-    } = spec
-    else {
-        return Err(JobError::permanent("not a build status job"));
-    };
+        url: reported_url,
+    } = report;
     let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
     let client = context.clients.get(&record, &context.key).await?;
     // Cloud pull-request payloads carry 12-character hashes; statuses need the full id.
@@ -29,9 +42,10 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
             .await
             .map_err(AccessError::from)?
     };
-    let url = match &record.environment_url {
-        Some(template) => template.replace("{environment}", &environment),
-        None => context.config.public_url.clone(),
+    let url = match (reported_url, &record.environment_url) {
+        (Some(url), _) => url,
+        (None, Some(template)) => template.replace("{environment}", &environment),
+        (None, None) => context.config.public_url.clone(),
     };
     let status = BuildStatus {
         key: format!("relay-{environment}"),
@@ -49,12 +63,13 @@ pub async fn run(context: &Context, job: &ClaimedJob, spec: JobSpec) -> Result<(
         .set_build_status(&commit, &status)
         .await
         .map_err(AccessError::from)?;
-    tracing::info!(environment = %environment, commit = %commit, state = ?state, "build status reported");
+    let commit = commit.as_str();
+    tracing::info!(environment, commit, state = ?state, "build status reported");
     Ok(())
 }
 
 /// Queues a status for `environment` on `commit`.
-pub async fn report(
+pub(super) async fn report(
     context: &Context,
     job: &ClaimedJob,
     environment: &str,
@@ -67,6 +82,7 @@ pub async fn report(
         commit,
         state,
         description: description.to_owned(),
+        url: None,
     };
     relay_store::jobs::enqueue(&context.pool, &job.integration_id, job.delivery_id, &status)
         .await?;

@@ -19,14 +19,14 @@ struct Shared {
     token: Arc<Mutex<String>>,
 }
 
-pub struct GitHttp {
+pub(crate) struct GitHttp {
     pub addr: SocketAddr,
     pub root: tempfile::TempDir,
     token: Arc<Mutex<String>>,
 }
 
 impl GitHttp {
-    pub async fn start(token: &str) -> Self {
+    pub(crate) async fn start(token: &str) -> Self {
         let root = tempfile::tempdir().unwrap();
         let token = Arc::new(Mutex::new(token.to_owned()));
         let shared = Shared {
@@ -40,17 +40,17 @@ impl GitHttp {
         Self { addr, root, token }
     }
 
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn set_token(&self, token: &str) {
+    pub(crate) fn set_token(&self, token: &str) {
         *self.token.lock().unwrap() = token.to_owned();
     }
 
     /// A bare repository `{project}/{repo}.git` that accepts pushes over HTTP, plus a work
     /// tree to make commits in.
-    pub fn create_repo(&self, project: &str, repo: &str) -> Upstream {
+    pub(crate) fn create_repo(&self, project: &str, repo: &str) -> Upstream {
         let bare = self.root.path().join(project).join(format!("{repo}.git"));
         std::fs::create_dir_all(&bare).unwrap();
         git(&bare, &["init", "-q", "--bare", "-b", "master"]);
@@ -65,13 +65,13 @@ impl GitHttp {
     }
 }
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub work: PathBuf,
 }
 
 impl Upstream {
     /// Commits `file` = `content` on `branch` (created from master if new) and pushes it.
-    pub fn commit(&self, branch: &str, file: &str, content: &str) -> String {
+    pub(crate) fn commit(&self, branch: &str, file: &str, content: &str) -> String {
         let known = git(&self.work, &["branch", "--list", branch]);
         let any = git(&self.work, &["branch", "--list"]);
         if known.is_empty() && !any.is_empty() {
@@ -89,12 +89,12 @@ impl Upstream {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
-    pub fn delete_branch(&self, branch: &str) {
+    pub(crate) fn delete_branch(&self, branch: &str) {
         git(&self.work, &["push", "-q", "origin", &format!(":{branch}")]);
     }
 }
 
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)

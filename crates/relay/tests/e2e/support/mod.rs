@@ -1,74 +1,71 @@
 //! Shared test helpers: start a server, create integrations, sign fixture bodies.
 
-pub mod git_http;
-pub mod proxy;
-pub mod serve;
+pub(crate) mod git_http;
+pub(crate) mod proxy;
+pub(crate) mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use relay::admin::integrations::{self, IntegrationInput};
+use relay::app::Application;
+use relay::config::Config;
 use relay::http::AppState;
-use relay::metrics::Metrics;
 use relay::secrets::SecretKey;
 use relay_core::IntegrationType;
 use secrecy::SecretString;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
+pub(crate) const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-pub fn key() -> SecretKey {
+pub(crate) fn key() -> SecretKey {
     SecretKey::parse(&SecretString::from(TEST_KEY)).unwrap()
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: CancellationToken,
 }
 
 impl TestServer {
-    pub async fn start(pool: PgPool) -> Self {
+    pub(crate) async fn start(pool: PgPool) -> Self {
         Self::start_with(pool, 256 * 1024).await
     }
 
-    pub async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
+    pub(crate) async fn start_with(pool: PgPool, max_body_bytes: usize) -> Self {
         Self::start_custom(pool, max_body_bytes, Duration::from_secs(5)).await
     }
 
-    pub async fn start_custom(
+    pub(crate) async fn start_custom(
         pool: PgPool,
         max_body_bytes: usize,
         request_timeout: Duration,
     ) -> Self {
-        let state = AppState::new(
-            pool,
-            key(),
-            Arc::new(Metrics::new()),
-            relay::http::HttpSettings {
-                max_body_bytes,
-                request_timeout,
-                admin_token: Some(SecretString::from(ADMIN_TOKEN)),
-                public_base_url: "https://relay.example.com".into(),
-                ingest_writers: 2,
-                cloud_urls: nowhere(),
-            },
-        );
-        state
-            .schema_ready
-            .store(true, std::sync::atomic::Ordering::Release);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let mut config = test_config(&[]);
+        config.max_body_bytes = max_body_bytes;
+        config.request_timeout = request_timeout;
+        Self::start_config(pool, config).await
+    }
+
+    /// The real start-up (`Application::build` and `run`, as `relay serve` does) on the
+    /// test's database; returns once the schema is ready.
+    pub(crate) async fn start_config(pool: PgPool, config: Config) -> Self {
+        let app = Application::build_with_pool(config, pool).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let state = app.state().clone();
         let shutdown = CancellationToken::new();
-        let stopped = shutdown.clone();
-        tokio::spawn(relay::http::serve(state.clone(), listener, async move {
-            stopped.cancelled().await
-        }));
+        tokio::spawn(app.run(shutdown.clone()));
+        for _ in 0..200 {
+            if state.schema_ready() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(state.schema_ready(), "the test server did not get ready");
         Self {
             addr,
             state,
@@ -76,11 +73,11 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn hook_url(&self, integration: &str) -> String {
+    pub(crate) fn hook_url(&self, integration: &str) -> String {
         self.url(&format!("/webhooks/bitbucket/{integration}"))
     }
 }
@@ -91,12 +88,12 @@ impl Drop for TestServer {
     }
 }
 
-pub struct TestIntegration {
+pub(crate) struct TestIntegration {
     pub id: String,
     pub webhook_secret: String,
 }
 
-pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegration {
+pub(crate) async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegration {
     let input = match kind {
         IntegrationType::Cloud => IntegrationInput {
             kind: Some(kind),
@@ -120,69 +117,38 @@ pub async fn add_integration(pool: &PgPool, kind: IntegrationType) -> TestIntegr
     }
 }
 
-pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
+/// The repository's `fixtures/` directory.
+pub(crate) fn fixtures_dir() -> PathBuf {
+    relay_fixtures::dir()
 }
 
 /// A fixture body with the event key Bitbucket would send with it.
-pub struct Fixture {
+pub(crate) struct Fixture {
+    /// `bitbucket-cloud/push.json`
     pub name: String,
     pub kind: IntegrationType,
     pub event_key: String,
     pub body: Vec<u8>,
 }
 
-pub fn fixtures() -> Vec<Fixture> {
-    let mut out = Vec::new();
-    for (dir, kind) in [
-        ("bitbucket-cloud", IntegrationType::Cloud),
-        ("bitbucket-server", IntegrationType::Server),
-    ] {
-        let mut entries: Vec<_> = std::fs::read_dir(fixtures_dir().join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        entries.sort();
-        for path in entries {
-            let body = std::fs::read(&path).unwrap();
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let event_key = match kind {
-                IntegrationType::Cloud => cloud_event_key(&name).to_owned(),
-                IntegrationType::Server => {
-                    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    value["eventKey"].as_str().unwrap().to_owned()
-                }
-            };
-            out.push(Fixture {
-                name: format!("{dir}/{name}"),
-                kind,
-                event_key,
-                body,
-            });
-        }
-    }
-    assert!(out.len() >= 27, "fixtures missing: {}", out.len());
-    out
+/// Every fixture, Cloud then Server, sorted (see `relay_fixtures::TABLE`).
+pub(crate) fn fixtures() -> Vec<Fixture> {
+    relay_fixtures::load_all()
+        .unwrap()
+        .into_iter()
+        .map(|f| Fixture {
+            name: f.name,
+            kind: match f.product {
+                relay_fixtures::Product::Cloud => IntegrationType::Cloud,
+                relay_fixtures::Product::Server => IntegrationType::Server,
+            },
+            event_key: f.event_key.to_owned(),
+            body: f.body,
+        })
+        .collect()
 }
 
-fn cloud_event_key(name: &str) -> &'static str {
-    match name {
-        n if n.starts_with("push") => "repo:push",
-        "pr_created" => "pullrequest:created",
-        "pr_updated" => "pullrequest:updated",
-        "pr_fulfilled" => "pullrequest:fulfilled",
-        "pr_declined" => "pullrequest:rejected",
-        "pr_comment_created" => "pullrequest:comment_created",
-        "pr_comment_deleted" => "pullrequest:comment_deleted",
-        other => panic!("no event key known for fixture {other}"),
-    }
-}
-
-pub fn request_id_header(kind: IntegrationType) -> &'static str {
+pub(crate) fn request_id_header(kind: IntegrationType) -> &'static str {
     match kind {
         IntegrationType::Cloud => "X-Request-UUID",
         IntegrationType::Server => "X-Request-Id",
@@ -190,7 +156,7 @@ pub fn request_id_header(kind: IntegrationType) -> &'static str {
 }
 
 /// POSTs `body` as Bitbucket would, signed when `signature` is given.
-pub async fn post_delivery(
+pub(crate) async fn post_delivery(
     url: &str,
     kind: IntegrationType,
     event_key: &str,
@@ -210,11 +176,11 @@ pub async fn post_delivery(
     request.send().await.unwrap()
 }
 
-pub fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     relay_core::sign(secret.as_bytes(), body)
 }
 
-pub async fn delivery_count(pool: &PgPool) -> i64 {
+pub(crate) async fn delivery_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(pool)
         .await
@@ -222,12 +188,12 @@ pub async fn delivery_count(pool: &PgPool) -> i64 {
 }
 
 /// The URL of the database behind `pool`, for subprocesses and proxies.
-pub fn database_url(pool: &PgPool) -> String {
+pub(crate) fn database_url(pool: &PgPool) -> String {
     database_url_via(pool, None)
 }
 
 /// Same, but reaching PostgreSQL through `port` (a proxy) when given.
-pub fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
+pub(crate) fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
     let options = pool.connect_options();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
     let mut url = url::Url::parse(&base).unwrap();
@@ -239,7 +205,7 @@ pub fn database_url_via(pool: &PgPool, port: Option<u16>) -> String {
 }
 
 /// Host and port of the real PostgreSQL, from DATABASE_URL.
-pub fn postgres_addr() -> SocketAddr {
+pub(crate) fn postgres_addr() -> SocketAddr {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for the tests");
     let url = url::Url::parse(&base).unwrap();
     let host = match url.host_str() {
@@ -252,7 +218,29 @@ pub fn postgres_addr() -> SocketAddr {
 }
 
 /// Bitbucket Cloud addresses where nothing listens, for tests that must not reach one.
-pub fn nowhere() -> relay::bitbucket::CloudUrls {
+/// The configuration the test server starts with: loopback on a free port, no background
+/// workers (tests drive the processor and the runner themselves), Bitbucket nowhere; `env`
+/// adds or overrides variables.
+pub(crate) fn test_config(env: &[(&str, &str)]) -> Config {
+    let mut vars: std::collections::HashMap<String, String> = [
+        ("RELAY_LISTEN", "127.0.0.1:0"),
+        ("RELAY_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("RELAY_SECRET_KEY", TEST_KEY),
+        ("RELAY_PUBLIC_URL", "https://relay.example.com"),
+        ("RELAY_WORKERS", "0"),
+        ("RELAY_JOB_WORKERS", "0"),
+        ("RELAY_INGEST_WRITERS", "2"),
+        ("RELAY_BITBUCKET_CLOUD_URL", "http://127.0.0.1:9"),
+        ("RELAY_BITBUCKET_CLOUD_API_URL", "http://127.0.0.1:9"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::load_from(None, |name| vars.get(name).cloned()).unwrap()
+}
+
+pub(crate) fn nowhere() -> relay::bitbucket::CloudUrls {
     let url = url::Url::parse("http://127.0.0.1:9").unwrap();
     relay::bitbucket::CloudUrls {
         web: url.clone(),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-pub struct DbProxy {
+pub(crate) struct DbProxy {
     pub port: u16,
     /// Cancelled when the proxy goes down; replaced by a fresh token when it comes back.
     epoch: Arc<Mutex<Option<CancellationToken>>>,
@@ -17,7 +17,7 @@ pub struct DbProxy {
 }
 
 impl DbProxy {
-    pub async fn start(target: SocketAddr) -> Self {
+    pub(crate) async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let epoch = Arc::new(Mutex::new(Some(CancellationToken::new())));
@@ -54,20 +54,20 @@ impl DbProxy {
 
     /// Every open connection stops passing data but stays open, like a peer that vanished
     /// without a FIN; connections opened afterwards work.
-    pub fn stall(&self) {
+    pub(crate) fn stall(&self) {
         let mut stall = self.stall.lock().unwrap();
         stall.cancel();
         *stall = CancellationToken::new();
     }
 
     /// Drops every open connection and refuses new ones.
-    pub fn down(&self) {
+    pub(crate) fn down(&self) {
         if let Some(token) = self.epoch.lock().unwrap().take() {
             token.cancel();
         }
     }
 
-    pub fn up(&self) {
+    pub(crate) fn up(&self) {
         let mut epoch = self.epoch.lock().unwrap();
         if epoch.is_none() {
             *epoch = Some(CancellationToken::new());

@@ -3,23 +3,25 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
+
 use crate::cli::Relay;
 
 /// Killed when dropped, so a failing test leaves no relay behind holding connections.
-pub struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Option<Child>,
     pub addr: String,
 }
 
 impl ServeProcess {
     /// `relay serve` with JSON debug logs captured (read them with `terminate`).
-    pub fn start(relay: &Relay) -> Self {
+    pub(crate) fn start(relay: &Relay) -> Self {
         Self::start_with(relay, &[], true)
     }
 
     /// `relay serve` with extra environment; `capture_logs: false` discards them, which a
     /// long run under load needs (an unread pipe would fill and stall the relay).
-    pub fn start_with(relay: &Relay, env: &[(&str, &str)], capture_logs: bool) -> Self {
+    pub(crate) fn start_with(relay: &Relay, env: &[(&str, &str)], capture_logs: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -60,24 +62,24 @@ impl ServeProcess {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+    /// SIGTERM, without waiting: the relay drains and exits (see `terminate`).
+    pub(crate) fn sigterm(&self) {
+        let child = self.child.as_ref().expect("the relay is running");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), Signal::TERM)
+            .expect("SIGTERM the relay");
     }
 
     /// SIGKILL: no chance to finish anything.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.sigterm();
         let child = self.child.take().unwrap();
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
         let output = child.wait_with_output().unwrap();
         (
             output.status,
@@ -97,7 +99,7 @@ impl Drop for ServeProcess {
 
 mod reqwest {
     /// A tiny blocking GET returning the status code, so the helper needs no runtime.
-    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+    pub(super) fn blocking_get(url: &str) -> std::io::Result<u16> {
         use std::io::{Read, Write};
         let rest = url.trim_start_matches("http://");
         let (host, path) = rest.split_once('/').unwrap();

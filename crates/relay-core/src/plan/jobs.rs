@@ -1,0 +1,298 @@
+//! Work the planner hands to the job runner, and what those jobs tell the deploy side and
+//! Bitbucket.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::CommitHash;
+
+/// Work for the job runner, stored as JSON (`{"kind": "mirror_branch", ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobSpec {
+    /// Fetch `refs/heads/<branch>` from Bitbucket into the mirror (and the deploy remote)
+    /// at `commit` (always a full id: it comes from a push or a listing).
+    /// `deploy` is whether the branch goes on to the deploy remote: only environments that
+    /// deploy (active ones) are there; jobs stored before the flag existed pushed always.
+    MirrorBranch {
+        branch: String,
+        commit: CommitHash,
+        #[serde(default = "pushed_before_the_flag")]
+        deploy: bool,
+    },
+    /// Delete a mirrored ref (full name, see [`branch_ref`], [`pull_request_refs`]); a
+    /// missing ref counts as done.
+    DeleteRef { name: String },
+    /// Remove `environment`'s ref (`reference`, its name on the deploy remote) from the deploy
+    /// remote only, keeping the mirror: the environment was deactivated.
+    Undeploy {
+        environment: String,
+        reference: String,
+    },
+    /// Build `environment` from pull request `pr_id`: its source head, or with `post_merge`
+    /// the merge of the source into the target's current head; then deploy it. A merge
+    /// conflict marks the environment failed. `source_commit` may be abbreviated (Cloud):
+    /// resolve it after fetching `source_branch` from `source_repository`.
+    BuildPullRequest {
+        environment: String,
+        pr_id: u64,
+        source_branch: String,
+        source_commit: CommitHash,
+        source_repository: String,
+        target_branch: String,
+        post_merge: bool,
+    },
+    /// Deploy `commit` (already mirrored) to `environment`.
+    Deploy {
+        environment: String,
+        commit: CommitHash,
+    },
+    /// Copy the parent's data into `environment` (`resync_pull_requests`); tells the deploy
+    /// side `synced`.
+    SyncFromParent {
+        environment: String,
+        parent: Option<String>,
+    },
+    /// Send a signed environment event to `deploy_hook_url`.
+    NotifyDeploySide {
+        environment: String,
+        event: DeployEvent,
+        parent: Option<String>,
+        /// Only meaningful on `created` of a pull-request environment.
+        clone_parent_data: bool,
+    },
+    /// List branches and open pull requests through the API and queue an
+    /// [`Event::Snapshot`]: some stored head is unknown.
+    Reconcile { reason: String },
+    /// Report `environment`'s state on `commit` to Bitbucket (the build status shown on the
+    /// commit and its pull request). Queued by the job runner as builds and deploys finish.
+    BuildStatus {
+        environment: String,
+        commit: CommitHash,
+        state: BuildState,
+        description: String,
+        /// Where the status links to: the deployment's reported URL; `None` uses the
+        /// integration's `environment_url`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
+}
+
+fn pushed_before_the_flag() -> bool {
+    true
+}
+
+/// What a build status says; Bitbucket's INPROGRESS, SUCCESSFUL, FAILED and STOPPED
+/// (CANCELLED on Server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    InProgress,
+    Successful,
+    Failed,
+    Stopped,
+}
+
+/// A [`JobSpec`]'s variant without its fields: the jobs table's `kind` column, and the
+/// payload's `kind` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    MirrorBranch,
+    DeleteRef,
+    Undeploy,
+    BuildPullRequest,
+    Deploy,
+    SyncFromParent,
+    NotifyDeploySide,
+    Reconcile,
+    BuildStatus,
+}
+
+crate::text_enum!(JobKind, "job kind", {
+    MirrorBranch => "mirror_branch",
+    DeleteRef => "delete_ref",
+    Undeploy => "undeploy",
+    BuildPullRequest => "build_pull_request",
+    Deploy => "deploy",
+    SyncFromParent => "sync_from_parent",
+    NotifyDeploySide => "notify_deploy_side",
+    Reconcile => "reconcile",
+    BuildStatus => "build_status",
+});
+
+impl JobSpec {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::MirrorBranch { .. } => JobKind::MirrorBranch,
+            Self::DeleteRef { .. } => JobKind::DeleteRef,
+            Self::Undeploy { .. } => JobKind::Undeploy,
+            Self::BuildPullRequest { .. } => JobKind::BuildPullRequest,
+            Self::Deploy { .. } => JobKind::Deploy,
+            Self::SyncFromParent { .. } => JobKind::SyncFromParent,
+            Self::NotifyDeploySide { .. } => JobKind::NotifyDeploySide,
+            Self::Reconcile { .. } => JobKind::Reconcile,
+            Self::BuildStatus { .. } => JobKind::BuildStatus,
+        }
+    }
+
+    /// The environment the job is about, if any.
+    pub fn environment(&self) -> Option<&str> {
+        match self {
+            Self::BuildPullRequest { environment, .. }
+            | Self::Deploy { environment, .. }
+            | Self::SyncFromParent { environment, .. }
+            | Self::NotifyDeploySide { environment, .. }
+            | Self::BuildStatus { environment, .. }
+            | Self::Undeploy { environment, .. } => Some(environment),
+            Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
+        }
+    }
+}
+
+/// Environment events sent to the deploy side. The planner emits `created`, `activated`,
+/// `deactivated` and `deleted`; the job runner emits `deployed`, `failed` and `synced` as jobs
+/// finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployEvent {
+    Created,
+    Deployed,
+    Activated,
+    Deactivated,
+    Deleted,
+    Failed,
+    Synced,
+}
+
+impl DeployEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Deployed => "deployed",
+            Self::Activated => "activated",
+            Self::Deactivated => "deactivated",
+            Self::Deleted => "deleted",
+            Self::Failed => "failed",
+            Self::Synced => "synced",
+        }
+    }
+}
+
+impl fmt::Display for DeployEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::branch_ref;
+
+    /// One job of every kind; the match makes a new variant fail to compile here.
+    fn one_of_each() -> Vec<JobSpec> {
+        let commit = CommitHash::parse(&"a".repeat(40)).unwrap();
+        let environment = || "main".to_owned();
+        let jobs = vec![
+            JobSpec::MirrorBranch {
+                branch: "main".into(),
+                commit: commit.clone(),
+                deploy: true,
+            },
+            JobSpec::DeleteRef {
+                name: branch_ref("gone"),
+            },
+            JobSpec::Undeploy {
+                environment: environment(),
+                reference: branch_ref("main"),
+            },
+            JobSpec::BuildPullRequest {
+                environment: "pr-1".into(),
+                pr_id: 1,
+                source_branch: "feature".into(),
+                source_commit: commit.clone(),
+                source_repository: "ws/repo".into(),
+                target_branch: "main".into(),
+                post_merge: false,
+            },
+            JobSpec::Deploy {
+                environment: environment(),
+                commit: commit.clone(),
+            },
+            JobSpec::SyncFromParent {
+                environment: environment(),
+                parent: None,
+            },
+            JobSpec::NotifyDeploySide {
+                environment: environment(),
+                event: DeployEvent::Created,
+                parent: None,
+                clone_parent_data: false,
+            },
+            JobSpec::Reconcile {
+                reason: "test".into(),
+            },
+            JobSpec::BuildStatus {
+                environment: environment(),
+                commit,
+                state: BuildState::Successful,
+                description: String::new(),
+                url: None,
+            },
+        ];
+        for job in &jobs {
+            match job {
+                JobSpec::MirrorBranch { .. }
+                | JobSpec::DeleteRef { .. }
+                | JobSpec::Undeploy { .. }
+                | JobSpec::BuildPullRequest { .. }
+                | JobSpec::Deploy { .. }
+                | JobSpec::SyncFromParent { .. }
+                | JobSpec::NotifyDeploySide { .. }
+                | JobSpec::Reconcile { .. }
+                | JobSpec::BuildStatus { .. } => {}
+            }
+        }
+        jobs
+    }
+
+    #[test]
+    fn jobs_stored_before_the_deploy_flag_still_push() {
+        let stored = serde_json::json!({
+            "kind": "mirror_branch", "branch": "main", "commit": "a".repeat(40)
+        });
+        let job: JobSpec = serde_json::from_value(stored).unwrap();
+        assert!(matches!(job, JobSpec::MirrorBranch { deploy: true, .. }));
+    }
+
+    #[test]
+    fn job_kinds_are_the_payload_tags() {
+        let jobs = one_of_each();
+        let kinds: Vec<JobKind> = jobs.iter().map(JobSpec::kind).collect();
+        assert_eq!(
+            kinds,
+            JobKind::ALL,
+            "every kind, once, in declaration order"
+        );
+        for job in &jobs {
+            let payload = serde_json::to_value(job).unwrap();
+            assert_eq!(payload["kind"], job.kind().as_str(), "{job:?}");
+        }
+    }
+
+    #[test]
+    fn job_kind_text_round_trips_and_matches_serde() {
+        for kind in JobKind::ALL {
+            assert_eq!(kind.as_str().parse::<JobKind>(), Ok(*kind));
+            assert_eq!(
+                <JobKind as crate::TextEnum>::parse_text(kind.as_str()),
+                Some(*kind)
+            );
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+        assert!("Deploy".parse::<JobKind>().is_err());
+    }
+}
