@@ -9,6 +9,8 @@ CREATE TABLE console_sessions (
     -- One message shown on the next page after an action ("Redelivery queued").
     flash_kind     text CHECK (flash_kind IN ('info', 'error')),
     flash_message  text,
+    -- A console path the message links to ("delivery 12"), or NULL.
+    flash_href     text,
     created_at     timestamptz NOT NULL DEFAULT now(),
     expires_at     timestamptz NOT NULL
 );

@@ -3,15 +3,17 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use relay_core::{IntegrationType, JobKind};
+
 use crate::deliveries::DeliverySummary;
 use crate::jobs::JobRow;
-use crate::StoreError;
+use crate::{DeliveryStatus, JobState, StoreError, Text};
 
 /// One integration on the overview.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationOverview {
     pub id: String,
-    pub kind: String,
+    pub kind: IntegrationType,
     pub repository: String,
     pub last_delivery: Option<DeliveryMark>,
     /// Deliveries parked as failed during the last hour.
@@ -26,15 +28,15 @@ pub struct IntegrationOverview {
 pub struct DeliveryMark {
     pub id: i64,
     pub event_key: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub received_at: DateTime<Utc>,
 }
 
 pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreError> {
     let rows = sqlx::query!(
-        r#"SELECT i.id, i.type AS kind, i.repository,
+        r#"SELECT i.id, i.type AS "kind: Text<IntegrationType>", i.repository,
                   last.id AS "last_id?", last.event_key AS "last_event_key?",
-                  last.status AS "last_status?", last.received_at AS "last_received_at?",
+                  last.status AS "last_status?: Text<DeliveryStatus>", last.received_at AS "last_received_at?",
                   (SELECT count(*) FROM deliveries f
                    WHERE f.integration_id = i.id AND f.status = 'failed'
                      AND f.updated_at > now() - interval '1 hour') AS "failed!",
@@ -42,7 +44,7 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
                    WHERE j.integration_id = i.id AND j.state = 'dead'
                      AND j.completed_at > now() - interval '1 hour') AS "dead!",
                   old.id AS "old_id?", old.event_key AS "old_event_key?",
-                  old.status AS "old_status?", old.received_at AS "old_received_at?"
+                  old.status AS "old_status?: Text<DeliveryStatus>", old.received_at AS "old_received_at?"
            FROM integrations i
            LEFT JOIN LATERAL (
                SELECT id, event_key, status, received_at FROM deliveries
@@ -54,11 +56,11 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
     )
     .fetch_all(pool)
     .await?;
-    let mark = |id: Option<i64>, key: Option<String>, status: Option<String>, at| {
+    let mark = |id: Option<i64>, key: Option<String>, status: Option<Text<DeliveryStatus>>, at| {
         Some(DeliveryMark {
             id: id?,
             event_key: key?,
-            status: status?,
+            status: status?.0,
             received_at: at?,
         })
     };
@@ -73,7 +75,7 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
             ),
             oldest_pending: mark(r.old_id, r.old_event_key, r.old_status, r.old_received_at),
             id: r.id,
-            kind: r.kind,
+            kind: r.kind.0,
             repository: r.repository,
             failed_last_hour: r.failed,
             dead_jobs_last_hour: r.dead,
@@ -85,7 +87,7 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter<'a> {
     pub integration_id: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<DeliveryStatus>,
     pub event_key: Option<&'a str>,
     pub before: Option<i64>,
 }
@@ -97,8 +99,9 @@ pub async fn deliveries(
 ) -> Result<Vec<DeliverySummary>, StoreError> {
     Ok(sqlx::query_as!(
         DeliverySummary,
-        r#"SELECT id, integration_id, request_id, event_key, status, attempts, last_error,
-                  received_at, processed_at
+        r#"SELECT id, integration_id, request_id, event_key,
+                  status AS "status: Text<DeliveryStatus>", attempts, last_error, received_at,
+                  processed_at
            FROM deliveries
            WHERE ($1::text IS NULL OR integration_id = $1)
              AND ($2::text IS NULL OR status = $2)
@@ -107,7 +110,7 @@ pub async fn deliveries(
            ORDER BY id DESC
            LIMIT $5"#,
         filter.integration_id,
-        filter.status,
+        filter.status.map(DeliveryStatus::as_str),
         filter.event_key,
         filter.before,
         limit,
@@ -120,7 +123,7 @@ pub async fn deliveries(
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter<'a> {
     pub integration_id: Option<&'a str>,
-    pub state: Option<&'a str>,
+    pub state: Option<JobState>,
     pub before: Option<i64>,
 }
 
@@ -131,8 +134,9 @@ pub async fn jobs(
 ) -> Result<Vec<JobRow>, StoreError> {
     Ok(sqlx::query_as!(
         JobRow,
-        r#"SELECT id, integration_id, delivery_id, kind, queue_key, payload, state, attempts,
-                  run_after, last_error, created_at, completed_at
+        r#"SELECT id, integration_id, delivery_id, kind AS "kind: Text<JobKind>", queue_key,
+                  payload, state AS "state: Text<JobState>", attempts, run_after, last_error,
+                  created_at, completed_at
            FROM jobs
            WHERE ($1::text IS NULL OR integration_id = $1)
              AND ($2::text IS NULL OR state = $2)
@@ -140,7 +144,7 @@ pub async fn jobs(
            ORDER BY id DESC
            LIMIT $4"#,
         filter.integration_id,
-        filter.state,
+        filter.state.map(JobState::as_str),
         filter.before,
         limit,
     )

@@ -10,7 +10,7 @@ const JS: &str = include_str!("../../assets/console/console.js");
 /// of caching spares every page view a request.
 const CACHE: &str = "public, max-age=86400";
 
-pub async fn css() -> impl IntoResponse {
+pub(super) async fn css() -> impl IntoResponse {
     (
         [
             (CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -20,7 +20,7 @@ pub async fn css() -> impl IntoResponse {
     )
 }
 
-pub async fn js() -> impl IntoResponse {
+pub(super) async fn js() -> impl IntoResponse {
     (
         [
             (CONTENT_TYPE, "text/javascript; charset=utf-8"),

@@ -11,13 +11,13 @@ use super::error::ConsoleError;
 use super::session::{client_ip, Session};
 use crate::http::AppState;
 
-pub const FIELD: &str = "csrf";
+pub(super) const FIELD: &str = "csrf";
 /// Console forms are a few fields; a settings form with every field filled is under 8 KiB.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// A form posted by this session's console, with the session it came from.
 #[derive(Debug)]
-pub struct CsrfForm<T> {
+pub(super) struct CsrfForm<T> {
     pub session: Session,
     pub form: T,
     pub client: Option<std::net::IpAddr>,
@@ -55,7 +55,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
 }
 
 /// Constant time, and over hashes so not even the length of the expected token leaks.
-pub fn same_token(given: &str, expected: &str) -> bool {
+pub(super) fn same_token(given: &str, expected: &str) -> bool {
     let given = Sha256::digest(given.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
     bool::from(given.ct_eq(&expected))

@@ -8,12 +8,15 @@ use relay_store::StoreError;
 use crate::admin::AdminError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConsoleError {
+pub(super) enum ConsoleError {
     #[error("{0} not found")]
     NotFound(String),
     /// A request no console page sends (a hand-made URL or form).
     #[error("{0}")]
     BadRequest(String),
+    /// Not possible in the current state; the message says why.
+    #[error("{0}")]
+    Conflict(String),
     /// The form did not carry this session's CSRF token.
     #[error("this form did not come from your console session")]
     Forbidden,
@@ -36,6 +39,7 @@ impl IntoResponse for ConsoleError {
         let (status, title, hint) = match &self {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", ""),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", ""),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "Not possible now", ""),
             Self::Forbidden => (
                 StatusCode::FORBIDDEN,
                 "Refused",
@@ -105,6 +109,7 @@ impl From<AdminError> for ConsoleError {
             AdminError::Invalid(message) | AdminError::Bitbucket(message) => {
                 Self::BadRequest(message)
             }
+            AdminError::Refused(message) => Self::Conflict(message),
             AdminError::Store(err) => Self::from(err),
             AdminError::Secret(err) => {
                 tracing::error!(error = %err, "console: secret error");

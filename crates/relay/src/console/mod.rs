@@ -6,7 +6,7 @@
 //! session's CSRF token ([`csrf::CsrfForm`]). The data and the actions are the same store and
 //! admin functions the CLI and the admin API use, so the rules cannot differ.
 
-pub mod actions;
+mod actions;
 mod assets;
 mod csrf;
 mod error;

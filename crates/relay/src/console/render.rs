@@ -12,7 +12,7 @@ use super::session::{Flash, Session};
 /// The layout's data: the title, which navigation entry is current, the session's CSRF
 /// token (for the "Log out" form in the header) and the flash message to show once.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(super) struct Layout {
     pub title: String,
     pub nav: &'static str,
     pub csrf: String,
@@ -22,7 +22,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(title: impl Into<String>, nav: &'static str, session: &Session) -> Self {
+    pub(super) fn new(title: impl Into<String>, nav: &'static str, session: &Session) -> Self {
         Self {
             title: title.into(),
             nav,
@@ -36,17 +36,17 @@ impl Layout {
 /// A point in time as shown: ISO 8601 in UTC for the machine-readable `datetime` and the
 /// text, and a relative hint ("3 min ago").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     pub iso: String,
     pub ago: String,
 }
 
 impl Stamp {
-    pub fn new(at: DateTime<Utc>) -> Self {
+    pub(super) fn new(at: DateTime<Utc>) -> Self {
         Self::at(at, Utc::now())
     }
 
-    pub fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+    pub(super) fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
         Self {
             iso: at.to_rfc3339_opts(SecondsFormat::Secs, true),
             ago: relative(at, now),
@@ -54,7 +54,7 @@ impl Stamp {
     }
 }
 
-pub fn stamp(at: Option<DateTime<Utc>>) -> Option<Stamp> {
+pub(super) fn stamp(at: Option<DateTime<Utc>>) -> Option<Stamp> {
     at.map(Stamp::new)
 }
 
@@ -79,7 +79,7 @@ fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// A link with query parameters; empty values are left out.
-pub fn href(path: &str, params: &[(&str, Option<&str>)]) -> String {
+pub(super) fn href(path: &str, params: &[(&str, Option<&str>)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     let mut any = false;
     for (name, value) in params {
@@ -96,17 +96,17 @@ pub fn href(path: &str, params: &[(&str, Option<&str>)]) -> String {
 }
 
 /// Empty form and query values mean "not given".
-pub fn given(value: &Option<String>) -> Option<&str> {
+pub(super) fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The shortened commit shown in tables (the full one goes in a `title`).
-pub fn short_commit(commit: &str) -> String {
+pub(super) fn short_commit(commit: &str) -> String {
     commit.chars().take(12).collect()
 }
 
 /// JSON as people read it, or the text as it is when it is not JSON.
-pub fn pretty(bytes: &[u8]) -> String {
+pub(super) fn pretty(bytes: &[u8]) -> String {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(value) => serde_json::to_string_pretty(&value)
             .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()),
@@ -114,27 +114,25 @@ pub fn pretty(bytes: &[u8]) -> String {
     }
 }
 
-pub fn pretty_value(value: &serde_json::Value) -> String {
+pub(super) fn pretty_value(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// Renders a page with 200.
-pub fn page(template: &impl Template) -> Result<Response, ConsoleError> {
+pub(super) fn page(template: &impl Template) -> Result<Response, ConsoleError> {
     page_with(StatusCode::OK, template)
 }
 
-pub fn page_with(status: StatusCode, template: &impl Template) -> Result<Response, ConsoleError> {
+pub(super) fn page_with(
+    status: StatusCode,
+    template: &impl Template,
+) -> Result<Response, ConsoleError> {
     Ok((status, Html(template.render()?)).into_response())
 }
 
 /// After an action: back to a page with a GET, so reloading does not repeat the action.
-pub fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
-}
-
-/// The environment URL an `environment_url` template gives, as the deploy side is told.
-pub fn environment_url(template: Option<&str>, name: &str) -> Option<String> {
-    template.map(|t| t.replace("{environment}", name))
 }
 
 #[cfg(test)]

@@ -13,45 +13,39 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+pub(super) use relay_store::console_sessions::Flash;
+
 use super::error::ConsoleError;
 use crate::http::AppState;
 
-pub const COOKIE_NAME: &str = "relay_console";
+pub(super) const COOKIE_NAME: &str = "relay_console";
 /// How long a login lasts; a working day, then the token is asked for again.
-pub const LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+pub(super) const LIFETIME: chrono::Duration = chrono::Duration::hours(12);
 /// Sent by `console.js` when it refreshes a page in place: such a request must not use up the
 /// flash message the person has not seen yet.
-pub const REFRESH_HEADER: &str = "x-console-refresh";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flash {
-    /// `info` or `error`.
-    pub kind: String,
-    pub message: String,
-}
+pub(super) const REFRESH_HEADER: &str = "x-console-refresh";
 
 /// The signed-in operator's session. As an extractor it sends a browser without one to the
 /// login page (GET) or refuses the request (anything else).
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(super) struct Session {
     id_hash: Vec<u8>,
     pub csrf: String,
     pub flash: Option<Flash>,
 }
 
 impl Session {
-    /// Leaves `message` for the next page this session shows.
-    pub async fn flash(&self, state: &AppState, kind: &str, message: &str) {
+    /// Leaves `flash` for the next page this session shows.
+    pub(super) async fn flash(&self, state: &AppState, flash: Flash) {
         if let Err(err) =
-            relay_store::console_sessions::set_flash(&state.pool, &self.id_hash, kind, message)
-                .await
+            relay_store::console_sessions::set_flash(&state.pool, &self.id_hash, &flash).await
         {
             // The action itself happened; only its confirmation is lost.
             tracing::warn!(error = %err, "console: cannot store the flash message");
         }
     }
 
-    pub async fn end(&self, state: &AppState) -> Result<(), ConsoleError> {
+    pub(super) async fn end(&self, state: &AppState) -> Result<(), ConsoleError> {
         relay_store::console_sessions::delete(&state.pool, &self.id_hash).await?;
         Ok(())
     }
@@ -76,10 +70,7 @@ impl FromRequestParts<AppState> for Session {
                 id_hash,
                 csrf: row.csrf_token,
                 // Only a page view shows (and so uses up) the message.
-                flash: row
-                    .flash
-                    .filter(|_| takes_flash)
-                    .map(|(kind, message)| Flash { kind, message }),
+                flash: row.flash.filter(|_| takes_flash),
             }),
             Ok(None) => Err(unauthenticated(parts)),
             Err(err) => Err(ConsoleError::from(err).into_response()),
@@ -105,7 +96,7 @@ fn unauthenticated(parts: &Parts) -> Response {
 }
 
 /// A path the login may send the browser back to: inside the console, nowhere else.
-pub fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if (path == "/console"
@@ -122,7 +113,7 @@ pub fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// A new session: (cookie value, its hash for the table, CSRF token).
-pub fn new_session() -> (String, Vec<u8>, String) {
+pub(super) fn new_session() -> (String, Vec<u8>, String) {
     let id = random_token();
     let id_hash = hash(&id);
     (id, id_hash, random_token())
@@ -156,7 +147,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The `Set-Cookie` value for a new session; `Secure` when the relay's public URL is https.
-pub fn set_cookie(value: &str, secure: bool) -> String {
+pub(super) fn set_cookie(value: &str, secure: bool) -> String {
     format!(
         "{COOKIE_NAME}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
         LIFETIME.num_seconds(),
@@ -165,20 +156,20 @@ pub fn set_cookie(value: &str, secure: bool) -> String {
 }
 
 /// The `Set-Cookie` value that makes the browser forget the session.
-pub fn clear_cookie(secure: bool) -> String {
+pub(super) fn clear_cookie(secure: bool) -> String {
     format!(
         "{COOKIE_NAME}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{}",
         if secure { "; Secure" } else { "" }
     )
 }
 
-pub fn secure_cookies(state: &AppState) -> bool {
+pub(super) fn secure_cookies(state: &AppState) -> bool {
     state.public_base_url.starts_with("https://")
 }
 
 /// The peer's address as an extractor, for the login limit.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub Option<IpAddr>);
+pub(super) struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -190,7 +181,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// The peer's address, when the server was started with connection info (a proxy in front
 /// makes this the proxy's address: the global login limit still applies).
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+pub(super) fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

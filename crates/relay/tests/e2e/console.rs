@@ -9,20 +9,20 @@ use crate::support::*;
 
 /// A console user: a reqwest client that follows no redirects, with the session cookie
 /// and CSRF token it logged in with.
-pub struct Operator {
+pub(crate) struct Operator {
     pub base: String,
     pub cookie: String,
     pub csrf: String,
 }
 
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: String,
 }
 
 impl Page {
-    pub fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -30,7 +30,7 @@ impl Page {
     }
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -45,7 +45,7 @@ async fn page(response: reqwest::Response) -> Page {
     }
 }
 
-pub fn form(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form(fields: &[(&str, &str)]) -> String {
     let mut out = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in fields {
         out.append_pair(name, value);
@@ -53,7 +53,7 @@ pub fn form(fields: &[(&str, &str)]) -> String {
     out.finish()
 }
 
-pub async fn post_form(base: &str, path: &str, cookie: Option<&str>, body: String) -> Page {
+pub(crate) async fn post_form(base: &str, path: &str, cookie: Option<&str>, body: String) -> Page {
     let mut request = client()
         .post(format!("{base}{path}"))
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -64,7 +64,7 @@ pub async fn post_form(base: &str, path: &str, cookie: Option<&str>, body: Strin
     page(request.send().await.unwrap()).await
 }
 
-pub async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> Page {
+pub(crate) async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> Page {
     let mut request = client().get(format!("{base}{path}"));
     if let Some(cookie) = cookie {
         request = request.header("Cookie", cookie);
@@ -73,7 +73,7 @@ pub async fn get_page(base: &str, path: &str, cookie: Option<&str>) -> Page {
 }
 
 /// The `name=value` of the session cookie a response sets, if any.
-pub fn session_cookie(page: &Page) -> Option<String> {
+pub(crate) fn session_cookie(page: &Page) -> Option<String> {
     page.headers
         .get_all(SET_COOKIE)
         .iter()
@@ -83,14 +83,14 @@ pub fn session_cookie(page: &Page) -> Option<String> {
 }
 
 /// The CSRF token in a page's forms.
-pub fn csrf_in(html: &str) -> String {
+pub(crate) fn csrf_in(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
     let start = html.find(marker).expect("no CSRF field on the page") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
 impl Operator {
-    pub async fn login(server: &TestServer) -> Self {
+    pub(crate) async fn login(server: &TestServer) -> Self {
         let base = server.url("");
         let response = post_form(
             &base,
@@ -110,30 +110,30 @@ impl Operator {
         }
     }
 
-    pub async fn get(&self, path: &str) -> Page {
+    pub(crate) async fn get(&self, path: &str) -> Page {
         get_page(&self.base, path, Some(&self.cookie)).await
     }
 
     /// Posts `fields` with this session's CSRF token.
-    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut all = vec![("csrf", self.csrf.as_str())];
         all.extend_from_slice(fields);
         self.post_raw(path, form(&all)).await
     }
 
-    pub async fn post_raw(&self, path: &str, body: String) -> Page {
+    pub(crate) async fn post_raw(&self, path: &str, body: String) -> Page {
         post_form(&self.base, path, Some(&self.cookie), body).await
     }
 
     /// Follows a redirect after an action and returns the page it lands on.
-    pub async fn follow(&self, response: &Page) -> Page {
+    pub(crate) async fn follow(&self, response: &Page) -> Page {
         assert_eq!(response.status, 303, "{}", response.body);
         self.get(response.location()).await
     }
 }
 
 /// Every state-changing console path, with the fields a real form sends.
-pub fn actions(
+pub(crate) fn actions(
     integration: &str,
     delivery: i64,
     job: i64,
@@ -168,7 +168,7 @@ pub fn actions(
     ]
 }
 
-pub const PAGES: &[&str] = &[
+pub(crate) const PAGES: &[&str] = &[
     "/console",
     "/console/deliveries",
     "/console/environments",

@@ -1,7 +1,8 @@
 //! The console in a real browser: headless Chromium from the distribution's packages, driven
 //! over WebDriver (chromedriver). Logs in, finds a delivery, redelivers it, activates an
-//! environment, retries a job, is refused a forged form and logs out, saving a screenshot of
-//! every page under `target/console-screenshots/` for a person to look at.
+//! environment (and sees production's deactivation refused), retries a job, is refused a
+//! forged form and logs out, saving a screenshot of every page under
+//! `target/console-screenshots/` for a person to look at.
 //!
 //! Without Chromium the test fails under CI (`CI` set) and is skipped with a message locally.
 
@@ -14,7 +15,7 @@ use relay_core::IntegrationType;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::console_pages::{add_environment, dead_job, stored_delivery};
+use crate::console_pages::{add_environment, dead_job, report_deployment, stored_delivery};
 use crate::support::*;
 
 /// chromedriver on a free port; killed when dropped.
@@ -107,11 +108,15 @@ async fn connect(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
 }
 
 fn screenshot_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is <target>/tmp: the screenshots go next to it.
+    // CARGO_TARGET_TMPDIR is <target>/tmp: the screenshots go next to it, this run's only
+    // (an earlier run's with other numbers would mislead whoever looks).
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
         .join("console-screenshots");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -243,6 +248,7 @@ async fn an_operator_works_through_the_console_in_a_real_browser(pool: PgPool) {
         "inactive",
     )
     .await;
+    report_deployment(&pool, &integration.id, "main", "https://main.example.com").await;
 
     let driver = start_driver(&chromedriver).await;
     let profile = tempfile::tempdir().unwrap();
@@ -262,7 +268,8 @@ async fn an_operator_works_through_the_console_in_a_real_browser(pool: PgPool) {
     login(&mut tab).await;
     integration_page(&mut tab, &integration).await;
     redeliver_and_forge(&mut tab, &pool, delivery).await;
-    environments_and_jobs(&mut tab, &pool, &integration, job).await;
+    environments(&mut tab, &pool, &integration).await;
+    jobs(&mut tab, &pool, job).await;
     phone_width(&mut tab, delivery).await;
     live_refresh_and_logout(&mut tab, &pool, &integration).await;
     tab.client.close().await.unwrap();
@@ -398,12 +405,7 @@ async fn live_refresh_and_logout(tab: &mut Tab, pool: &PgPool, integration: &Tes
     );
 }
 
-async fn environments_and_jobs(
-    tab: &mut Tab,
-    pool: &PgPool,
-    integration: &TestIntegration,
-    job: i64,
-) {
+async fn environments(tab: &mut Tab, pool: &PgPool, integration: &TestIntegration) {
     tab.client
         .find(Locator::LinkText("Back to the overview"))
         .await
@@ -426,13 +428,60 @@ async fn environments_and_jobs(
         integration.id
     );
     tab.wait(&activate).await.click().await.unwrap();
-    // Until issue 12's activate is wired into console/actions.rs, the console says so.
+    // Queued as a relay:transition delivery, which the flash links to.
+    let flash = tab.flash().await;
     assert!(
-        tab.flash().await.contains("Activate is not available yet"),
-        "activate"
+        flash.starts_with("Activation of feature-login queued (delivery "),
+        "{flash}"
     );
     tab.shot("environment-activate").await;
+    let queued: String = flash.chars().filter(char::is_ascii_digit).collect();
+    tab.wait("p.flash a").await.click().await.unwrap();
+    tab.heading_is(&format!("Delivery #{queued}")).await;
+    assert!(tab
+        .client
+        .source()
+        .await
+        .unwrap()
+        .contains("relay:transition"));
+    tab.shot("transition-delivery").await;
 
+    // The processor applies it: feature-login is active and may now be deactivated.
+    let processor = relay::worker::Processor::new(
+        pool.clone(),
+        std::sync::Arc::new(relay::metrics::Metrics::new()),
+        Default::default(),
+    );
+    while processor.process_next().await.unwrap() > 0 {}
+    tab.goto("/console/environments").await;
+    tab.heading_is("Environments").await;
+    let deactivate = format!(
+        "form[action='/console/environments/{}/feature-login/deactivate']",
+        integration.id
+    );
+    tab.wait(&deactivate).await;
+    tab.shot("environment-activated").await;
+
+    // Production offers no Deactivate; a hand-made form for it is refused with the reason.
+    // (Changed and sent in one script, so a live refresh cannot put the old form back.)
+    let forged = format!(
+        "const form = document.querySelector(\"{deactivate}\");
+         form.action = '/console/environments/{}/main/deactivate';
+         form.requestSubmit();",
+        integration.id
+    );
+    tab.client.execute(&forged, vec![]).await.unwrap();
+    let flash = tab.flash().await;
+    assert!(
+        flash.contains(
+            "is the production environment (the default branch) and cannot be deactivated"
+        ),
+        "{flash}"
+    );
+    tab.shot("production-refused").await;
+}
+
+async fn jobs(tab: &mut Tab, pool: &PgPool, job: i64) {
     tab.client
         .find(Locator::LinkText("Jobs"))
         .await

@@ -1,6 +1,7 @@
 //! The console's integration page: settings, Validate, Resync, and secrets never shown.
 
 use relay::secrets::SecretField;
+use relay_core::deployment::DeployFeedback;
 use relay_core::IntegrationType;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -107,6 +108,17 @@ async fn settings_are_checked_with_the_cli_rules_and_refusals_shown_on_the_form(
     assert!(bad_secret
         .body
         .contains("deploy_hook_secret must look like whsec_"));
+    let feedback = operator
+        .post(&path, &[("deploy_feedback", "sometimes")])
+        .await;
+    assert_eq!(feedback.status, 422);
+    assert!(
+        feedback
+            .body
+            .contains("deploy_feedback must be one of hook, report"),
+        "{}",
+        feedback.body
+    );
     let cross = operator
         .post(&path, &[("base_url", "https://bitbucket.example.com")])
         .await;
@@ -158,6 +170,8 @@ async fn settings_are_saved_and_secrets_replaced_through_password_fields(pool: P
                 ("deploy_hook_url", "https://deploy.example.com/hook"),
                 ("deploy_hook_secret", new_secret),
                 ("webhook_secret", "a-new-webhook-secret"),
+                ("deploy_feedback", "report"),
+                ("deploy_report_token", "a-new-report-token"),
             ],
         )
         .await;
@@ -166,7 +180,9 @@ async fn settings_are_saved_and_secrets_replaced_through_password_fields(pool: P
     assert!(after
         .body
         .contains(r#"value="https://deploy.example.com/hook""#));
-    assert!(!after.body.contains(new_secret) && !after.body.contains("a-new-webhook-secret"));
+    for typed in [new_secret, "a-new-webhook-secret", "a-new-report-token"] {
+        assert!(!after.body.contains(typed), "a secret is never shown");
+    }
     let stored = relay_store::integrations::get(&pool, &integration.id)
         .await
         .unwrap();
@@ -174,8 +190,21 @@ async fn settings_are_saved_and_secrets_replaced_through_password_fields(pool: P
         stored.deploy_hook_url.as_deref(),
         Some("https://deploy.example.com/hook")
     );
-    assert!(!stored.fetch_branches, "an unticked box is saved as off");
-    assert!(stored.build_pull_requests);
+    assert!(
+        !stored.settings.fetch_branches,
+        "an unticked box is saved as off"
+    );
+    assert!(stored.settings.build_pull_requests);
+    assert_eq!(stored.settings.deploy_feedback, DeployFeedback::Report);
+    assert!(after.body.contains("<option selected>report</option>"));
+    assert_eq!(
+        decrypt(
+            &stored.id,
+            SecretField::DeployReportToken,
+            stored.deploy_report_token_ciphertext.as_deref().unwrap()
+        ),
+        "a-new-report-token"
+    );
     assert_eq!(
         decrypt(
             &stored.id,
@@ -237,6 +266,11 @@ async fn no_page_ever_contains_a_secret(pool: PgPool) {
             id,
             SecretField::DeployHookSecret,
             &record.deploy_hook_secret_ciphertext,
+        ));
+        secrets.push(decrypt(
+            id,
+            SecretField::DeployReportToken,
+            record.deploy_report_token_ciphertext.as_deref().unwrap(),
         ));
     }
     let mut pages = Vec::new();
@@ -309,5 +343,5 @@ async fn saving_the_form_as_shown_keeps_a_redacted_deploy_remote(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored.deploy_remote.as_deref(), Some(remote));
-    assert_eq!(stored.default_branch.as_deref(), Some("trunk"));
+    assert_eq!(stored.settings.default_branch.as_deref(), Some("trunk"));
 }

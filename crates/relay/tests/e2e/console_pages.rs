@@ -7,7 +7,7 @@ use crate::console::Operator;
 use crate::support::*;
 
 /// Posts the Cloud push fixture as Bitbucket would and returns the stored delivery's id.
-pub async fn stored_delivery(
+pub(crate) async fn stored_delivery(
     server: &TestServer,
     integration: &TestIntegration,
     request: &str,
@@ -31,7 +31,7 @@ pub async fn stored_delivery(
         .unwrap()
 }
 
-pub async fn add_environment(
+pub(crate) async fn add_environment(
     pool: &PgPool,
     integration: &str,
     name: &str,
@@ -51,8 +51,22 @@ pub async fn add_environment(
     .unwrap();
 }
 
+/// The deploy side's report of a successful deployment of the environment's head.
+pub(crate) async fn report_deployment(pool: &PgPool, integration: &str, name: &str, url: &str) {
+    let report = relay::admin::environments::ReportInput {
+        commit: "1111111111111111111111111111111111111111".into(),
+        state: relay_core::deployment::DeploymentState::Success,
+        url: Some(url.into()),
+        log_url: Some("https://ci.example.com/builds/7".into()),
+        description: Some("deployed by the pipeline".into()),
+    };
+    relay::admin::environments::report(pool, integration, name, report)
+        .await
+        .unwrap();
+}
+
 /// A reconcile job that ran out of attempts.
-pub async fn dead_job(pool: &PgPool, integration: &str, delivery: Option<i64>) -> i64 {
+pub(crate) async fn dead_job(pool: &PgPool, integration: &str, delivery: Option<i64>) -> i64 {
     let job = relay_core::JobSpec::Reconcile {
         reason: "test".into(),
     };
@@ -70,7 +84,7 @@ pub async fn dead_job(pool: &PgPool, integration: &str, delivery: Option<i64>) -
 }
 
 /// Everything an action could change, to compare before and after a refused one.
-pub async fn snapshot(pool: &PgPool) -> String {
+pub(crate) async fn snapshot(pool: &PgPool) -> String {
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT 'd' || id || status || attempts FROM deliveries
          UNION ALL SELECT 'j' || id || state || attempts FROM jobs
@@ -363,7 +377,9 @@ async fn jobs_filter_by_state_and_retry_dead_ones(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn environments_show_status_head_and_url_and_offer_activate_and_deactivate(pool: PgPool) {
+async fn environments_show_status_head_url_and_last_deployment_and_offer_the_transitions_that_apply(
+    pool: PgPool,
+) {
     let server = TestServer::start(pool.clone()).await;
     let integration = add_integration(&pool, IntegrationType::Cloud).await;
     sqlx::query("UPDATE integrations SET environment_url = 'https://{environment}.preview.example.com' WHERE id = $1")
@@ -374,81 +390,190 @@ async fn environments_show_status_head_and_url_and_offer_activate_and_deactivate
     add_environment(&pool, &integration.id, "main", "production", "active").await;
     add_environment(&pool, &integration.id, "feature-x", "branch", "inactive").await;
     add_environment(&pool, &integration.id, "feature-y", "branch", "active").await;
+    add_environment(&pool, &integration.id, "feature-f", "branch", "failed").await;
+    add_environment(&pool, &integration.id, "feature-d", "branch", "deleted").await;
+    report_deployment(
+        &pool,
+        &integration.id,
+        "feature-y",
+        "https://feature-y.deployed.example.com",
+    )
+    .await;
     let operator = Operator::login(&server).await;
     let page = operator.get("/console/environments").await;
     assert_eq!(page.status, 200);
     let html = &page.body;
+    let action = |name: &str, verb: &str| {
+        format!(
+            r#"action="/console/environments/{}/{name}/{verb}""#,
+            integration.id
+        )
+    };
     for expected in [
-        "feature-x",
-        "production",
-        r#"<span class="status status-inactive">inactive</span>"#,
-        r#"<span class="status status-active">active</span>"#,
-        r#"<code title="1111111111111111111111111111111111111111">111111111111</code>"#,
-        r#"<a href="https://feature-x.preview.example.com" rel="noreferrer">"#,
-        &format!(
-            r#"action="/console/environments/{}/feature-x/activate""#,
-            integration.id
-        ),
-        &format!(
-            r#"action="/console/environments/{}/feature-y/deactivate""#,
-            integration.id
-        ),
+        "feature-x".to_owned(),
+        "production, branch main".to_owned(),
+        "branch feature-x".to_owned(),
+        r#"<span class="status status-inactive">inactive</span>"#.to_owned(),
+        r#"<span class="status status-active">active</span>"#.to_owned(),
+        r#"<code title="1111111111111111111111111111111111111111">111111111111</code>"#.to_owned(),
+        // The template's URL, or the URL the last deployment reported.
+        r#"<a href="https://feature-x.preview.example.com" rel="noreferrer">"#.to_owned(),
+        r#"<a href="https://feature-y.deployed.example.com" rel="noreferrer">"#.to_owned(),
+        r#"<span class="status status-success">success</span> of <code title="1111111111111111111111111111111111111111">111111111111</code>"#.to_owned(),
+        r#"<a href="https://feature-y.deployed.example.com" rel="noreferrer" title="https://feature-y.deployed.example.com">deployed site</a>"#.to_owned(),
+        r#"<a href="https://ci.example.com/builds/7" rel="noreferrer" title="https://ci.example.com/builds/7">log</a>"#.to_owned(),
+        "deployed by the pipeline".to_owned(),
+        action("feature-x", "activate"),
+        action("feature-y", "deactivate"),
+        // A failed environment still deploys: it can be deactivated, not activated.
+        action("feature-f", "deactivate"),
     ] {
-        assert!(html.contains(expected), "missing {expected}\n{html}");
+        assert!(html.contains(&expected), "missing {expected}\n{html}");
     }
-    // Production cannot be deactivated; an active environment needs no activation.
-    assert!(!html.contains(&format!(
-        "/console/environments/{}/main/deactivate",
-        integration.id
-    )));
-    assert!(!html.contains(&format!(
-        "/console/environments/{}/main/activate",
-        integration.id
-    )));
-    assert!(!html.contains(&format!(
-        "/console/environments/{}/feature-x/deactivate",
-        integration.id
-    )));
+    assert!(
+        !html.contains("https://feature-y.preview.example.com"),
+        "a reported URL wins over the template"
+    );
+    assert_eq!(
+        html.matches("(just now)").count(),
+        6,
+        "each row's update and the one report, with the relative hint"
+    );
+    // Production cannot be deactivated; what deploys needs no activation; a deleted
+    // environment gets neither.
+    for (name, verb) in [
+        ("main", "deactivate"),
+        ("main", "activate"),
+        ("feature-y", "activate"),
+        ("feature-f", "activate"),
+        ("feature-x", "deactivate"),
+        ("feature-d", "activate"),
+        ("feature-d", "deactivate"),
+    ] {
+        assert!(!html.contains(&action(name, verb)), "{name} {verb}");
+    }
     let inactive = operator.get("/console/environments?status=inactive").await;
+    assert!(inactive.body.contains("feature-x"));
     assert!(!inactive.body.contains("feature-y"));
+    assert!(inactive.body.contains("<option selected>inactive</option>"));
+    let bad = operator.get("/console/environments?status=sleeping").await;
+    assert_eq!(bad.status, 400);
+}
+
+async fn environment_status(pool: &PgPool, integration: &str, name: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM environments WHERE integration_id = $1 AND name = $2")
+        .bind(integration)
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn activate_and_deactivate_answer_through_the_seam(pool: PgPool) {
+async fn activate_and_deactivate_queue_a_transition_the_processor_applies(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let integration = add_integration(&pool, IntegrationType::Cloud).await;
     add_environment(&pool, &integration.id, "feature-x", "branch", "inactive").await;
     add_environment(&pool, &integration.id, "feature-y", "branch", "active").await;
     let operator = Operator::login(&server).await;
-    // Until issue 12's admin functions are wired in, both say so and change nothing.
+    let path =
+        |name: &str, verb: &str| format!("/console/environments/{}/{name}/{verb}", integration.id);
+    let back = "/console/environments?status=inactive";
+
+    let response = operator
+        .post(
+            &path("feature-x", "activate"),
+            &[("back", back), ("sync_data", "1")],
+        )
+        .await;
+    assert_eq!(response.location(), back);
+    let shown = operator.follow(&response).await;
+    let (delivery, key, body): (i64, String, Vec<u8>) = sqlx::query_as(
+        "SELECT id, event_key, body FROM deliveries WHERE integration_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&integration.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(key, "relay:transition");
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(event.to_string().contains("feature-x"), "{event}");
+    assert!(event.to_string().contains(r#""sync_data":true"#), "{event}");
+    assert!(
+        shown.body.contains(&format!(
+            r#"<a href="/console/deliveries/{delivery}">Activation of feature-x queued (delivery {delivery}).</a>"#
+        )),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains(r#"role="status""#));
+
+    // The processor applies it in the integration's delivery order, like any webhook.
+    let processor = relay::worker::Processor::new(
+        pool.clone(),
+        server.state.metrics.clone(),
+        Default::default(),
+    );
+    while processor.process_next().await.unwrap() > 0 {}
+    assert_eq!(
+        environment_status(&pool, &integration.id, "feature-x").await,
+        "active"
+    );
+    let again = operator.post(&path("feature-x", "activate"), &[]).await;
+    assert_eq!(again.location(), "/console/environments");
+    let shown = operator.follow(&again).await;
+    assert!(
+        shown.body.contains("feature-x is already active."),
+        "{}",
+        shown.body
+    );
+
+    let off = operator.post(&path("feature-y", "deactivate"), &[]).await;
+    let shown = operator.follow(&off).await;
+    assert!(
+        shown.body.contains("Deactivation of feature-y queued"),
+        "{}",
+        shown.body
+    );
+    while processor.process_next().await.unwrap() > 0 {}
+    assert_eq!(
+        environment_status(&pool, &integration.id, "feature-y").await,
+        "inactive"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn refused_transitions_say_why_and_change_nothing(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    add_environment(&pool, &integration.id, "main", "production", "active").await;
+    add_environment(&pool, &integration.id, "feature-d", "branch", "deleted").await;
+    let operator = Operator::login(&server).await;
+    let path =
+        |name: &str, verb: &str| format!("/console/environments/{}/{name}/{verb}", integration.id);
     let before = snapshot(&pool).await;
-    for (verb, name) in [("activate", "feature-x"), ("deactivate", "feature-y")] {
-        let path = format!("/console/environments/{}/{name}/{verb}", integration.id);
-        let response = operator
-            .post(
-                &path,
-                &[
-                    ("back", "/console/environments?status=inactive"),
-                    ("sync_data", "1"),
-                ],
-            )
-            .await;
-        assert_eq!(response.location(), "/console/environments?status=inactive");
-        let shown = operator.follow(&response).await;
-        let label = if verb == "activate" {
-            "Activate"
-        } else {
-            "Deactivate"
-        };
-        assert!(
-            shown
-                .body
-                .contains(&format!("{label} is not available yet in this relay.")),
-            "{}",
-            shown.body
-        );
+    for (name, verb, reason) in [
+        (
+            "main",
+            "deactivate",
+            "is the production environment (the default branch) and cannot be deactivated",
+        ),
+        (
+            "feature-d",
+            "activate",
+            "is deleted and cannot be activated",
+        ),
+    ] {
+        let refused = operator.post(&path(name, verb), &[]).await;
+        let shown = operator.follow(&refused).await;
+        assert!(shown.body.contains(reason), "{name}: {}", shown.body);
+        assert!(shown.body.contains(r#"role="alert""#));
     }
     assert_eq!(snapshot(&pool).await, before);
-    let unknown = format!("/console/environments/{}/nope/activate", integration.id);
-    assert_eq!(operator.post(&unknown, &[]).await.status, 404);
+    assert_eq!(
+        operator.post(&path("nope", "activate"), &[]).await.status,
+        404
+    );
+    let elsewhere = "/console/environments/nope/main/deactivate";
+    assert_eq!(operator.post(elsewhere, &[]).await.status, 404);
 }

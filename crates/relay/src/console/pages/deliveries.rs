@@ -6,20 +6,20 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use relay_store::console::DeliveryFilter;
 use relay_store::deliveries::{Delivery, DeliverySummary};
+use relay_store::DeliveryStatus;
 use serde::Deserialize;
 
 use super::jobs::JobLine;
 use super::login::NoFields;
-use super::{before, id_from_path, integration_choices, one_of, Choice, PAGE_SIZE};
+use super::{before, enum_choices, id_from_path, integration_choices, one_of, Choice, PAGE_SIZE};
 use crate::console::csrf::CsrfForm;
 use crate::console::error::ConsoleError;
 use crate::console::render::{
     given, href, page, pretty, pretty_value, see_other, stamp, Layout, Stamp,
 };
-use crate::console::session::Session;
+use crate::console::session::{Flash, Session};
 use crate::http::AppState;
 
-pub const STATUSES: &[&str] = &["pending", "processed", "ignored", "failed"];
 /// Bodies past this are cut on the page (the whole body stays stored).
 const MAX_BODY_SHOWN: usize = 512 * 1024;
 
@@ -40,7 +40,7 @@ struct Row {
     integration_id: String,
     integration_href: String,
     event_key: String,
-    status: String,
+    status: &'static str,
     attempts: i32,
     last_error: Option<String>,
     received: Stamp,
@@ -54,7 +54,7 @@ impl From<DeliverySummary> for Row {
             id: d.id,
             integration_id: d.integration_id,
             event_key: d.event_key,
-            status: d.status,
+            status: d.status.as_str(),
             attempts: d.attempts,
             last_error: d.last_error,
             received: Stamp::new(d.received_at),
@@ -63,21 +63,21 @@ impl From<DeliverySummary> for Row {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     integration: Option<String>,
     status: Option<String>,
     event_key: Option<String>,
     before: Option<String>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ConsoleError> {
     let filter = DeliveryFilter {
         integration_id: given(&query.integration),
-        status: one_of("status", given(&query.status), STATUSES)?,
+        status: one_of::<DeliveryStatus>("status", given(&query.status))?,
         event_key: given(&query.event_key),
         before: before(given(&query.before))?,
     };
@@ -89,7 +89,7 @@ pub async fn list(
             "/console/deliveries",
             &[
                 ("integration", filter.integration_id),
-                ("status", filter.status),
+                ("status", filter.status.map(DeliveryStatus::as_str)),
                 ("event_key", filter.event_key),
                 ("before", last.as_deref()),
             ],
@@ -98,7 +98,7 @@ pub async fn list(
     page(&ListPage {
         layout: Layout::new("Deliveries", "deliveries", &session),
         integrations: integration_choices(&state, filter.integration_id).await?,
-        statuses: super::choices(STATUSES.iter().copied(), filter.status),
+        statuses: enum_choices(filter.status),
         event_key: filter.event_key.unwrap_or_default().to_owned(),
         rows: rows.into_iter().map(Row::from).collect(),
         older,
@@ -126,7 +126,7 @@ struct Detail {
     integration_href: String,
     request_id: Option<String>,
     event_key: String,
-    status: String,
+    status: &'static str,
     attempts: i32,
     last_error: Option<String>,
     received: Stamp,
@@ -169,7 +169,7 @@ fn body_text(delivery: &Delivery) -> (String, Option<String>) {
     (cut, Some(note))
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     session: Session,
     Path(raw_id): Path<String>,
@@ -193,7 +193,7 @@ pub async fn show(
             integration_id: delivery.integration_id,
             request_id: delivery.request_id,
             event_key: delivery.event_key,
-            status: delivery.status,
+            status: delivery.status.as_str(),
             attempts: delivery.attempts,
             last_error: delivery.last_error,
             received: Stamp::new(delivery.received_at),
@@ -203,7 +203,7 @@ pub async fn show(
 }
 
 /// Puts the delivery back in the queue to be planned again, as `relay delivery:redeliver`.
-pub async fn redeliver(
+pub(crate) async fn redeliver(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
     posted: CsrfForm<NoFields>,
@@ -212,6 +212,6 @@ pub async fn redeliver(
     relay_store::queue::redeliver(&state.pool, id).await?;
     tracing::info!(delivery.id = id, "console: delivery redelivered");
     let message = format!("Delivery #{id} is queued again and will be planned anew.");
-    posted.session.flash(&state, "info", &message).await;
+    posted.session.flash(&state, Flash::info(message)).await;
     Ok(see_other(&format!("/console/deliveries/{id}")))
 }

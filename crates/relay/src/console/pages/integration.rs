@@ -9,14 +9,15 @@ use relay_store::integrations::IntegrationRecord;
 
 use super::login::NoFields;
 use super::overview::kind_label;
-use super::settings::{self, Field, SettingsForm};
+use super::settings::{self, Field, Input, SettingsForm};
 use crate::admin::bitbucket_side::Check;
 use crate::admin::integrations::{self as admin, IntegrationView};
+use crate::admin::managed;
 use crate::admin::AdminError;
 use crate::console::csrf::CsrfForm;
 use crate::console::error::ConsoleError;
 use crate::console::render::{href, page_with, see_other, Layout, Stamp};
-use crate::console::session::Session;
+use crate::console::session::{Flash, Session};
 use crate::http::AppState;
 
 #[derive(Template)]
@@ -86,7 +87,7 @@ fn render(
         status,
         &IntegrationPage {
             layout: Layout::new(format!("Integration {}", record.id), "overview", session),
-            kind: kind_label(&record.r#type),
+            kind: kind_label(record.kind),
             created: Stamp::new(record.created_at),
             updated: Stamp::new(record.updated_at),
             prune_note: view.prune_branches_note,
@@ -102,7 +103,7 @@ fn render(
     )
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
@@ -116,23 +117,26 @@ pub async fn show(
     render(&state, &session, &record, extra, StatusCode::OK)
 }
 
-/// Saves the settings through `admin::update_with_bitbucket`, exactly as `PATCH
+/// Saves the settings through `managed::update_with_bitbucket`, exactly as `PATCH
 /// /api/v1/integrations/{id}` does. A refused value is shown on the form (422) with what
 /// was typed, secrets excepted.
-pub async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     posted: CsrfForm<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
     let record = relay_store::integrations::get(&state.pool, &id).await?;
     let view = admin::view(&record, &state.public_base_url, None)?;
-    let input = settings::to_input(&view, &record, &posted.form);
     let session = &posted.session;
+    let input = match settings::to_input(&view, &record, &posted.form) {
+        Ok(input) => input,
+        Err(message) => return refused(&state, &record, posted, message),
+    };
     if settings::is_empty(&input) {
-        session.flash(&state, "info", "Nothing changed.").await;
+        session.flash(&state, Flash::info("Nothing changed.")).await;
         return Ok(see_other(&Links::new(&id).action));
     }
-    let result = admin::update_with_bitbucket(
+    let result = managed::update_with_bitbucket(
         &state.pool,
         &state.key,
         &state.clients,
@@ -144,34 +148,42 @@ pub async fn update(
     match result {
         Ok(_) => {
             tracing::info!(integration.id = %id, "console: settings saved");
-            session.flash(&state, "info", "Settings saved.").await;
+            session.flash(&state, Flash::info("Settings saved.")).await;
         }
-        Err(AdminError::Invalid(message)) => {
-            let extra = Extra {
-                posted: Some(posted.form),
-                form_error: Some(message),
-                checks: None,
-            };
-            return render(
-                &state,
-                session,
-                &record,
-                extra,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        }
+        Err(AdminError::Invalid(message)) => return refused(&state, &record, posted, message),
         // Saved, but Bitbucket's webhook could not follow: the message says so.
         Err(AdminError::Bitbucket(message)) => {
             tracing::warn!(integration.id = %id, "console: settings saved, webhook not updated");
-            session.flash(&state, "error", &message).await;
+            session.flash(&state, Flash::error(message)).await;
         }
         Err(err) => return Err(err.into()),
     }
     Ok(see_other(&Links::new(&id).action))
 }
 
+/// The form again, as posted (secrets excepted), with why it was not saved (422).
+fn refused(
+    state: &AppState,
+    record: &IntegrationRecord,
+    posted: CsrfForm<SettingsForm>,
+    message: String,
+) -> Result<Response, ConsoleError> {
+    let extra = Extra {
+        posted: Some(posted.form),
+        form_error: Some(message),
+        checks: None,
+    };
+    render(
+        state,
+        &posted.session,
+        record,
+        extra,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+}
+
 /// Runs every check of `relay integration:validate` and shows them on the page.
-pub async fn validate(
+pub(crate) async fn validate(
     State(state): State<AppState>,
     Path(id): Path<String>,
     posted: CsrfForm<NoFields>,
@@ -193,7 +205,7 @@ pub async fn validate(
 }
 
 /// Queues a reconciliation, as `relay integration:resync` does.
-pub async fn resync(
+pub(crate) async fn resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
     posted: CsrfForm<NoFields>,
@@ -208,8 +220,9 @@ pub async fn resync(
         .session
         .flash(
             &state,
-            "info",
-            "Resync queued: a reconcile job will list the branches and pull requests on Bitbucket.",
+            Flash::info(
+                "Resync queued: a reconcile job will list the branches and pull requests on Bitbucket.",
+            ),
         )
         .await;
     Ok(see_other(&Links::new(&id).action))

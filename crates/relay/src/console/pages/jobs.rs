@@ -6,17 +6,17 @@ use axum::http::Uri;
 use axum::response::Response;
 use relay_store::console::JobFilter;
 use relay_store::jobs::JobRow;
-use relay_store::StoreError;
+use relay_store::{JobState, StoreError};
 use serde::Deserialize;
 
-use super::{before, id_from_path, integration_choices, one_of, BackForm, Choice, PAGE_SIZE};
+use super::{
+    before, enum_choices, id_from_path, integration_choices, one_of, BackForm, Choice, PAGE_SIZE,
+};
 use crate::console::csrf::CsrfForm;
 use crate::console::error::ConsoleError;
 use crate::console::render::{given, href, page, pretty_value, see_other, stamp, Layout, Stamp};
-use crate::console::session::Session;
+use crate::console::session::{Flash, Session};
 use crate::http::AppState;
-
-pub const STATES: &[&str] = &["pending", "running", "succeeded", "dead"];
 
 #[derive(Template)]
 #[template(path = "console/jobs.html")]
@@ -31,17 +31,17 @@ struct JobsPage {
 }
 
 /// A job as the jobs page and a delivery's page show it.
-pub struct JobLine {
+pub(crate) struct JobLine {
     pub id: i64,
     pub integration_id: String,
     pub integration_href: String,
     pub delivery_id: Option<i64>,
     pub delivery_href: Option<String>,
-    pub kind: String,
+    pub kind: &'static str,
     /// The payload's identifying fields in one line ("environment: main").
     pub summary: String,
     pub payload: String,
-    pub state: String,
+    pub state: &'static str,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created: Stamp,
@@ -72,35 +72,35 @@ impl From<&JobRow> for JobLine {
             delivery_href: job
                 .delivery_id
                 .map(|id| format!("/console/deliveries/{id}")),
-            kind: job.kind.clone(),
+            kind: job.kind.as_str(),
             summary,
             payload: pretty_value(&job.payload),
-            state: job.state.clone(),
+            state: job.state.as_str(),
             attempts: job.attempts,
             last_error: job.last_error.clone(),
             created: Stamp::new(job.created_at),
             completed: stamp(job.completed_at),
             retry_action: format!("/console/jobs/{}/retry", job.id),
-            retryable: job.state == "dead",
+            retryable: job.state == JobState::Dead,
         }
     }
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     integration: Option<String>,
     state: Option<String>,
     before: Option<String>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
     uri: Uri,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ConsoleError> {
     let integration = given(&query.integration);
-    let job_state = one_of("state", given(&query.state), STATES)?;
+    let job_state = one_of::<JobState>("state", given(&query.state))?;
     let filter = JobFilter {
         integration_id: integration,
         state: job_state,
@@ -114,7 +114,7 @@ pub async fn list(
             "/console/jobs",
             &[
                 ("integration", integration),
-                ("state", job_state),
+                ("state", job_state.map(JobState::as_str)),
                 ("before", last.as_deref()),
             ],
         )
@@ -122,7 +122,7 @@ pub async fn list(
     page(&JobsPage {
         layout: Layout::new("Jobs", "jobs", &session),
         integrations: integration_choices(&state, integration).await?,
-        states: super::choices(STATES.iter().copied(), job_state),
+        states: enum_choices(job_state),
         rows: rows.iter().map(JobLine::from).collect(),
         older,
         back: uri
@@ -133,7 +133,7 @@ pub async fn list(
 }
 
 /// Puts a dead job back in its lane, as `relay job:retry` does.
-pub async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
     posted: CsrfForm<BackForm>,
@@ -143,11 +143,11 @@ pub async fn retry(
         Ok(()) => {
             tracing::info!(job.id = id, "console: job retried");
             let message = format!("Job #{id} is queued again.");
-            posted.session.flash(&state, "info", &message).await;
+            posted.session.flash(&state, Flash::info(message)).await;
         }
         Err(StoreError::Conflict(_)) => {
             let message = format!("Job #{id} is running right now; retry it once it has ended.");
-            posted.session.flash(&state, "error", &message).await;
+            posted.session.flash(&state, Flash::error(message)).await;
         }
         Err(err) => return Err(err.into()),
     }

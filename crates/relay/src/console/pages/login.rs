@@ -42,12 +42,12 @@ impl LoginPage {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
 }
 
-pub async fn form(
+pub(crate) async fn form(
     State(state): State<AppState>,
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, ConsoleError> {
@@ -65,7 +65,7 @@ struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
     ClientIp(client): ClientIp,
@@ -111,10 +111,10 @@ pub async fn submit(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct NoFields {}
+pub(crate) struct NoFields {}
 
 /// Ends the session on the server: the old cookie no longer works, wherever it was copied.
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     posted: CsrfForm<NoFields>,
 ) -> Result<Response, ConsoleError> {

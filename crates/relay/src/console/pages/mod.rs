@@ -1,13 +1,14 @@
 //! One module per console page; each has its handlers and its template's data.
 
-pub mod deliveries;
-pub mod environments;
-pub mod integration;
-pub mod jobs;
-pub mod login;
-pub mod overview;
+pub(super) mod deliveries;
+pub(super) mod environments;
+pub(super) mod integration;
+pub(super) mod jobs;
+pub(super) mod login;
+pub(super) mod overview;
 mod settings;
 
+use relay_core::TextEnum;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
@@ -17,7 +18,7 @@ use crate::http::AppState;
 const PAGE_SIZE: i64 = 50;
 
 /// Unknown console paths get the console's own 404 page (with its security headers).
-pub async fn not_found() -> ConsoleError {
+pub(super) async fn not_found() -> ConsoleError {
     ConsoleError::NotFound("page".into())
 }
 
@@ -28,9 +29,9 @@ fn id_from_path(raw: &str, what: &str) -> Result<i64, ConsoleError> {
 }
 
 /// One option of a filter's `<select>`.
-pub struct Choice {
-    pub value: String,
-    pub selected: bool,
+pub(crate) struct Choice {
+    pub(crate) value: String,
+    pub(crate) selected: bool,
 }
 
 fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: Option<&str>) -> Vec<Choice> {
@@ -43,6 +44,17 @@ fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: Option<&str>
         .collect()
 }
 
+/// Every value of a stored enum as options, `selected` marked.
+fn enum_choices<T: TextEnum + PartialEq>(selected: Option<T>) -> Vec<Choice> {
+    T::ALL
+        .iter()
+        .map(|value| Choice {
+            selected: Some(*value) == selected,
+            value: value.as_str().to_owned(),
+        })
+        .collect()
+}
+
 async fn integration_choices(
     state: &AppState,
     selected: Option<&str>,
@@ -51,19 +63,18 @@ async fn integration_choices(
     Ok(choices(records.iter().map(|r| r.id.as_str()), selected))
 }
 
-/// A filter value that must be one of `allowed` (empty means no filter).
-fn one_of<'a>(
-    field: &str,
-    value: Option<&'a str>,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, ConsoleError> {
-    match value {
-        Some(v) if !allowed.contains(&v) => Err(ConsoleError::BadRequest(format!(
-            "{field} must be one of {}",
-            allowed.join(", ")
-        ))),
-        other => Ok(other),
-    }
+/// A filter value naming a variant of `T` (empty means no filter).
+fn one_of<T: TextEnum>(field: &str, value: Option<&str>) -> Result<Option<T>, ConsoleError> {
+    value
+        .map(|v| {
+            T::parse_text(v).ok_or_else(|| {
+                ConsoleError::BadRequest(format!(
+                    "{field} must be one of {}",
+                    relay_core::text::spellings::<T>()
+                ))
+            })
+        })
+        .transpose()
 }
 
 fn before(raw: Option<&str>) -> Result<Option<i64>, ConsoleError> {
@@ -76,7 +87,7 @@ fn before(raw: Option<&str>) -> Result<Option<i64>, ConsoleError> {
 
 /// The one field of forms whose action returns to the list they were posted from.
 #[derive(Debug, Deserialize)]
-pub struct BackForm {
+pub(super) struct BackForm {
     back: Option<String>,
 }
 

@@ -3,7 +3,9 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
+use relay_core::IntegrationType;
 use relay_store::console::DeliveryMark;
+use relay_store::{DeliveryStatus, JobState};
 
 use crate::console::error::ConsoleError;
 use crate::console::render::{href, page, Layout, Stamp};
@@ -34,7 +36,7 @@ struct Mark {
     href: String,
     id: i64,
     event_key: String,
-    status: String,
+    status: &'static str,
     received: Stamp,
 }
 
@@ -44,22 +46,21 @@ impl From<DeliveryMark> for Mark {
             href: format!("/console/deliveries/{}", mark.id),
             id: mark.id,
             event_key: mark.event_key,
-            status: mark.status,
+            status: mark.status.as_str(),
             received: Stamp::new(mark.received_at),
         }
     }
 }
 
 /// How the integration type reads for people.
-pub fn kind_label(kind: &str) -> &'static str {
+pub(crate) fn kind_label(kind: IntegrationType) -> &'static str {
     match kind {
-        "bitbucket" => "Bitbucket Cloud",
-        "bitbucket_server" => "Bitbucket Server / Data Center",
-        _ => "unknown",
+        IntegrationType::Cloud => "Bitbucket Cloud",
+        IntegrationType::Server => "Bitbucket Server / Data Center",
     }
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Response, ConsoleError> {
@@ -70,14 +71,20 @@ pub async fn show(
             href: format!("/console/integrations/{}", o.id),
             failed_href: href(
                 "/console/deliveries",
-                &[("integration", Some(&o.id)), ("status", Some("failed"))],
+                &[
+                    ("integration", Some(&o.id)),
+                    ("status", Some(DeliveryStatus::Failed.as_str())),
+                ],
             ),
             dead_href: href(
                 "/console/jobs",
-                &[("integration", Some(&o.id)), ("state", Some("dead"))],
+                &[
+                    ("integration", Some(&o.id)),
+                    ("state", Some(JobState::Dead.as_str())),
+                ],
             ),
             repository: o.repository,
-            kind: kind_label(&o.kind),
+            kind: kind_label(o.kind),
             last: o.last_delivery.map(Mark::from),
             failed: o.failed_last_hour,
             dead: o.dead_jobs_last_hour,

@@ -6,56 +6,71 @@
 //! must not overwrite the real one. Secret fields are password inputs that start empty: left
 //! empty they keep the secret, filled in they replace it. Their values are never sent back.
 
+use relay_core::deployment::DeployFeedback;
+use relay_core::settings::SettingsPatch;
+use relay_core::{IntegrationType, Settings, TextEnum};
 use relay_store::integrations::IntegrationRecord;
 use serde::Deserialize;
 
+use super::{enum_choices, Choice};
 use crate::admin::integrations::{IntegrationInput, IntegrationView, SecretView};
 
 /// The settings form as posted. Checkboxes are present when ticked; `flags` (a hidden field)
 /// says the checkboxes were part of the form at all.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct SettingsForm {
-    pub repository: Option<String>,
-    pub key: Option<String>,
-    pub secret: Option<String>,
-    pub base_url: Option<String>,
-    pub username: Option<String>,
-    pub token: Option<String>,
-    pub webhook_secret: Option<String>,
-    pub deploy_hook_secret: Option<String>,
-    pub deploy_remote: Option<String>,
-    pub deploy_hook_url: Option<String>,
-    pub environment_url: Option<String>,
-    pub default_branch: Option<String>,
-    pub flags: Option<String>,
-    pub fetch_branches: Option<String>,
-    pub prune_branches: Option<String>,
-    pub build_pull_requests: Option<String>,
-    pub build_pull_requests_post_merge: Option<String>,
-    pub resync_pull_requests: Option<String>,
-    pub pull_requests_clone_parent_data: Option<String>,
-    pub build_fork_pull_requests: Option<String>,
-    pub register_webhook: Option<String>,
+pub(crate) struct SettingsForm {
+    pub(crate) repository: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+    pub(crate) deploy_hook_secret: Option<String>,
+    pub(crate) deploy_report_token: Option<String>,
+    pub(crate) deploy_remote: Option<String>,
+    pub(crate) deploy_hook_url: Option<String>,
+    pub(crate) environment_url: Option<String>,
+    pub(crate) deploy_feedback: Option<String>,
+    pub(crate) default_branch: Option<String>,
+    pub(crate) flags: Option<String>,
+    pub(crate) fetch_branches: Option<String>,
+    pub(crate) prune_branches: Option<String>,
+    pub(crate) build_pull_requests: Option<String>,
+    pub(crate) build_pull_requests_post_merge: Option<String>,
+    pub(crate) resync_pull_requests: Option<String>,
+    pub(crate) pull_requests_clone_parent_data: Option<String>,
+    pub(crate) build_fork_pull_requests: Option<String>,
+    pub(crate) register_webhook: Option<String>,
+}
+
+/// How a field is entered.
+pub(crate) enum Input {
+    Text,
+    /// A secret: starts empty, its state shown beside it.
+    Password,
+    Checkbox,
+    /// One of fixed values.
+    Select(Vec<Choice>),
 }
 
 /// One field of the form as the template shows it.
-pub struct Field {
-    pub name: &'static str,
-    pub label: &'static str,
-    /// `text`, `password` or `checkbox`.
-    pub input: &'static str,
-    pub value: String,
-    pub checked: bool,
+pub(crate) struct Field {
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) input: Input,
+    pub(crate) value: String,
+    pub(crate) checked: bool,
     /// Password fields: whether a secret is stored ("set" / "unset"); never the secret.
-    pub secret_state: Option<&'static str>,
-    pub help: &'static str,
+    pub(crate) secret_state: Option<&'static str>,
+    pub(crate) help: &'static str,
 }
 
 fn text(name: &'static str, label: &'static str, value: Option<&str>, help: &'static str) -> Field {
     Field {
         name,
         label,
-        input: "text",
+        input: Input::Text,
         value: value.unwrap_or_default().to_owned(),
         checked: false,
         secret_state: None,
@@ -67,7 +82,7 @@ fn secret(name: &'static str, label: &'static str, set: bool, help: &'static str
     Field {
         name,
         label,
-        input: "password",
+        input: Input::Password,
         value: String::new(),
         checked: false,
         secret_state: Some(if set { "set" } else { "unset" }),
@@ -79,7 +94,7 @@ fn flag(name: &'static str, label: &'static str, checked: bool, help: &'static s
     Field {
         name,
         label,
-        input: "checkbox",
+        input: Input::Checkbox,
         value: String::new(),
         checked,
         secret_state: None,
@@ -100,12 +115,12 @@ fn shown(stored: Option<&str>, posted: Option<&SettingsForm>, get: Getter) -> Op
 }
 
 fn is_set(secret: &SecretView) -> bool {
-    secret.display() == "set"
+    !matches!(secret, SecretView::Hidden(None))
 }
 
 /// The text and secret fields, filled from the stored integration or, after a refused
 /// save, from what was posted (secrets excepted).
-pub fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
+pub(crate) fn text_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<Field> {
     let mut fields = connection_fields(view, posted);
     fields.extend(deploy_fields(view, posted));
     fields
@@ -122,7 +137,7 @@ fn connection_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> V
         |f| &f.repository,
         "workspace/repository (Cloud) or PROJECT/repository (Server).",
     )];
-    if view.kind == "bitbucket" {
+    if view.kind == IntegrationType::Cloud {
         fields.extend([
             t(
                 "key",
@@ -177,6 +192,12 @@ fn deploy_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<F
             is_set(&view.deploy_hook_secret),
             "whsec_ followed by base64 of at least 24 bytes. Leave empty to keep the stored one.",
         ),
+        secret(
+            "deploy_report_token",
+            "Deployment report token",
+            is_set(&view.deploy_report_token),
+            "What the deploy side authenticates its deployment reports with. Leave empty to keep the stored one.",
+        ),
         t(
             "deploy_remote",
             "Deploy remote",
@@ -198,45 +219,64 @@ fn deploy_fields(view: &IntegrationView, posted: Option<&SettingsForm>) -> Vec<F
             |f| &f.environment_url,
             "An http(s) URL template with {environment}; empty clears it.",
         ),
+        deploy_feedback(view.settings.deploy_feedback, posted),
         t(
             "default_branch",
             "Default branch",
-            view.default_branch.as_deref(),
+            view.settings.default_branch.as_deref(),
             |f| &f.default_branch,
             "The production branch; empty means the repository's default.",
         ),
     ]
 }
 
+/// The deploy feedback select: what was posted (after a refused save), else what is stored.
+fn deploy_feedback(stored: DeployFeedback, posted: Option<&SettingsForm>) -> Field {
+    let shown = posted
+        .and_then(|form| form.deploy_feedback.as_deref())
+        .and_then(DeployFeedback::parse_text)
+        .unwrap_or(stored);
+    Field {
+        name: "deploy_feedback",
+        label: "Deploy feedback",
+        input: Input::Select(enum_choices(Some(shown))),
+        value: String::new(),
+        checked: false,
+        secret_state: None,
+        help: "hook: the deploy hook's 2xx means deployed. report: the hook's 2xx means deploying, and the deploy side's deployment report decides.",
+    }
+}
+
 /// The checkboxes: the stored choices (not the effective ones), or what was posted.
-pub fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) -> Vec<Field> {
+pub(crate) fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) -> Vec<Field> {
     let value = |stored: bool, f: fn(&SettingsForm) -> &Option<String>| match posted {
         Some(form) if form.flags.is_some() => f(form).is_some(),
         _ => stored,
     };
+    let stored = &record.settings;
     vec![
         flag(
             "fetch_branches",
             "Fetch branches",
-            value(record.fetch_branches, |f| &f.fetch_branches),
+            value(stored.fetch_branches, |f| &f.fetch_branches),
             "Mirror every branch, not only the default one.",
         ),
         flag(
             "prune_branches",
             "Prune branches",
-            value(record.prune_branches, |f| &f.prune_branches),
+            value(stored.prune_branches, |f| &f.prune_branches),
             "Remove environments of deleted branches (only with fetch branches).",
         ),
         flag(
             "build_pull_requests",
             "Build pull requests",
-            value(record.build_pull_requests, |f| &f.build_pull_requests),
+            value(stored.build_pull_requests, |f| &f.build_pull_requests),
             "An environment per open pull request.",
         ),
         flag(
             "build_pull_requests_post_merge",
             "Build pull requests post-merge",
-            value(record.build_pull_requests_post_merge, |f| {
+            value(stored.build_pull_requests_post_merge, |f| {
                 &f.build_pull_requests_post_merge
             }),
             "Build the merge into the target instead of the source head.",
@@ -244,13 +284,13 @@ pub fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) ->
         flag(
             "resync_pull_requests",
             "Resync pull requests",
-            value(record.resync_pull_requests, |f| &f.resync_pull_requests),
+            value(stored.resync_pull_requests, |f| &f.resync_pull_requests),
             "Copy the parent's data into a pull request environment on every build.",
         ),
         flag(
             "pull_requests_clone_parent_data",
             "Clone parent data for pull requests",
-            value(record.pull_requests_clone_parent_data, |f| {
+            value(stored.pull_requests_clone_parent_data, |f| {
                 &f.pull_requests_clone_parent_data
             }),
             "New pull request environments start with the parent's data.",
@@ -258,7 +298,7 @@ pub fn flag_fields(record: &IntegrationRecord, posted: Option<&SettingsForm>) ->
         flag(
             "build_fork_pull_requests",
             "Build fork pull requests",
-            value(record.build_fork_pull_requests, |f| {
+            value(stored.build_fork_pull_requests, |f| {
                 &f.build_fork_pull_requests
             }),
             "Also pull requests from forks.",
@@ -278,16 +318,13 @@ fn replaced(posted: &Option<String>) -> Option<String> {
 }
 
 /// The change the form asks for, as the admin functions take it; `None` fields are kept.
-pub fn to_input(
+/// `Err` names a value no form of the console sends (a hand-made request).
+pub(crate) fn to_input(
     view: &IntegrationView,
     record: &IntegrationRecord,
     form: &SettingsForm,
-) -> IntegrationInput {
-    let flag = |stored: bool, posted: &Option<String>| {
-        let wanted = posted.is_some();
-        (form.flags.is_some() && wanted != stored).then_some(wanted)
-    };
-    IntegrationInput {
+) -> Result<IntegrationInput, String> {
+    Ok(IntegrationInput {
         kind: None,
         repository: changed(Some(&view.repository), &form.repository),
         key: changed(view.key.as_deref(), &form.key),
@@ -297,32 +334,58 @@ pub fn to_input(
         token: replaced(&form.token),
         webhook_secret: replaced(&form.webhook_secret),
         deploy_hook_secret: replaced(&form.deploy_hook_secret),
-        fetch_branches: flag(record.fetch_branches, &form.fetch_branches),
-        prune_branches: flag(record.prune_branches, &form.prune_branches),
-        build_pull_requests: flag(record.build_pull_requests, &form.build_pull_requests),
-        build_pull_requests_post_merge: flag(
-            record.build_pull_requests_post_merge,
-            &form.build_pull_requests_post_merge,
-        ),
-        resync_pull_requests: flag(record.resync_pull_requests, &form.resync_pull_requests),
-        pull_requests_clone_parent_data: flag(
-            record.pull_requests_clone_parent_data,
-            &form.pull_requests_clone_parent_data,
-        ),
-        build_fork_pull_requests: flag(
-            record.build_fork_pull_requests,
-            &form.build_fork_pull_requests,
-        ),
+        deploy_report_token: replaced(&form.deploy_report_token),
+        settings: settings_patch(&record.settings, form)?,
         deploy_remote: changed(view.deploy_remote.as_deref(), &form.deploy_remote),
         deploy_hook_url: changed(view.deploy_hook_url.as_deref(), &form.deploy_hook_url),
         environment_url: changed(view.environment_url.as_deref(), &form.environment_url),
-        default_branch: changed(view.default_branch.as_deref(), &form.default_branch),
         register_webhook: Some(form.register_webhook.is_some()),
-    }
+        unknown: Default::default(),
+    })
+}
+
+/// The planner's rules the form changes, compared with the stored (not the effective) ones.
+fn settings_patch(stored: &Settings, form: &SettingsForm) -> Result<SettingsPatch, String> {
+    let flag = |stored: bool, posted: &Option<String>| {
+        let wanted = posted.is_some();
+        (form.flags.is_some() && wanted != stored).then_some(wanted)
+    };
+    let deploy_feedback = match form.deploy_feedback.as_deref() {
+        None => None,
+        Some(raw) => {
+            let given = DeployFeedback::parse_text(raw).ok_or_else(|| {
+                format!(
+                    "deploy_feedback must be one of {}",
+                    relay_core::text::spellings::<DeployFeedback>()
+                )
+            })?;
+            (given != stored.deploy_feedback).then_some(given)
+        }
+    };
+    Ok(SettingsPatch {
+        fetch_branches: flag(stored.fetch_branches, &form.fetch_branches),
+        prune_branches: flag(stored.prune_branches, &form.prune_branches),
+        build_pull_requests: flag(stored.build_pull_requests, &form.build_pull_requests),
+        build_pull_requests_post_merge: flag(
+            stored.build_pull_requests_post_merge,
+            &form.build_pull_requests_post_merge,
+        ),
+        resync_pull_requests: flag(stored.resync_pull_requests, &form.resync_pull_requests),
+        pull_requests_clone_parent_data: flag(
+            stored.pull_requests_clone_parent_data,
+            &form.pull_requests_clone_parent_data,
+        ),
+        build_fork_pull_requests: flag(
+            stored.build_fork_pull_requests,
+            &form.build_fork_pull_requests,
+        ),
+        default_branch: changed(stored.default_branch.as_deref(), &form.default_branch),
+        deploy_feedback,
+    })
 }
 
 /// Whether the input changes anything at all (`register_webhook` is not a setting).
-pub fn is_empty(input: &IntegrationInput) -> bool {
+pub(crate) fn is_empty(input: &IntegrationInput) -> bool {
     let texts = [
         &input.repository,
         &input.key,
@@ -332,19 +395,10 @@ pub fn is_empty(input: &IntegrationInput) -> bool {
         &input.token,
         &input.webhook_secret,
         &input.deploy_hook_secret,
+        &input.deploy_report_token,
         &input.deploy_remote,
         &input.deploy_hook_url,
         &input.environment_url,
-        &input.default_branch,
     ];
-    let flags = [
-        input.fetch_branches,
-        input.prune_branches,
-        input.build_pull_requests,
-        input.build_pull_requests_post_merge,
-        input.resync_pull_requests,
-        input.pull_requests_clone_parent_data,
-        input.build_fork_pull_requests,
-    ];
-    input.kind.is_none() && texts.iter().all(|t| t.is_none()) && flags.iter().all(Option::is_none)
+    input.kind.is_none() && texts.iter().all(|t| t.is_none()) && input.settings.is_empty()
 }
