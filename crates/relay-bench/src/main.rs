@@ -82,60 +82,8 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     let inserts = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
 
-    // The relay, with its processor running.
-    let key = relay::secrets::SecretKey::parse(&SecretString::from(KEY))?;
-    let created = relay::admin::integrations::add(
-        &pool,
-        &key,
-        relay::admin::integrations::IntegrationInput {
-            kind: Some(relay_core::IntegrationType::Cloud),
-            repository: Some("bench/repo".into()),
-            key: Some("k".into()),
-            secret: Some("s".into()),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let metrics = Arc::new(Metrics::new());
-    let state = AppState::new(
-        pool.clone(),
-        key,
-        metrics.clone(),
-        HttpSettings {
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(10),
-            admin_token: None,
-            public_base_url: "http://127.0.0.1".into(),
-            cloud_urls: relay::bitbucket::CloudUrls {
-                web: url::Url::parse("http://127.0.0.1:9")?,
-                api: url::Url::parse("http://127.0.0.1:9")?,
-            },
-            ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
-                .ok()
-                .and_then(|w| w.parse().ok())
-                .unwrap_or(1),
-        },
-    );
-    state
-        .schema_ready
-        .store(true, std::sync::atomic::Ordering::Release);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let stopped = shutdown.clone();
-    tokio::spawn(relay::http::serve(state, listener, async move {
-        stopped.cancelled().await
-    }));
-
-    let url = format!("http://{addr}/webhooks/bitbucket/{}", created.record.id);
-    let relay_run = Load::new(
-        url.clone(),
-        &created.webhook_secret,
-        bodies.clone(),
-        concurrency,
-    )
-    .run(duration)
-    .await;
+    let relay = BenchRelay::start(&pool).await?;
+    let relay_run = relay.load(&bodies, concurrency, duration).await;
     print_report(
         "relay ingest (group commit)",
         &relay_run,
@@ -152,55 +100,145 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     );
 
     // The same load with the processor planning every delivery as it arrives.
-    let processor = Processor::new(
-        pool.clone(),
-        metrics,
-        ProcessorConfig {
-            workers: 2,
-            ..ProcessorConfig::default()
-        },
-    );
-    let backlog: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(&pool)
-            .await?;
-    let draining = Instant::now();
-    let processing = tokio::spawn(processor.run(shutdown.clone()));
-    // Let it clear the first phase's rows before the clock starts: a drain with no load.
-    let drained = wait_for_empty_queue(&pool, Duration::from_secs(300)).await?;
-    println!(
-        "processing the first phase's backlog of {backlog}: {} in {:.1} s ({:.0}/s)",
-        if drained { "drained" } else { "NOT drained" },
-        draining.elapsed().as_secs_f64(),
-        backlog as f64 / draining.elapsed().as_secs_f64()
-    );
+    let processing = relay.start_processor(&pool).await?;
     let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM deliveries")
         .fetch_one(&pool)
         .await?;
-    let with_processing = Load::new(url, &created.webhook_secret, bodies.clone(), concurrency)
-        .run(duration)
-        .await;
+    let with_processing = relay.load(&bodies, concurrency, duration).await;
     print_report(
         "relay ingest + processing",
         &with_processing,
         Some(&inserts),
         Some(&bare),
     );
+    report_processing(&pool, first_new).await?;
+    println!(
+        "peak resident memory of this process (relay + load generator): {} MB",
+        load::peak_rss_mb()
+    );
+    relay.shutdown.cancel();
+    let _ = processing.await;
+    pool.close().await;
+    Ok(())
+}
 
-    // Processing: how far behind it was when the load stopped, and how fast it drains.
+/// The relay under test: its HTTP side on loopback, one integration to send to.
+struct BenchRelay {
+    url: String,
+    secret: String,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+impl BenchRelay {
+    async fn start(pool: &sqlx::PgPool) -> anyhow::Result<Self> {
+        let key = relay::secrets::SecretKey::parse(&SecretString::from(KEY))?;
+        let created = relay::admin::integrations::add(
+            pool,
+            &key,
+            relay::admin::integrations::IntegrationInput {
+                kind: Some(relay_core::IntegrationType::Cloud),
+                repository: Some("bench/repo".into()),
+                key: Some("k".into()),
+                secret: Some("s".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let metrics = Arc::new(Metrics::new());
+        let state = AppState::new(pool.clone(), key, metrics.clone(), http_settings()?);
+        state
+            .schema_ready
+            .store(true, std::sync::atomic::Ordering::Release);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let stopped = shutdown.clone();
+        tokio::spawn(relay::http::serve(state, listener, async move {
+            stopped.cancelled().await
+        }));
+        Ok(Self {
+            url: format!("http://{addr}/webhooks/bitbucket/{}", created.record.id),
+            secret: created.webhook_secret,
+            metrics,
+            shutdown,
+        })
+    }
+
+    async fn load(
+        &self,
+        bodies: &[(String, Vec<u8>)],
+        concurrency: usize,
+        duration: Duration,
+    ) -> load::Report {
+        Load::new(self.url.clone(), &self.secret, bodies.to_vec(), concurrency)
+            .run(duration)
+            .await
+    }
+
+    /// Starts two processors and reports how fast they drain what the first phase left.
+    async fn start_processor(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let processor = Processor::new(
+            pool.clone(),
+            self.metrics.clone(),
+            ProcessorConfig {
+                workers: 2,
+                ..ProcessorConfig::default()
+            },
+        );
+        let backlog: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await?;
+        let draining = Instant::now();
+        let processing = tokio::spawn(processor.run(self.shutdown.clone()));
+        // Let it clear the first phase's rows before the clock starts: a drain with no load.
+        let drained = wait_for_empty_queue(pool, Duration::from_secs(300)).await?;
+        println!(
+            "processing the first phase's backlog of {backlog}: {} in {:.1} s ({:.0}/s)",
+            if drained { "drained" } else { "NOT drained" },
+            draining.elapsed().as_secs_f64(),
+            backlog as f64 / draining.elapsed().as_secs_f64()
+        );
+        Ok(processing)
+    }
+}
+
+fn http_settings() -> anyhow::Result<HttpSettings> {
+    Ok(HttpSettings {
+        max_body_bytes: 1024 * 1024,
+        request_timeout: Duration::from_secs(10),
+        admin_token: None,
+        public_base_url: "http://127.0.0.1".into(),
+        cloud_urls: relay::bitbucket::CloudUrls {
+            web: url::Url::parse("http://127.0.0.1:9")?,
+            api: url::Url::parse("http://127.0.0.1:9")?,
+        },
+        ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1),
+    })
+}
+
+/// How far behind processing was when the load stopped, and how fast it drained.
+async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Result<()> {
     let drain_started = Instant::now();
     let pending_at_end: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
-    wait_for_empty_queue(&pool, Duration::from_secs(120)).await?;
+    wait_for_empty_queue(pool, Duration::from_secs(120)).await?;
     let (processed, first, last, avg_lag, max_lag): (i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT count(*), EXTRACT(EPOCH FROM min(received_at))::float8, EXTRACT(EPOCH FROM max(processed_at))::float8,
                 EXTRACT(EPOCH FROM avg(processed_at - received_at))::float8, EXTRACT(EPOCH FROM max(processed_at - received_at))::float8
          FROM deliveries WHERE status <> 'pending' AND id > $1",
     )
     .bind(first_new)
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await?;
     let span = last.unwrap_or_default() - first.unwrap_or_default();
     println!(
@@ -210,13 +248,6 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
         avg_lag.unwrap_or_default() * 1000.0,
         max_lag.unwrap_or_default() * 1000.0,
     );
-    println!(
-        "peak resident memory of this process (relay + load generator): {} MB",
-        load::peak_rss_mb()
-    );
-    shutdown.cancel();
-    let _ = processing.await;
-    pool.close().await;
     Ok(())
 }
 

@@ -163,6 +163,17 @@ impl Mirror {
                 target.url()
             ))
         })?;
+        self.merge_into_target(build, target_oid, head)
+    }
+
+    /// Merges the pull request's `head` into the target's `target_oid` as a real merge commit
+    /// under `refs/pull-requests/<id>/merge`, or reports the conflicting paths.
+    fn merge_into_target(
+        &self,
+        build: &PrBuild,
+        target_oid: git2::Oid,
+        head: git2::Oid,
+    ) -> Result<PrBuildOutcome, GitError> {
         let ours = self.repo.find_commit(target_oid)?;
         let theirs = self.repo.find_commit(head)?;
         let mut index = self.repo.merge_commits(&ours, &theirs, None)?;
@@ -183,14 +194,10 @@ impl Mirror {
             "Merge {} into {} (pull request #{})",
             build.source_branch, build.target_branch, build.id
         );
-        let merge = self.repo.commit(
-            None,
-            &signature,
-            &signature,
-            &message,
-            &tree,
-            &[&ours, &theirs],
-        )?;
+        let parents = [&ours, &theirs];
+        let merge = self
+            .repo
+            .commit(None, &signature, &signature, &message, &tree, &parents)?;
         self.repo.reference(
             &crate::pull_request_ref(build.id, true),
             merge,

@@ -13,6 +13,7 @@ mod deploy_side;
 mod faults;
 mod ingest;
 mod ingest_failures;
+mod lifecycle;
 mod mirroring;
 mod processing;
 mod reconcile;
