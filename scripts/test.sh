@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the committed sqlx offline data, unit and end-to-end
-# tests against a real PostgreSQL (installed and started here if the machine has none).
+# tests against a real PostgreSQL (installed and started here if the machine has none),
+# including the console's browser test in headless Chromium (chromium and chromium-driver,
+# installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -8,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 ensure_build_packages
 ensure_promtool
+ensure_browser
 ensure_postgres relay_test
 
 log "promtool check rules deploy/monitoring/alerts.yaml"

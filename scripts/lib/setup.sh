@@ -145,3 +145,15 @@ check_sqlx_offline_data() {
   sqlx migrate run --source migrations --database-url "$url" >/dev/null
   DATABASE_URL=$url SQLX_OFFLINE=false cargo sqlx prepare --check --workspace -- --all-targets --locked
 }
+
+# Headless Chromium and its WebDriver, for the console's browser test (which fails under CI
+# without them). Both from the distribution's packages.
+ensure_browser() {
+  if { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } \
+    && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing chromium and chromium-driver"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}

@@ -2,6 +2,8 @@
 //! at compile time against the committed `.sqlx/` data.
 
 pub mod argocd;
+pub mod console;
+pub mod console_sessions;
 pub mod deliveries;
 pub mod deployments;
 pub mod environments;

@@ -12,6 +12,7 @@ pub mod argocd;
 pub mod bitbucket;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod redact;

@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         // Before the admin API's catch-all under /api/v1, and outside its token check.
         .merge(argocd::router())
         .merge(api::router(state.clone()))
+        .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         // Cuts off senders that trickle a body in; Bitbucket itself gives up after 10 s.
@@ -122,7 +123,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // Connection info gives the console's login limit the client's address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -230,6 +230,26 @@ async fn database_down_and_up_under_load_loses_nothing_acknowledged(pool: PgPool
     wait_until_processed(&pool).await;
     assert_stored_and_processed_once(&pool, &acknowledged).await;
     serve.terminate();
+    // The proxy's upstream sessions close a moment after it stops; the test's database can
+    // only be dropped once they have.
+    drop(proxy);
+    sessions_gone(&pool).await;
+}
+
+/// Waits until only this test's own connections use its database.
+async fn sessions_gone(pool: &PgPool) {
+    for _ in 0..200 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if others <= i64::from(pool.size()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[sqlx::test(migrations = "../../migrations")]
