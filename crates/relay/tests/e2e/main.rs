@@ -19,6 +19,7 @@ mod lifecycle;
 mod mirroring;
 mod monitoring;
 mod processing;
+mod processing_failures;
 mod reconcile;
 mod secrets_hygiene;
 mod support;

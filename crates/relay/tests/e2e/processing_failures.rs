@@ -1,0 +1,189 @@
+//! Deliveries that cannot be processed: bodies that never parse, rows the planner cannot
+//! read, transient store failures retried with backoff and then parked; none of them blocks
+//! the deliveries behind it for long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay::metrics::Metrics;
+use relay::worker::{Processor, ProcessorConfig};
+use relay_core::IntegrationType;
+use sqlx::PgPool;
+
+use crate::processing::{drain, post_fixture, processor, status_of};
+use crate::support::*;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn unparseable_deliveries_fail_with_a_reason_and_do_not_block(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let processor = processor(&pool);
+    let body = br#"{"push": "not an object"}"#;
+    let response = post_delivery(
+        &server.hook_url(&cloud.id),
+        IntegrationType::Cloud,
+        "repo:push",
+        "bad",
+        body,
+        Some(sign(&cloud.webhook_secret, body)),
+    )
+    .await;
+    let bad: serde_json::Value = response.json().await.unwrap();
+    let bad = bad["delivery_id"].as_i64().unwrap();
+    let unknown_body = br#"{"x": 1}"#;
+    let response = post_delivery(
+        &server.hook_url(&cloud.id),
+        IntegrationType::Cloud,
+        "repo:teleported",
+        "unknown",
+        unknown_body,
+        Some(sign(&cloud.webhook_secret, unknown_body)),
+    )
+    .await;
+    let unknown: serde_json::Value = response.json().await.unwrap();
+    let unknown = unknown["delivery_id"].as_i64().unwrap();
+    let good = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "push_branch_create.json",
+        "repo:push",
+        "good",
+    )
+    .await;
+
+    assert_eq!(drain(&processor).await, 3);
+    let (status, error, attempts) = status_of(&pool, bad).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().to_lowercase().contains("push"));
+    assert_eq!(attempts, 1, "a permanent failure is not retried");
+    let (status, error, _) = status_of(&pool, unknown).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("repo:teleported"));
+    assert_eq!(status_of(&pool, good).await.0, "processed");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_corrupt_row_parks_the_delivery_and_others_go_on(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let broken = add_integration(&pool, IntegrationType::Cloud).await;
+    let healthy = add_integration(&pool, IntegrationType::Cloud).await;
+    sqlx::query("INSERT INTO environments (integration_id, name, kind, status, head_commit) VALUES ($1, 'x', 'branch', 'active', 'not-a-hash')")
+        .bind(&broken.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let processor = processor(&pool);
+    let parked = post_fixture(
+        &server,
+        &broken,
+        IntegrationType::Cloud,
+        "push_branch_create.json",
+        "repo:push",
+        "p1",
+    )
+    .await;
+    let fine = post_fixture(
+        &server,
+        &healthy,
+        IntegrationType::Cloud,
+        "push_branch_create.json",
+        "repo:push",
+        "p2",
+    )
+    .await;
+    drain(&processor).await;
+    let (status, error, _) = status_of(&pool, parked).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("head_commit"));
+    assert_eq!(status_of(&pool, fine).await.0, "processed");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let first = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "push_branch_create.json",
+        "repo:push",
+        "t1",
+    )
+    .await;
+
+    // A processor whose statements give up quickly, and a lock that makes them give up.
+    let url = format!("{}?options=-c%20lock_timeout%3D200", database_url(&pool));
+    let impatient = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let retry = relay::worker::retry::RetrySchedule {
+        delays: vec![Duration::from_millis(100)],
+        max_attempts: 3,
+    };
+    let processor = Processor::new(
+        impatient,
+        Arc::new(Metrics::new()),
+        ProcessorConfig {
+            retry,
+            ..ProcessorConfig::default()
+        },
+    );
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE environments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    assert!(processor.process_next().await.unwrap() > 0);
+    let (status, error, attempts) = status_of(&pool, first).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1), "{error:?}");
+    assert!(error.unwrap().contains("lock"));
+    assert!(
+        processor.process_next().await.unwrap() == 0,
+        "backoff holds it back"
+    );
+
+    // The lock goes away: the retry succeeds.
+    blocker.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(processor.process_next().await.unwrap() > 0);
+    assert_eq!(status_of(&pool, first).await.0, "processed");
+
+    // Failing every time: parked as failed after the last attempt, and the next one goes on.
+    let doomed = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "push.json",
+        "repo:push",
+        "t2",
+    )
+    .await;
+    let next = post_fixture(
+        &server,
+        &cloud,
+        IntegrationType::Cloud,
+        "pr_created.json",
+        "pullrequest:created",
+        "t3",
+    )
+    .await;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE environments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(processor.process_next().await.unwrap() > 0);
+    }
+    blocker.rollback().await.unwrap();
+    let (status, _, attempts) = status_of(&pool, doomed).await;
+    assert_eq!((status.as_str(), attempts), ("failed", 3));
+    while processor.process_next().await.unwrap() > 0 {}
+    assert_eq!(status_of(&pool, next).await.0, "processed");
+}
