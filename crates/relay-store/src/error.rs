@@ -18,6 +18,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("failed to apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused a value (SQLSTATE class 22, a data exception such as a NUL in
+    /// text or a number out of range, or class 23 other than a unique violation): the data is
+    /// at fault, not the database, so retrying the same write cannot help.
+    #[error("the database refused a value: {0}")]
+    Rejected(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
@@ -53,6 +58,22 @@ impl From<sqlx::Error> for StoreError {
                 }) =>
             {
                 Self::Unavailable(err)
+            }
+            // The database named in the URL does not exist, or the login is refused: nothing
+            // the caller sent is wrong and an operator can fix it, so it is an outage too.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c == "3D000" || c == "28000" || c == "28P01") =>
+            {
+                Self::Unavailable(err)
+            }
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("22") || (c.starts_with("23") && c != "23505")
+                }) =>
+            {
+                Self::Rejected(db.message().to_owned())
             }
             _ => Self::Database(err),
         }

@@ -1,5 +1,6 @@
 //! Background work: the delivery processor and the gauges sampler.
 
+mod batch;
 pub mod jobs;
 pub mod processor;
 pub mod resync;

@@ -10,6 +10,7 @@ mod faults;
 mod ingest;
 mod ingest_failures;
 mod mirroring;
+mod poison;
 mod processing;
 mod reconcile;
 mod secrets_hygiene;

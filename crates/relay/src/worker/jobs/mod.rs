@@ -93,7 +93,10 @@ impl JobError {
 
 impl From<relay_store::StoreError> for JobError {
     fn from(err: relay_store::StoreError) -> Self {
-        let transient = !matches!(err, relay_store::StoreError::Corrupt(_));
+        let transient = !matches!(
+            err,
+            relay_store::StoreError::Corrupt(_) | relay_store::StoreError::Rejected(_)
+        );
         Self {
             message: err.to_string(),
             transient,
