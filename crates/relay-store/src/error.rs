@@ -50,7 +50,10 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            | sqlx::Error::WorkerCrashed
+            // An answer that is not PostgreSQL's protocol: a proxy or balancer in front of a
+            // database that is gone accepts the connection and closes it.
+            | sqlx::Error::Protocol(_) => Self::Unavailable(err),
             // Admin shutdown, cannot connect now, too many connections, read-only replica.
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| {
@@ -59,12 +62,13 @@ impl From<sqlx::Error> for StoreError {
             {
                 Self::Unavailable(err)
             }
-            // The database named in the URL does not exist, or the login is refused: nothing
-            // the caller sent is wrong and an operator can fix it, so it is an outage too.
+            // The database named in the URL does not exist, the login is refused or a table
+            // is missing (schema not migrated): nothing the caller sent is wrong and an
+            // operator can fix it, so it is an outage too.
             sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|c| c == "3D000" || c == "28000" || c == "28P01") =>
+                if db.code().is_some_and(|c| {
+                    matches!(c.as_ref(), "3D000" | "28000" | "28P01" | "42P01")
+                }) =>
             {
                 Self::Unavailable(err)
             }

@@ -72,6 +72,8 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             admin_token: config.admin_token.clone(),
+            metrics_token: config.metrics_token.clone(),
+            max_connections: config.max_connections,
             public_base_url: config.public_base_url(),
             ingest_writers: config.ingest_writers,
             cloud_urls: config.cloud_urls(),

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod api_hardening;
 mod bitbucket_admin;
 mod cli;
+mod connections;
 mod deploy_side;
 mod faults;
 mod ingest;

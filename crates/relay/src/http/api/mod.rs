@@ -7,13 +7,10 @@ mod integrations;
 mod operations;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 
@@ -47,20 +44,15 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let allowed = match (&state.admin_token, given) {
-        (Some(expected), Some(given)) => {
-            bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
-        }
-        _ => false,
-    };
+    let allowed = state.admin_token.as_ref().is_some_and(|expected| {
+        super::token_matches(expected, super::bearer_token(request.headers()))
+    });
     if !allowed {
         return ApiError::Unauthorized.into_response();
+    }
+    // Without the schema every query would fail: say so as an outage, not a 500.
+    if !state.schema_ready() {
+        return ApiError::Unavailable.into_response();
     }
     next.run(request).await
 }
