@@ -105,6 +105,8 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             admin_token: None,
+            metrics_token: None,
+            max_connections: relay::http::server::default_max_connections(),
             public_base_url: "http://127.0.0.1".into(),
             cloud_urls: relay::bitbucket::CloudUrls {
                 web: url::Url::parse("http://127.0.0.1:9")?,

@@ -11,6 +11,7 @@ pub mod naming;
 pub mod plan;
 pub mod settings;
 pub mod signature;
+pub mod targets;
 
 pub use environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
 pub use event::{

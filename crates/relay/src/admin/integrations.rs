@@ -38,6 +38,9 @@ pub struct IntegrationInput {
     /// Not stored: whether add/update/delete also manage the webhook on Bitbucket (default
     /// true).
     pub register_webhook: Option<bool>,
+    /// Not stored: register the webhook on Bitbucket Cloud even though the public URL looks
+    /// unreachable from the internet (see `managed::unreachable_public_url`).
+    pub force: Option<bool>,
     /// Whatever else the JSON held: refused by [`IntegrationInput::check_known_fields`]
     /// (serde's own `deny_unknown_fields` does not work together with `flatten`).
     #[serde(flatten)]
@@ -115,7 +118,7 @@ pub async fn add(
     })?;
     let id = generate_id();
     let webhook_secret = match &input.webhook_secret {
-        Some(given) => validate::non_empty("webhook_secret", given).map_err(AdminError::Invalid)?,
+        Some(given) => validate::webhook_secret(given).map_err(AdminError::Invalid)?,
         None => generate_webhook_secret(),
     };
     let mut record = IntegrationRecord {
@@ -231,7 +234,12 @@ fn apply_credentials(
     }
     let id = record.id.clone();
     let encrypt = |field: SecretField, name: &str, raw: &str| -> Result<Vec<u8>, AdminError> {
-        let clear = validate::non_empty(name, raw).map_err(invalid)?;
+        let clear = if name == "webhook_secret" {
+            validate::webhook_secret(raw)
+        } else {
+            validate::secret(name, raw)
+        }
+        .map_err(invalid)?;
         Ok(key.encrypt(&id, field, &clear)?)
     };
     if let Some(oauth_key) = &input.key {
@@ -241,7 +249,7 @@ fn apply_credentials(
         record.oauth_secret_ciphertext = Some(encrypt(SecretField::OauthSecret, "secret", secret)?);
     }
     if let Some(base_url) = &input.base_url {
-        record.base_url = Some(validate::http_url("base_url", base_url).map_err(invalid)?);
+        record.base_url = Some(validate::base_url(base_url).map_err(invalid)?);
     }
     if let Some(username) = &input.username {
         record.username = optional(username, |v| validate::non_empty("username", v))?;
@@ -361,7 +369,7 @@ pub fn view(
         repository: record.repository.clone(),
         hook_url: hook_url(public_base_url, &record.id),
         key: record.oauth_key.clone(),
-        base_url: record.base_url.clone(),
+        base_url: record.base_url.as_deref().map(crate::redact::url),
         username: record.username.clone(),
         secret: secret(
             SecretField::OauthSecret,
@@ -382,7 +390,7 @@ pub fn view(
         },
         prune_branches_note: record.settings.prune_override_notice(),
         deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
-        deploy_hook_url: record.deploy_hook_url.clone(),
+        deploy_hook_url: record.deploy_hook_url.as_deref().map(crate::redact::url),
         environment_url: record.environment_url.clone(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),

@@ -95,6 +95,10 @@ pub struct IntegrationFields {
     /// Also create/update the repository webhook on Bitbucket (default true).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub register_webhook: Option<bool>,
+    /// Register the webhook on Bitbucket Cloud even though RELAY_PUBLIC_URL is a wildcard,
+    /// loopback or private address (refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl IntegrationFields {
@@ -115,6 +119,7 @@ impl IntegrationFields {
             environment_url: self.environment_url,
             unknown: Default::default(),
             register_webhook: self.register_webhook,
+            force: self.force.then_some(true),
         }
     }
 }

@@ -84,6 +84,10 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
             config.listen
         ));
     }
+    if let Some(problem) = crate::admin::managed::unreachable_public_url(&config.public_base_url())
+    {
+        warnings.push(problem);
+    }
     if let Some(note) = view.prune_branches_note {
         warnings.push(note.to_owned());
     }

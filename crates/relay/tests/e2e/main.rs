@@ -17,3 +17,4 @@ mod processing;
 mod reconcile;
 mod secrets_hygiene;
 mod support;
+mod urls;
