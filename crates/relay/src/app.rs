@@ -134,6 +134,8 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
         runner_config.workers = config.job_workers;
         runner_config.timeout = config.job_timeout;
         runner_config.public_url = config.public_base_url();
+        runner_config.circuit.failures = config.circuit_failures;
+        runner_config.circuit.probe = config.circuit_probe;
         let runner = Runner::new(
             state.pool.clone(),
             state.key.clone(),

@@ -325,8 +325,31 @@ pub struct IntegrationView {
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
+    /// Circuit breaker of the deploy hook and of the Bitbucket API: `closed`, `open` or
+    /// `half_open` (see `worker::circuit`); filled in by [`with_circuits`].
+    pub deploy_hook_circuit: String,
+    pub bitbucket_circuit: String,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Fills in the circuit states of `views` from the stored circuits (no row: closed).
+pub async fn with_circuits(pool: &PgPool, views: &mut [IntegrationView]) -> Result<(), AdminError> {
+    let only = match views {
+        [one] => Some(one.id.clone()),
+        _ => None,
+    };
+    let circuits = relay_store::circuits::list(pool, only.as_deref()).await?;
+    for view in views.iter_mut() {
+        for circuit in circuits.iter().filter(|c| c.integration_id == view.id) {
+            match circuit.target.as_str() {
+                "deploy_hook" => view.deploy_hook_circuit = circuit.state.clone(),
+                "bitbucket" => view.bitbucket_circuit = circuit.state.clone(),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `"set"` / `null` normally; the clear value only with `--show-secret`.
@@ -392,6 +415,8 @@ pub fn view(
         deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
         deploy_hook_url: record.deploy_hook_url.as_deref().map(crate::redact::url),
         environment_url: record.environment_url.clone(),
+        deploy_hook_circuit: "closed".into(),
+        bitbucket_circuit: "closed".into(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })

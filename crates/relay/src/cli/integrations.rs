@@ -127,7 +127,8 @@ pub async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), C
     } else {
         None
     };
-    let view = admin::view(&record, &config.public_base_url(), key.as_ref())?;
+    let mut view = admin::view(&record, &config.public_base_url(), key.as_ref())?;
+    admin::with_circuits(&pool, std::slice::from_mut(&mut view)).await?;
     match args.property {
         Some(property) => {
             let value = serde_json::to_value(&view)
@@ -158,10 +159,11 @@ pub async fn list(config: &Config, format: Format) -> Result<(), CliError> {
     let pool = connect(config).await?;
     let records = relay_store::integrations::list(&pool).await?;
     let base = config.public_base_url();
-    let views = records
+    let mut views = records
         .iter()
         .map(|r| admin::view(r, &base, None))
         .collect::<Result<Vec<_>, _>>()?;
+    admin::with_circuits(&pool, &mut views).await?;
     emit(format, &views, || {
         let rows: Vec<Vec<String>> = views
             .iter()

@@ -5,6 +5,7 @@
 mod api;
 mod api_hardening;
 mod bitbucket_admin;
+mod circuit;
 mod cli;
 mod connections;
 mod deploy_side;

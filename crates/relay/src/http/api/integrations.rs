@@ -17,10 +17,11 @@ fn body(input: Result<Json<Value>, JsonRejection>) -> Result<IntegrationInput, A
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IntegrationView>>, ApiError> {
     let records = relay_store::integrations::list(&state.pool).await?;
-    let views = records
+    let mut views = records
         .iter()
         .map(|r| admin::view(r, &state.public_base_url, None))
         .collect::<Result<Vec<_>, _>>()?;
+    admin::with_circuits(&state.pool, &mut views).await?;
     Ok(Json(views))
 }
 
@@ -29,7 +30,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let record = relay_store::integrations::get(&state.pool, &id).await?;
-    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+    let mut view = admin::view(&record, &state.public_base_url, None)?;
+    admin::with_circuits(&state.pool, std::slice::from_mut(&mut view)).await?;
+    Ok(Json(view))
 }
 
 /// 201 with the view plus the webhook secret, shown this once.

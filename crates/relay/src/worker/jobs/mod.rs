@@ -43,6 +43,7 @@ pub struct RunnerConfig {
     pub cloud: crate::bitbucket::CloudUrls,
     /// Link for build statuses when the integration has no `environment_url`.
     pub public_url: String,
+    pub circuit: super::circuit::CircuitConfig,
 }
 
 impl RunnerConfig {
@@ -63,6 +64,7 @@ impl RunnerConfig {
             },
             cloud,
             public_url: "http://localhost".into(),
+            circuit: super::circuit::CircuitConfig::default(),
         }
     }
 }
@@ -74,6 +76,9 @@ pub struct JobError {
     pub message: String,
     /// Worth retrying; otherwise the job goes straight to the dead letter.
     pub transient: bool,
+    /// The relay's own trouble (its database): says nothing about the remote side, so it
+    /// does not count towards a circuit breaker.
+    pub local: bool,
 }
 
 impl JobError {
@@ -81,12 +86,14 @@ impl JobError {
         Self {
             message: message.into(),
             transient: true,
+            local: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             transient: false,
+            local: false,
         }
     }
 }
@@ -100,6 +107,7 @@ impl From<relay_store::StoreError> for JobError {
         Self {
             message: err.to_string(),
             transient,
+            local: true,
         }
     }
 }
@@ -196,6 +204,12 @@ impl Runner {
     }
 
     async fn execute(&self, job: ClaimedJob) {
+        let (pool, circuit) = (&self.context.pool, &self.context.config.circuit);
+        let gate = super::circuit::admit(pool, circuit, &job).await;
+        if gate == super::circuit::Gate::Waited {
+            self.metrics.record_job(&job.kind, "waiting", 0.0, 0.0);
+            return;
+        }
         let started = Instant::now();
         let heartbeat = self.heartbeat(job.clone());
         let result = match serde_json::from_value::<JobSpec>(job.payload.clone()) {
@@ -215,7 +229,7 @@ impl Runner {
             ))),
         };
         heartbeat.abort();
-        let pool = &self.context.pool;
+        super::circuit::settle(pool, circuit, &self.metrics, &job, gate, &result).await;
         let seconds = started.elapsed().as_secs_f64();
         let outcome = match result {
             Ok(()) => match jobs::succeed(pool, &job).await {

@@ -17,6 +17,7 @@ impl From<AccessError> for JobError {
         Self {
             message: err.to_string(),
             transient,
+            local: false,
         }
     }
 }
