@@ -8,6 +8,7 @@ pub mod error;
 pub mod integrations;
 pub mod jobs;
 pub mod pool;
+pub mod previous_secrets;
 pub mod queue;
 
 pub use error::StoreError;

@@ -41,6 +41,14 @@ pub struct IntegrationInput {
     /// Not stored: register the webhook on Bitbucket Cloud even though the public URL looks
     /// unreachable from the internet (see `managed::unreachable_public_url`).
     pub force: Option<bool>,
+    /// Not stored: generate a new webhook secret, keeping the previous one valid for
+    /// `webhook_secret_grace` (a duration such as `24h`, the default).
+    pub rotate_webhook_secret: Option<bool>,
+    pub webhook_secret_grace: Option<String>,
+    /// Not stored: the same for the deploy hook's signing secret (both signatures are sent
+    /// during the grace).
+    pub rotate_deploy_hook_secret: Option<bool>,
+    pub deploy_hook_secret_grace: Option<String>,
     /// Whatever else the JSON held: refused by [`IntegrationInput::check_known_fields`]
     /// (serde's own `deny_unknown_fields` does not work together with `flatten`).
     #[serde(flatten)]

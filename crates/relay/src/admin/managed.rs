@@ -39,8 +39,37 @@ pub async fn add_with_bitbucket(
     Ok(created)
 }
 
-/// `update`, then re-registers the webhook when the change affects it.
+/// `update`, then re-registers the webhook when the change affects it. A rotation asked for
+/// in `input` happens too; [`update_rotating`] also returns the new secrets.
 pub async fn update_with_bitbucket(
+    pool: &PgPool,
+    key: &SecretKey,
+    clients: &Clients,
+    public_base_url: &str,
+    id: &str,
+    input: IntegrationInput,
+) -> Result<IntegrationRecord, AdminError> {
+    let target = Target {
+        pool,
+        key,
+        clients,
+        public_base_url,
+    };
+    Ok(super::rotation::update_rotating(&target, id, input)
+        .await?
+        .record)
+}
+
+/// Where an update goes: the database, the secret key and Bitbucket.
+pub struct Target<'a> {
+    pub pool: &'a PgPool,
+    pub key: &'a SecretKey,
+    pub clients: &'a Clients,
+    pub public_base_url: &'a str,
+}
+
+/// `update`, then re-registers the webhook when the change affects it (no rotation).
+pub(super) async fn update_plain(
     pool: &PgPool,
     key: &SecretKey,
     clients: &Clients,

@@ -5,6 +5,7 @@ pub mod bitbucket_side;
 pub mod error;
 pub mod integrations;
 pub mod managed;
+pub mod rotation;
 pub mod validate;
 pub mod views;
 

@@ -37,6 +37,21 @@ pub struct UpdateArgs {
     pub id: String,
     #[command(flatten)]
     pub fields: IntegrationFields,
+    /// Generate a new webhook secret, re-register the webhook with it (unless
+    /// --register-webhook=false) and print it once; the previous secret stays valid for
+    /// --webhook-secret-grace.
+    #[arg(long, conflicts_with = "webhook_secret")]
+    pub rotate_webhook_secret: bool,
+    /// How long the previous webhook secret is still accepted (45s, 90m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", requires = "rotate_webhook_secret")]
+    pub webhook_secret_grace: Option<String>,
+    /// Generate a new deploy-hook signing secret and print it once; events carry both
+    /// signatures for --deploy-hook-secret-grace.
+    #[arg(long, conflicts_with = "deploy_hook_secret")]
+    pub rotate_deploy_hook_secret: bool,
+    /// How long events are also signed with the previous deploy-hook secret.
+    #[arg(long, value_name = "DURATION", requires = "rotate_deploy_hook_secret")]
+    pub deploy_hook_secret_grace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +135,10 @@ impl IntegrationFields {
             unknown: Default::default(),
             register_webhook: self.register_webhook,
             force: self.force.then_some(true),
+            rotate_webhook_secret: None,
+            webhook_secret_grace: None,
+            rotate_deploy_hook_secret: None,
+            deploy_hook_secret_grace: None,
         }
     }
 }

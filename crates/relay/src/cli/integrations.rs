@@ -103,20 +103,30 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
 pub async fn update(config: &Config, format: Format, args: UpdateArgs) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let record = crate::admin::managed::update_with_bitbucket(
-        &pool,
-        &key,
-        &clients(config),
-        &config.public_base_url(),
-        &args.id,
-        args.fields.into_input(None),
-    )
-    .await?;
-    let view = admin::view(&record, &config.public_base_url(), None)?;
+    let mut input = args.fields.into_input(None);
+    input.rotate_webhook_secret = args.rotate_webhook_secret.then_some(true);
+    input.webhook_secret_grace = args.webhook_secret_grace;
+    input.rotate_deploy_hook_secret = args.rotate_deploy_hook_secret.then_some(true);
+    input.deploy_hook_secret_grace = args.deploy_hook_secret_grace;
+    let base = config.public_base_url();
+    let clients = clients(config);
+    let target = crate::admin::managed::Target {
+        pool: &pool,
+        key: &key,
+        clients: &clients,
+        public_base_url: &base,
+    };
+    let updated = crate::admin::rotation::update_rotating(&target, &args.id, input).await?;
+    let mut view = admin::view(&updated.record, &base, None)?;
+    admin::with_circuits(&pool, std::slice::from_mut(&mut view)).await?;
     if let Some(note) = view.prune_branches_note {
         eprintln!("warning: {note}");
     }
-    print_view(format, &view)
+    let mut value = serde_json::to_value(&view)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot encode output: {e}")))?;
+    // A rotated secret is shown here once, in clear; afterwards only with --show-secret.
+    updated.reveal_rotated(&mut value);
+    emit(format, &value, || output::properties(&value))
 }
 
 pub async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {

@@ -16,6 +16,7 @@ mod mirroring;
 mod poison;
 mod processing;
 mod reconcile;
+mod rotation;
 mod secrets_hygiene;
 mod support;
 mod urls;

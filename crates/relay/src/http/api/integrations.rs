@@ -59,23 +59,26 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     input: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<IntegrationView>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let input = body(input)?;
     if input.kind.is_some() {
         return Err(ApiError::Invalid(
             "type cannot change: delete the integration and add a new one".into(),
         ));
     }
-    let record = crate::admin::managed::update_with_bitbucket(
-        &state.pool,
-        &state.key,
-        &state.clients,
-        &state.public_base_url,
-        &id,
-        input,
-    )
-    .await?;
-    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+    let target = crate::admin::managed::Target {
+        pool: &state.pool,
+        key: &state.key,
+        clients: &state.clients,
+        public_base_url: &state.public_base_url,
+    };
+    let updated = crate::admin::rotation::update_rotating(&target, &id, input).await?;
+    let mut view = admin::view(&updated.record, &state.public_base_url, None)?;
+    admin::with_circuits(&state.pool, std::slice::from_mut(&mut view)).await?;
+    let mut value = serde_json::to_value(&view).map_err(|_| ApiError::Internal)?;
+    // A rotated secret is in this answer once, in clear.
+    updated.reveal_rotated(&mut value);
+    Ok(Json(value))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -9,6 +9,7 @@ mod deploy_hook;
 mod git;
 pub mod reconcile;
 pub mod remotes;
+mod signatures;
 mod status;
 
 use std::collections::HashMap;
