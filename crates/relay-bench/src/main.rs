@@ -107,6 +107,7 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
             admin_token: None,
             metrics_token: None,
             max_connections: relay::http::server::default_max_connections(),
+            activity_retention: Duration::from_secs(30 * 24 * 3600),
             public_base_url: "http://127.0.0.1".into(),
             cloud_urls: relay::bitbucket::CloudUrls {
                 web: url::Url::parse("http://127.0.0.1:9")?,

@@ -1,6 +1,7 @@
 //! PostgreSQL storage of the relay. Every SQL query of the project lives in this crate, checked
 //! at compile time against the committed `.sqlx/` data.
 
+pub mod activities;
 pub mod circuits;
 pub mod deliveries;
 pub mod environments;

@@ -74,6 +74,7 @@ impl Application {
             admin_token: config.admin_token.clone(),
             metrics_token: config.metrics_token.clone(),
             max_connections: config.max_connections,
+            activity_retention: config.activity_retention,
             public_base_url: config.public_base_url(),
             ingest_writers: config.ingest_writers,
             cloud_urls: config.cloud_urls(),
@@ -127,6 +128,11 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
     tasks.spawn(resync::run(
         state.pool.clone(),
         config.resync_interval,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::worker::activity::prune(
+        state.pool.clone(),
+        config.activity_retention,
         shutdown.clone(),
     ));
     if config.job_workers > 0 {

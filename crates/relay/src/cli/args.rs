@@ -229,3 +229,28 @@ pub struct JobIdArg {
     /// Job id.
     pub id: i64,
 }
+
+#[derive(Debug, Args)]
+pub struct ActivityListArgs {
+    /// Integration id.
+    pub id: String,
+    /// delivery, reconcile, job or circuit.
+    #[arg(long = "type", value_parser = ["delivery", "reconcile", "job", "circuit"])]
+    pub kind: Option<String>,
+    /// pending, in_progress or complete.
+    #[arg(long, value_parser = ["pending", "in_progress", "complete"])]
+    pub state: Option<String>,
+    /// success or failure.
+    #[arg(long, value_parser = ["success", "failure"])]
+    pub result: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityLogArgs {
+    /// Integration id.
+    pub id: String,
+    /// Activity id, as `integration:activity:list` shows it (delivery-12, job-7, circuit-3).
+    pub activity_id: String,
+}

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Bearer token `/metrics` asks for, when set.
     pub metrics_token: Option<secrecy::SecretString>,
     pub max_connections: usize,
+    /// How far back the activity log reaches.
+    pub activity_retention: Duration,
     /// Base of hook URLs shown by the admin API.
     pub public_base_url: String,
     pub ingestor: Ingestor,
@@ -59,6 +61,7 @@ pub struct HttpSettings {
     pub metrics_token: Option<secrecy::SecretString>,
     /// Open connections at most (`RELAY_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    pub activity_retention: Duration,
     pub public_base_url: String,
     /// Concurrent group-commit transactions.
     pub ingest_writers: usize,
@@ -96,6 +99,7 @@ impl AppState {
             admin_token: settings.admin_token,
             metrics_token: settings.metrics_token,
             max_connections: settings.max_connections,
+            activity_retention: settings.activity_retention,
             public_base_url: settings.public_base_url,
         }
     }

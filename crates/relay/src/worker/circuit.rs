@@ -107,6 +107,12 @@ pub async fn admit(pool: &PgPool, config: &CircuitConfig, job: &ClaimedJob) -> G
         Ok(Decision::Wait(until)) => match circuits::defer_job(pool, job, until).await {
             Ok(_) => {
                 tracing::info!(circuit = target.as_str(), until = %until, "circuit open; job waits without using an attempt");
+                let line = format!(
+                    "waiting for the open {} circuit until {} (no attempt used)",
+                    target.as_str(),
+                    until.to_rfc3339()
+                );
+                super::activity::job_line(pool, job, &line).await;
                 Gate::Waited
             }
             Err(err) => {
@@ -149,6 +155,7 @@ async fn decide(
     if row.next_probe_at.is_none_or(|at| at <= now)
         && circuits::take_probe(pool, integration_id, target.as_str(), hold).await?
     {
+        super::activity::circuit_probing(pool, integration_id, target).await;
         return Ok(Decision::Go {
             probe: true,
             tracked: true,

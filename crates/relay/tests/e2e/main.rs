@@ -2,6 +2,7 @@
 //! (each test gets its own database from `#[sqlx::test]`; set DATABASE_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod api;
 mod api_hardening;
 mod bitbucket_admin;

@@ -2,6 +2,7 @@
 //! Without the right token every path answers 401 and nothing else: not even whether the
 //! path exists.
 
+mod activities;
 mod error;
 mod integrations;
 mod operations;
@@ -29,6 +30,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(integrations::get)
                 .patch(integrations::update)
                 .delete(integrations::delete),
+        )
+        .route("/integrations/{id}/activities", get(activities::list))
+        .route(
+            "/integrations/{id}/activities/{activity_id}",
+            get(activities::log),
         )
         .route("/environments", get(operations::environments))
         .route("/deliveries", get(operations::deliveries))

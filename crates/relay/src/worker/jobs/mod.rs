@@ -232,37 +232,70 @@ impl Runner {
         heartbeat.abort();
         super::circuit::settle(pool, circuit, &self.metrics, &job, gate, &result).await;
         let seconds = started.elapsed().as_secs_f64();
-        let outcome = match result {
-            Ok(()) => match jobs::succeed(pool, &job).await {
-                Ok(true) => "succeeded",
-                Ok(false) => "lost_lease",
+        let outcome = self.finish(&job, result, seconds).await;
+        let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
+        self.metrics.record_job(&job.kind, outcome, seconds, queued);
+    }
+
+    /// Records the attempt's outcome on the job (and in its activity log); returns the
+    /// metric's outcome label.
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        result: Result<(), JobError>,
+        seconds: f64,
+    ) -> &'static str {
+        let attempt = job.attempt;
+        let pool = &self.context.pool;
+        let (outcome, line) = match result {
+            Ok(()) => match jobs::succeed(pool, job).await {
+                Ok(true) => (
+                    "succeeded",
+                    format!("attempt {attempt} succeeded in {seconds:.1} s"),
+                ),
+                Ok(false) => (
+                    "lost_lease",
+                    format!("attempt {attempt} finished after its lease was lost"),
+                ),
                 Err(err) => {
                     tracing::error!(error = %err, "job done but not recorded; it will run again");
-                    "unrecorded"
+                    (
+                        "unrecorded",
+                        format!("attempt {attempt} succeeded but could not be recorded"),
+                    )
                 }
             },
             Err(err) => {
                 let retry = &self.context.config.retry;
                 let dead = !err.transient || job.attempt >= retry.max_attempts;
                 let delay = with_jitter(retry.delay_after(job.attempt));
-                match jobs::fail(pool, &job, &err.message, delay, dead).await {
+                match jobs::fail(pool, job, &err.message, delay, dead).await {
                     Ok(Some(state)) if state == "dead" => {
                         tracing::error!(error = %err, "job failed for good; dead-lettered");
-                        "dead"
+                        (
+                            "dead",
+                            format!("attempt {attempt} failed: {err}; dead-lettered"),
+                        )
                     }
                     Ok(_) => {
                         tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-                        "retry"
+                        (
+                            "retry",
+                            format!(
+                                "attempt {attempt} failed: {err}; retry in {:.1} s",
+                                delay.as_secs_f64()
+                            ),
+                        )
                     }
                     Err(record_err) => {
                         tracing::error!(error = %err, record_error = %record_err, "job failure not recorded");
-                        "unrecorded"
+                        ("unrecorded", format!("attempt {attempt} failed: {err}"))
                     }
                 }
             }
         };
-        let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
-        self.metrics.record_job(&job.kind, outcome, seconds, queued);
+        super::activity::job_line(pool, job, &line).await;
+        outcome
     }
 
     fn heartbeat(&self, job: ClaimedJob) -> tokio::task::JoinHandle<()> {
