@@ -33,6 +33,11 @@ set -a
 set +a
 
 "$relay" migrate
+if [ -z "${RELAY_PUBLIC_URL:-}" ]; then
+  log "warning: RELAY_PUBLIC_URL is not set, so hook URLs use http://$RELAY_LISTEN, which Bitbucket"
+  log "  cannot reach; set RELAY_PUBLIC_URL=https://your.public.host in $env_file (integration:add"
+  log "  refuses to register such a hook on Bitbucket Cloud without --force)"
+fi
 log "relay serving on $RELAY_LISTEN; add an integration in another shell with:"
 log "  set -a; . $env_file; set +a; $relay integration:add --type=bitbucket --repository=WORKSPACE/REPO --key=KEY --secret=SECRET"
 exec "$relay" serve

@@ -212,6 +212,9 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
         max_body_bytes: 1024 * 1024,
         request_timeout: Duration::from_secs(10),
         admin_token: None,
+        metrics_token: None,
+        max_connections: relay::http::server::default_max_connections(),
+        activity_retention: Duration::from_secs(30 * 24 * 3600),
         public_base_url: "http://127.0.0.1".into(),
         cloud_urls: relay::bitbucket::CloudUrls {
             web: url::Url::parse("http://127.0.0.1:9")?,

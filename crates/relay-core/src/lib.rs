@@ -12,6 +12,7 @@ pub mod naming;
 pub mod plan;
 pub mod settings;
 pub mod signature;
+pub mod targets;
 pub mod text;
 
 pub use environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};

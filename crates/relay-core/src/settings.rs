@@ -73,11 +73,15 @@ pub enum SettingsError {
     Repository(String),
 }
 
-/// Checks a `workspace/repo` (Cloud) or `PROJECT/repo` (Server) repository path.
+/// Checks a `workspace/repo` (Cloud) or `PROJECT/repo` (Server) repository path: the
+/// integration's own and, before it goes into a git URL, a fork's from a payload.
 ///
-/// Personal Server projects look like `~user/repo`, so `~` is allowed at the start.
+/// Only the characters Bitbucket allows in workspace, project and repository names
+/// (letters, digits, `-`, `_`, `.`), so a name cannot add a path (`../x`), a query (`?`), a
+/// fragment (`#`) or an option (a leading `-`) to the URL it is put in. Personal Server
+/// projects look like `~user/repo`, so `~` is allowed at the start.
 pub fn validate_repository(repository: &str) -> Result<(), SettingsError> {
-    let bad = || SettingsError::Repository(repository.to_owned());
+    let bad = || SettingsError::Repository(repository.chars().take(200).collect());
     let (owner, name) = repository.split_once('/').ok_or_else(bad)?;
     let owner_body = owner.strip_prefix('~').unwrap_or(owner);
     let valid_part = |part: &str| {
@@ -85,6 +89,7 @@ pub fn validate_repository(repository: &str) -> Result<(), SettingsError> {
             && part.len() <= 128
             && part != "."
             && part != ".."
+            && !part.starts_with('-')
             && part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -330,7 +335,19 @@ mod tests {
             assert!(validate_repository(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "repo", "/repo", "ws/", "ws/a/b", "ws/..", "w s/r", "ws/r?x",
+            "",
+            "repo",
+            "/repo",
+            "ws/",
+            "ws/a/b",
+            "ws/..",
+            "w s/r",
+            "ws/r?x",
+            "../../../evil",
+            "ws/x.git?y=#",
+            "-ws/repo",
+            "ws/-repo",
+            "~-x/repo",
         ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }

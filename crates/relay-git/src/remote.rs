@@ -42,13 +42,19 @@ impl RemoteAccess {
         Self::with_authorization(url, SecretString::from(format!("Basic {encoded}")))
     }
 
-    /// A remote whose URL may carry `user:password@`: the credentials move into a header and
-    /// out of the URL, so they appear in no error message and no git configuration.
+    /// A remote whose URL may carry `user:password@` (or a token as the user name): the
+    /// credentials move into a `Basic` header and out of the URL, so they appear in no error
+    /// message and no git configuration. They are percent-decoded once, here (`p%40ss` is
+    /// sent as `p@ss`). Only http(s) carries credentials this way: the user of an ssh URL
+    /// is the ssh login and stays in the URL.
     pub fn from_url_with_userinfo(raw: &str) -> Self {
         match Url::parse(raw) {
-            Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-                let user = url.username().to_owned();
-                let password = SecretString::from(url.password().unwrap_or_default().to_owned());
+            Ok(mut url)
+                if matches!(url.scheme(), "http" | "https")
+                    && (!url.username().is_empty() || url.password().is_some()) =>
+            {
+                let user = decode(url.username());
+                let password = SecretString::from(decode(url.password().unwrap_or_default()));
                 let _ = url.set_username("");
                 let _ = url.set_password(None);
                 Self::basic(url.to_string(), &user, &password)
@@ -65,5 +71,44 @@ impl RemoteAccess {
         self.authorization
             .as_ref()
             .map(|value| format!("Authorization: {}", value.expose_secret()))
+    }
+}
+
+/// Percent-decodes one userinfo part (a URL always holds it encoded).
+fn decode(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_password: &str) -> String {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_password);
+        format!("Authorization: Basic {encoded}")
+    }
+
+    #[test]
+    fn userinfo_is_decoded_once_and_leaves_the_url() {
+        let remote = RemoteAccess::from_url_with_userinfo(
+            "https://dep%20loy:p%40ss%2Fw@git.example.com/a.git",
+        );
+        assert_eq!(remote.url(), "https://git.example.com/a.git");
+        assert_eq!(
+            remote.authorization_header().unwrap(),
+            basic("dep loy:p@ss/w")
+        );
+        let token_only =
+            RemoteAccess::from_url_with_userinfo("https://tok%2Ben@git.example.com/a.git");
+        assert_eq!(token_only.authorization_header().unwrap(), basic("tok+en:"));
+    }
+
+    #[test]
+    fn ssh_users_stay_in_the_url() {
+        let remote = RemoteAccess::from_url_with_userinfo("ssh://git@git.example.com/a.git");
+        assert_eq!(remote.url(), "ssh://git@git.example.com/a.git");
+        assert!(remote.authorization_header().is_none());
     }
 }

@@ -214,7 +214,7 @@ async fn upsert(
 ) -> Result<(), StoreError> {
     let pr = env.pr.as_ref();
     let pr_id = pr.map(|p| i64::try_from(p.id)).transpose().map_err(|_| {
-        StoreError::Corrupt(format!("pull request id of {} is too large", env.name))
+        StoreError::Rejected(format!("pull request id of {} is too large", env.name))
     })?;
     sqlx::query!(
         r#"INSERT INTO environments (

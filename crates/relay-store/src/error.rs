@@ -18,6 +18,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("failed to apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused a value (SQLSTATE class 22, a data exception such as a NUL in
+    /// text or a number out of range, or class 23 other than a unique violation): the data is
+    /// at fault, not the database, so retrying the same write cannot help.
+    #[error("the database refused a value: {0}")]
+    Rejected(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
@@ -45,7 +50,10 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            | sqlx::Error::WorkerCrashed
+            // An answer that is not PostgreSQL's protocol: a proxy or balancer in front of a
+            // database that is gone accepts the connection and closes it.
+            | sqlx::Error::Protocol(_) => Self::Unavailable(err),
             // Admin shutdown, cannot connect now, too many connections, read-only replica.
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| {
@@ -53,6 +61,23 @@ impl From<sqlx::Error> for StoreError {
                 }) =>
             {
                 Self::Unavailable(err)
+            }
+            // The database named in the URL does not exist, the login is refused or a table
+            // is missing (schema not migrated): nothing the caller sent is wrong and an
+            // operator can fix it, so it is an outage too.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    matches!(c.as_ref(), "3D000" | "28000" | "28P01" | "42P01")
+                }) =>
+            {
+                Self::Unavailable(err)
+            }
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("22") || (c.starts_with("23") && c != "23505")
+                }) =>
+            {
+                Self::Rejected(db.message().to_owned())
             }
             _ => Self::Database(err),
         }

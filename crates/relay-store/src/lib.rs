@@ -1,7 +1,9 @@
 //! PostgreSQL storage of the relay. Every SQL query of the project lives in this crate, checked
 //! at compile time against the committed `.sqlx/` data.
 
+pub mod activities;
 pub mod argocd;
+pub mod circuits;
 pub mod console;
 pub mod console_sessions;
 pub mod deliveries;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod integrations;
 pub mod jobs;
 pub mod pool;
+pub mod previous_secrets;
 pub mod queue;
 pub mod states;
 pub mod text;

@@ -169,28 +169,56 @@ impl Claim {
     /// [`Claim::conn`]. All of the batch share one `processed_at`, read at commit time, so
     /// processing order across batches shows in it.
     pub async fn finish(mut self, finished: &[Finished]) -> Result<(), StoreError> {
-        let ids: Vec<i64> = finished.iter().map(|f| f.delivery_id).collect();
-        let statuses: Vec<&str> = finished.iter().map(|f| f.outcome.as_str()).collect();
-        let decisions: Vec<Option<serde_json::Value>> =
-            finished.iter().map(|f| f.decisions.clone()).collect();
-        let errors: Vec<Option<String>> = finished.iter().map(|f| f.error.clone()).collect();
-        sqlx::query!(
-            r#"UPDATE deliveries d
-               SET status = u.status, decisions = u.decisions, last_error = u.error,
-                   attempts = d.attempts + 1, updated_at = now(),
-                   processed_at = (SELECT clock_timestamp())
-               FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS u(id, status, decisions, error)
-               WHERE d.id = u.id"#,
-            &ids,
-            &statuses as &[&str],
-            &decisions as &[Option<serde_json::Value>],
-            &errors as &[Option<String>],
-        )
-        .execute(&mut *self.tx)
-        .await?;
+        record_outcomes(&mut self.tx, finished).await?;
+        self.commit().await
+    }
+
+    /// Commits what was written through [`Claim::conn`] (outcomes recorded one by one with
+    /// [`record_outcomes`]).
+    pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// Writes the outcome of each delivery in `finished` on `conn` (the claim's transaction or a
+/// savepoint inside it).
+pub async fn record_outcomes(
+    conn: &mut PgConnection,
+    finished: &[Finished],
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = finished.iter().map(|f| f.delivery_id).collect();
+    let statuses: Vec<String> = finished
+        .iter()
+        .map(|f| f.outcome.as_str().to_owned())
+        .collect();
+    let decisions: Vec<Option<serde_json::Value>> =
+        finished.iter().map(|f| f.decisions.clone()).collect();
+    let errors: Vec<Option<String>> = finished
+        .iter()
+        .map(|f| f.error.as_deref().map(storable_text))
+        .collect();
+    sqlx::query!(
+        r#"UPDATE deliveries d
+           SET status = u.status, decisions = u.decisions, last_error = u.error,
+               attempts = d.attempts + 1, updated_at = now(),
+               processed_at = (SELECT clock_timestamp())
+           FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS u(id, status, decisions, error)
+           WHERE d.id = u.id"#,
+        &ids,
+        &statuses,
+        &decisions as &[Option<serde_json::Value>],
+        &errors as &[Option<String>],
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An error message as PostgreSQL's `text` can hold it: a message quoting a payload may carry
+/// a NUL character, which would make the very write recording the failure fail.
+pub fn storable_text(text: &str) -> String {
+    text.replace('\0', "\\u0000")
 }
 
 /// Records a transient failure after the claim was rolled back: retry after `retry_in`, or
@@ -203,6 +231,7 @@ pub async fn record_retry(
     max_attempts: i32,
 ) -> Result<bool, StoreError> {
     let retry_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+    let error = storable_text(error);
     let status = sqlx::query_scalar!(
         r#"UPDATE deliveries
            SET attempts = attempts + 1,

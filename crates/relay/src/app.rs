@@ -72,6 +72,9 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             admin_token: config.admin_token.clone(),
+            metrics_token: config.metrics_token.clone(),
+            max_connections: config.max_connections,
+            activity_retention: config.activity_retention,
             public_base_url: config.public_base_url(),
             ingest_writers: config.ingest_writers,
             cloud_urls: config.cloud_urls(),
@@ -128,6 +131,11 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
         config.resync_interval,
         shutdown.clone(),
     ));
+    tasks.spawn(crate::worker::activity::prune(
+        state.pool.clone(),
+        config.activity_retention,
+        shutdown.clone(),
+    ));
     if config.job_workers > 0 {
         let mut runner_config = RunnerConfig::new(config.data_dir.clone(), config.cloud_urls());
         runner_config.workers = config.job_workers;
@@ -135,6 +143,8 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
         runner_config.public_url = config.public_base_url();
         runner_config.application_sets = config.argocd_application_sets.clone();
         runner_config.kubeconfig = config.kubeconfig.clone();
+        runner_config.circuit.failures = config.circuit_failures;
+        runner_config.circuit.probe = config.circuit_probe;
         let runner = Runner::new(
             state.pool.clone(),
             state.key.clone(),

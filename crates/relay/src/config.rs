@@ -72,6 +72,16 @@ pub struct Config {
     /// `KUBECONFIG` as given (paths separated by `:`); unset: in-cluster service account,
     /// else `~/.kube/config`.
     pub kubeconfig: Option<String>,
+    /// Open HTTP connections at most; beyond, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// When set, `/metrics` asks for `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Consecutive failures of a deploy hook or Bitbucket API that open its circuit.
+    pub circuit_failures: u32,
+    /// First wait between probes of an open circuit (doubling, at most 10 minutes).
+    pub circuit_probe: Duration,
+    /// How long the activity log keeps an entry.
+    pub activity_retention: Duration,
 }
 
 /// One ApplicationSet, `namespace/name` in `RELAY_ARGOCD_APPLICATIONSETS`.
@@ -154,6 +164,11 @@ struct FileConfig {
     bitbucket_cloud_api_url: Option<String>,
     argocd_plugin_token: Option<String>,
     argocd_applicationsets: Option<String>,
+    max_connections: Option<u64>,
+    metrics_token: Option<String>,
+    circuit_failures: Option<u64>,
+    circuit_probe_secs: Option<u64>,
+    activity_retention: Option<String>,
 }
 
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
@@ -187,6 +202,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let extra = Extra::load(&env, &file)?;
         let pick =
             |var: &str, from_file: Option<String>| env(var).filter(|v| !v.is_empty()).or(from_file);
         let number = |name: &'static str, from_file: Option<u64>, default: u64| match env(name)
@@ -297,6 +313,11 @@ impl Config {
                     .unwrap_or_default(),
             )?,
             kubeconfig: env("KUBECONFIG").filter(|v| !v.trim().is_empty()),
+            max_connections: extra.max_connections,
+            metrics_token: extra.metrics_token,
+            circuit_failures: extra.circuit_failures,
+            circuit_probe: extra.circuit_probe,
+            activity_retention: extra.activity_retention,
         })
     }
 
@@ -321,6 +342,87 @@ impl Config {
             None => format!("http://{}", self.listen),
         }
     }
+}
+
+/// The settings added with the connection cap, the metrics token, circuit breakers and the
+/// activity log, read apart so `load_from` stays readable.
+struct Extra {
+    max_connections: usize,
+    metrics_token: Option<SecretString>,
+    circuit_failures: u32,
+    circuit_probe: Duration,
+    activity_retention: Duration,
+}
+
+impl Extra {
+    fn load(env: &impl Fn(&str) -> Option<String>, file: &FileConfig) -> Result<Self, ConfigError> {
+        let given = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let number =
+            |name: &'static str, from_file: Option<u64>| -> Result<Option<u64>, ConfigError> {
+                match given(name) {
+                    Some(raw) => {
+                        raw.trim()
+                            .parse::<u64>()
+                            .map(Some)
+                            .map_err(|_| ConfigError::Invalid {
+                                name,
+                                message: format!("{raw:?} is not a whole number"),
+                            })
+                    }
+                    None => Ok(from_file),
+                }
+            };
+        let max_connections = match number("RELAY_MAX_CONNECTIONS", file.max_connections)? {
+            Some(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
+            None => crate::http::server::default_max_connections(),
+        };
+        let retention = given("RELAY_ACTIVITY_RETENTION").or(file.activity_retention.clone());
+        let activity_retention = match retention {
+            Some(raw) => parse_duration(&raw).map_err(|message| ConfigError::Invalid {
+                name: "RELAY_ACTIVITY_RETENTION",
+                message,
+            })?,
+            None => Duration::from_secs(30 * 24 * 3600),
+        };
+        Ok(Self {
+            max_connections,
+            metrics_token: given("RELAY_METRICS_TOKEN")
+                .or(file.metrics_token.clone())
+                .map(SecretString::from),
+            circuit_failures: u32::try_from(
+                number("RELAY_CIRCUIT_FAILURES", file.circuit_failures)?
+                    .unwrap_or(5)
+                    .max(1),
+            )
+            .unwrap_or(u32::MAX),
+            circuit_probe: Duration::from_secs(
+                number("RELAY_CIRCUIT_PROBE_SECS", file.circuit_probe_secs)?
+                    .unwrap_or(30)
+                    .max(1),
+            ),
+            activity_retention: activity_retention.max(Duration::from_secs(3600)),
+        })
+    }
+}
+
+/// A duration such as `24h`, `30d`, `90m` or `45s`; a bare number is seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let bad = || format!("{raw:?} is not a duration like 45s, 90m, 24h or 30d");
+    let amount: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
+        _ => return Err(bad()),
+    };
+    amount
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url, ConfigError> {
@@ -461,6 +563,36 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn durations_and_hardening_settings() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("1w").is_err() && parse_duration("h").is_err());
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(config.circuit_failures, 5);
+        assert_eq!(config.circuit_probe, Duration::from_secs(30));
+        assert_eq!(config.activity_retention, Duration::from_secs(30 * 86400));
+        assert!(config.max_connections >= 16 && config.max_connections <= 1024);
+        assert!(config.metrics_token.is_none());
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("RELAY_MAX_CONNECTIONS", "7"),
+                ("RELAY_ACTIVITY_RETENTION", "2d"),
+                ("RELAY_METRICS_TOKEN", "m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.activity_retention, Duration::from_secs(2 * 86400));
+        let err = Config::load_from(None, env(&[("RELAY_ACTIVITY_RETENTION", "soon")]));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("RELAY_ACTIVITY_RETENTION"));
     }
 
     #[test]

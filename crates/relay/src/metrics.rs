@@ -40,8 +40,31 @@ pub struct StatusLabels {
     pub status: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabels {
+    pub integration: String,
+    pub circuit: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub circuit: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    /// `current` or `previous` (during a rotation's grace).
+    pub secret: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// 1 for each circuit's current state (closed, open, half_open), 0 for the others.
+    pub circuit_state: Family<CircuitLabels, Gauge>,
+    pub circuit_transitions: Family<TransitionLabels, Counter>,
+    pub webhook_secret_verifications: Family<SecretLabels, Counter>,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub ingest_duration: Family<OutcomeLabels, Histogram>,
     pub processed: Family<OutcomeLabels, Counter>,
@@ -161,10 +184,15 @@ impl Metrics {
             "1 while this replica's last sample of the database succeeded with the schema current (as /readyz), else 0",
             ready.clone(),
         );
+        let (circuit_state, circuit_transitions, webhook_secret_verifications) =
+            register_hardening(&mut registry);
         Self {
             registry,
             plugin_requests,
             ready,
+            circuit_state,
+            circuit_transitions,
+            webhook_secret_verifications,
             jobs,
             job_duration,
             job_queue_age,
@@ -251,10 +279,74 @@ impl Metrics {
         }
     }
 
+    pub fn record_circuit_transition(&self, circuit: &str, to: &str) {
+        self.circuit_transitions
+            .get_or_create(&TransitionLabels {
+                circuit: circuit.to_owned(),
+                to: to.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the state gauges from every stored circuit; integrations without a row are closed
+    /// and not listed, so the series stay few.
+    pub fn set_circuits(&self, circuits: &[(String, String, String)]) {
+        self.circuit_state.clear();
+        for (integration, circuit, current) in circuits {
+            for state in ["closed", "open", "half_open"] {
+                self.circuit_state
+                    .get_or_create(&CircuitLabels {
+                        integration: integration.clone(),
+                        circuit: circuit.clone(),
+                        state: state.to_owned(),
+                    })
+                    .set(i64::from(state == current));
+            }
+        }
+    }
+
+    /// A webhook signature verified by the `current` secret or, during a rotation's grace,
+    /// the `previous` one.
+    pub fn record_secret_verification(&self, secret: &str) {
+        self.webhook_secret_verifications
+            .get_or_create(&SecretLabels {
+                secret: secret.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+type HardeningFamilies = (
+    Family<CircuitLabels, Gauge>,
+    Family<TransitionLabels, Counter>,
+    Family<SecretLabels, Counter>,
+);
+
+fn register_hardening(registry: &mut Registry) -> HardeningFamilies {
+    let circuit_state = Family::<CircuitLabels, Gauge>::default();
+    registry.register(
+        "circuit_state",
+        "Circuit breakers by integration and circuit (deploy_hook, bitbucket): 1 for the current state",
+        circuit_state.clone(),
+    );
+    let circuit_transitions = Family::<TransitionLabels, Counter>::default();
+    registry.register(
+        "circuit_transitions",
+        "Circuit breaker state changes seen by this process, by circuit and new state",
+        circuit_transitions.clone(),
+    );
+    let verifications = Family::<SecretLabels, Counter>::default();
+    registry.register(
+        "webhook_secret_verifications",
+        "Webhook signatures verified, by the secret that matched (current, previous)",
+        verifications.clone(),
+    );
+    (circuit_state, circuit_transitions, verifications)
 }

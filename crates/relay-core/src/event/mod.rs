@@ -11,6 +11,7 @@ mod error;
 mod keys;
 pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, TRANSITION_EVENT};
 mod server;
+mod storable;
 mod time;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{CommitHash, CommitHashError};
 pub use error::ParseError;
+pub use storable::{check_pull_request, check_storable};
 
 pub(crate) use commit::same_opt;
 pub(crate) use error::{commit_field, json_error, text_field, timestamp_field, truncate_for_error};
@@ -241,8 +243,15 @@ impl PullRequest {
 }
 
 /// Parses a webhook body. `event_key` is the `X-Event-Key` header (on Server it equals the
-/// body's `eventKey`, and a body that disagrees is rejected).
+/// body's `eventKey`, and a body that disagrees is rejected). A value the relay could not
+/// store (see [`check_storable`]) is a parse error too.
 pub fn parse(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let event = parse_unchecked(event_key, body)?;
+    check_storable(&event)?;
+    Ok(event)
+}
+
+fn parse_unchecked(event_key: &str, body: &[u8]) -> Result<Event, ParseError> {
     let (product, kind) = keys::classify(event_key)
         .ok_or_else(|| ParseError::UnknownEventKey(truncate_for_error(event_key)))?;
     match kind {
@@ -276,14 +285,16 @@ pub fn parse_pull_request_object(
     product: IntegrationType,
     json: &[u8],
 ) -> Result<PullRequest, ParseError> {
-    match product {
+    let pr = match product {
         IntegrationType::Cloud => {
             cloud::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
         IntegrationType::Server => {
             server::convert_pull_request(serde_json::from_slice(json).map_err(json_error)?)
         }
-    }
+    }?;
+    check_pull_request(&pr)?;
+    Ok(pr)
 }
 
 #[cfg(test)]

@@ -41,6 +41,17 @@ pub struct IntegrationInput {
     /// Not stored: whether add/update/delete also manage the webhook on Bitbucket (default
     /// true).
     pub register_webhook: Option<bool>,
+    /// Not stored: register the webhook on Bitbucket Cloud even though the public URL looks
+    /// unreachable from the internet (see `managed::unreachable_public_url`).
+    pub force: Option<bool>,
+    /// Not stored: generate a new webhook secret, keeping the previous one valid for
+    /// `webhook_secret_grace` (a duration such as `24h`, the default).
+    pub rotate_webhook_secret: Option<bool>,
+    pub webhook_secret_grace: Option<String>,
+    /// Not stored: the same for the deploy hook's signing secret (both signatures are sent
+    /// during the grace).
+    pub rotate_deploy_hook_secret: Option<bool>,
+    pub deploy_hook_secret_grace: Option<String>,
     /// Whatever else the JSON held: refused by [`IntegrationInput::check_known_fields`]
     /// (serde's own `deny_unknown_fields` does not work together with `flatten`).
     #[serde(flatten)]
@@ -119,7 +130,7 @@ pub async fn add(
     })?;
     let id = generate_id();
     let webhook_secret = match &input.webhook_secret {
-        Some(given) => validate::non_empty("webhook_secret", given).map_err(AdminError::Invalid)?,
+        Some(given) => validate::webhook_secret(given).map_err(AdminError::Invalid)?,
         None => generate_webhook_secret(),
     };
     let deploy_report_token = match &input.deploy_report_token {
@@ -248,7 +259,12 @@ fn apply_credentials(
     }
     let id = record.id.clone();
     let encrypt = |field: SecretField, name: &str, raw: &str| -> Result<Vec<u8>, AdminError> {
-        let clear = validate::non_empty(name, raw).map_err(invalid)?;
+        let clear = if name == "webhook_secret" {
+            validate::webhook_secret(raw)
+        } else {
+            validate::secret(name, raw)
+        }
+        .map_err(invalid)?;
         Ok(key.encrypt(&id, field, &clear)?)
     };
     if let Some(oauth_key) = &input.key {
@@ -258,7 +274,7 @@ fn apply_credentials(
         record.oauth_secret_ciphertext = Some(encrypt(SecretField::OauthSecret, "secret", secret)?);
     }
     if let Some(base_url) = &input.base_url {
-        record.base_url = Some(validate::http_url("base_url", base_url).map_err(invalid)?);
+        record.base_url = Some(validate::base_url(base_url).map_err(invalid)?);
     }
     if let Some(username) = &input.username {
         record.username = optional(username, |v| validate::non_empty("username", v))?;
@@ -342,8 +358,31 @@ pub struct IntegrationView {
     pub deploy_remote: Option<String>,
     pub deploy_hook_url: Option<String>,
     pub environment_url: Option<String>,
+    /// Circuit breaker of the deploy hook and of the Bitbucket API: `closed`, `open` or
+    /// `half_open` (see `worker::circuit`); filled in by [`with_circuits`].
+    pub deploy_hook_circuit: String,
+    pub bitbucket_circuit: String,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Fills in the circuit states of `views` from the stored circuits (no row: closed).
+pub async fn with_circuits(pool: &PgPool, views: &mut [IntegrationView]) -> Result<(), AdminError> {
+    let only = match views {
+        [one] => Some(one.id.clone()),
+        _ => None,
+    };
+    let circuits = relay_store::circuits::list(pool, only.as_deref()).await?;
+    for view in views.iter_mut() {
+        for circuit in circuits.iter().filter(|c| c.integration_id == view.id) {
+            match circuit.target.as_str() {
+                "deploy_hook" => view.deploy_hook_circuit = circuit.state.clone(),
+                "bitbucket" => view.bitbucket_circuit = circuit.state.clone(),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `"set"` / `null` normally; the clear value only with `--show-secret`.
@@ -386,7 +425,7 @@ pub fn view(
         repository: record.repository.clone(),
         hook_url: hook_url(public_base_url, &record.id),
         key: record.oauth_key.clone(),
-        base_url: record.base_url.clone(),
+        base_url: record.base_url.as_deref().map(crate::redact::url),
         username: record.username.clone(),
         secret: secret(
             SecretField::OauthSecret,
@@ -411,8 +450,10 @@ pub fn view(
         },
         prune_branches_note: record.settings.prune_override_notice(),
         deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
-        deploy_hook_url: record.deploy_hook_url.clone(),
+        deploy_hook_url: record.deploy_hook_url.as_deref().map(crate::redact::url),
         environment_url: record.environment_url.clone(),
+        deploy_hook_circuit: "closed".into(),
+        bitbucket_circuit: "closed".into(),
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })

@@ -1,6 +1,7 @@
 //! Changes that involve Bitbucket as well as the database: an integration's row and its
 //! repository webhook move together.
 
+use relay_core::IntegrationType;
 use relay_store::integrations::IntegrationRecord;
 use relay_store::PgPool;
 
@@ -19,6 +20,9 @@ pub async fn add_with_bitbucket(
     input: IntegrationInput,
 ) -> Result<Created, AdminError> {
     let register = input.register_webhook.unwrap_or(true);
+    if register && input.kind == Some(IntegrationType::Cloud) {
+        refuse_unreachable_hook(public_base_url, input.force.unwrap_or(false))?;
+    }
     let created = add(pool, key, input).await?;
     if register {
         if let Err(err) =
@@ -35,7 +39,8 @@ pub async fn add_with_bitbucket(
     Ok(created)
 }
 
-/// `update`, then re-registers the webhook when the change affects it.
+/// `update`, then re-registers the webhook when the change affects it. A rotation asked for
+/// in `input` happens too; [`update_rotating`] also returns the new secrets.
 pub async fn update_with_bitbucket(
     pool: &PgPool,
     key: &SecretKey,
@@ -44,7 +49,42 @@ pub async fn update_with_bitbucket(
     id: &str,
     input: IntegrationInput,
 ) -> Result<IntegrationRecord, AdminError> {
+    let target = Target {
+        pool,
+        key,
+        clients,
+        public_base_url,
+    };
+    Ok(super::rotation::update_rotating(&target, id, input)
+        .await?
+        .record)
+}
+
+/// Where an update goes: the database, the secret key and Bitbucket.
+pub struct Target<'a> {
+    pub pool: &'a PgPool,
+    pub key: &'a SecretKey,
+    pub clients: &'a Clients,
+    pub public_base_url: &'a str,
+}
+
+/// `update`, then re-registers the webhook when the change affects it (no rotation).
+pub(super) async fn update_plain(
+    pool: &PgPool,
+    key: &SecretKey,
+    clients: &Clients,
+    public_base_url: &str,
+    id: &str,
+    input: IntegrationInput,
+) -> Result<IntegrationRecord, AdminError> {
     let register = input.register_webhook.unwrap_or(true) && input.touches_bitbucket();
+    let force = input.force.unwrap_or(false);
+    if register {
+        let kind = relay_store::integrations::get(pool, id).await?.kind;
+        if kind == IntegrationType::Cloud {
+            refuse_unreachable_hook(public_base_url, force)?;
+        }
+    }
     let record = update(pool, key, id, input).await?;
     if register {
         bitbucket_side::register_webhook(clients, key, public_base_url, &record)
@@ -83,4 +123,32 @@ pub async fn delete_with_bitbucket(
     };
     relay_store::integrations::delete(pool, id).await?;
     Ok(warning)
+}
+
+/// Why Bitbucket Cloud could not call hook URLs built on `public_base_url`, if it could not:
+/// a wildcard, loopback or private address (the default `http://$RELAY_LISTEN` often is),
+/// or `localhost`. A name is taken at its word: only its owner knows where it resolves.
+pub fn unreachable_public_url(public_base_url: &str) -> Option<String> {
+    let url = url::Url::parse(public_base_url).ok()?;
+    let host = url.host()?;
+    relay_core::targets::is_unreachable_from_outside(&host).then(|| {
+        format!(
+            "the hook URL {public_base_url} is a wildcard, loopback or private address that Bitbucket Cloud cannot reach; set RELAY_PUBLIC_URL to the relay's external URL"
+        )
+    })
+}
+
+/// Registering a webhook Bitbucket Cloud can never call would fail every delivery silently:
+/// refused unless forced.
+fn refuse_unreachable_hook(public_base_url: &str, force: bool) -> Result<(), AdminError> {
+    match unreachable_public_url(public_base_url) {
+        Some(problem) if !force => Err(AdminError::Invalid(format!(
+            "{problem} (or pass --register-webhook=false, or --force to register it anyway)"
+        ))),
+        Some(problem) => {
+            tracing::warn!(%problem, "registering a webhook Bitbucket Cloud cannot reach (forced)");
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }

@@ -41,6 +41,21 @@ pub struct UpdateArgs {
     pub id: String,
     #[command(flatten)]
     pub fields: IntegrationFields,
+    /// Generate a new webhook secret, re-register the webhook with it (unless
+    /// --register-webhook=false) and print it once; the previous secret stays valid for
+    /// --webhook-secret-grace.
+    #[arg(long, conflicts_with = "webhook_secret")]
+    pub rotate_webhook_secret: bool,
+    /// How long the previous webhook secret is still accepted (45s, 90m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", requires = "rotate_webhook_secret")]
+    pub webhook_secret_grace: Option<String>,
+    /// Generate a new deploy-hook signing secret and print it once; events carry both
+    /// signatures for --deploy-hook-secret-grace.
+    #[arg(long, conflicts_with = "deploy_hook_secret")]
+    pub rotate_deploy_hook_secret: bool,
+    /// How long events are also signed with the previous deploy-hook secret.
+    #[arg(long, value_name = "DURATION", requires = "rotate_deploy_hook_secret")]
+    pub deploy_hook_secret_grace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +122,10 @@ pub struct IntegrationFields {
     /// Also create/update the repository webhook on Bitbucket (default true).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub register_webhook: Option<bool>,
+    /// Register the webhook on Bitbucket Cloud even though RELAY_PUBLIC_URL is a wildcard,
+    /// loopback or private address (refused otherwise).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl IntegrationFields {
@@ -128,6 +147,11 @@ impl IntegrationFields {
             environment_url: self.environment_url,
             unknown: Default::default(),
             register_webhook: self.register_webhook,
+            force: self.force.then_some(true),
+            rotate_webhook_secret: None,
+            webhook_secret_grace: None,
+            rotate_deploy_hook_secret: None,
+            deploy_hook_secret_grace: None,
         }
     }
 }
@@ -291,4 +315,29 @@ pub struct JobListArgs {
 pub struct JobIdArg {
     /// Job id.
     pub id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityListArgs {
+    /// Integration id.
+    pub id: String,
+    /// delivery, reconcile, job or circuit.
+    #[arg(long = "type", value_parser = ["delivery", "reconcile", "job", "circuit"])]
+    pub kind: Option<String>,
+    /// pending, in_progress or complete.
+    #[arg(long, value_parser = ["pending", "in_progress", "complete"])]
+    pub state: Option<String>,
+    /// success or failure.
+    #[arg(long, value_parser = ["success", "failure"])]
+    pub result: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityLogArgs {
+    /// Integration id.
+    pub id: String,
+    /// Activity id, as `integration:activity:list` shows it (delivery-12, job-7, circuit-3).
+    pub activity_id: String,
 }

@@ -89,6 +89,10 @@ fn warnings(config: &Config, view: &IntegrationView) -> Vec<String> {
             config.listen
         ));
     }
+    if let Some(problem) = crate::admin::managed::unreachable_public_url(&config.public_base_url())
+    {
+        warnings.push(problem);
+    }
     if let Some(note) = view.prune_branches_note {
         warnings.push(note.to_owned());
     }
@@ -108,20 +112,30 @@ pub(super) async fn update(
 ) -> Result<(), CliError> {
     let key = SecretKey::from_config(config.secret_key.as_ref())?;
     let pool = connect(config).await?;
-    let record = crate::admin::managed::update_with_bitbucket(
-        &pool,
-        &key,
-        &clients(config),
-        &config.public_base_url(),
-        &args.id,
-        args.fields.into_input(None),
-    )
-    .await?;
-    let view = admin::view(&record, &config.public_base_url(), None)?;
+    let mut input = args.fields.into_input(None);
+    input.rotate_webhook_secret = args.rotate_webhook_secret.then_some(true);
+    input.webhook_secret_grace = args.webhook_secret_grace;
+    input.rotate_deploy_hook_secret = args.rotate_deploy_hook_secret.then_some(true);
+    input.deploy_hook_secret_grace = args.deploy_hook_secret_grace;
+    let base = config.public_base_url();
+    let clients = clients(config);
+    let target = crate::admin::managed::Target {
+        pool: &pool,
+        key: &key,
+        clients: &clients,
+        public_base_url: &base,
+    };
+    let updated = crate::admin::rotation::update_rotating(&target, &args.id, input).await?;
+    let mut view = admin::view(&updated.record, &base, None)?;
+    admin::with_circuits(&pool, std::slice::from_mut(&mut view)).await?;
     if let Some(note) = view.prune_branches_note {
         eprintln!("warning: {note}");
     }
-    print_view(format, &view)
+    let mut value = serde_json::to_value(&view)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot encode output: {e}")))?;
+    // A rotated secret is shown here once, in clear; afterwards only with --show-secret.
+    updated.reveal_rotated(&mut value);
+    emit(format, &value, || output::properties(&value))
 }
 
 pub(super) async fn get(config: &Config, format: Format, args: GetArgs) -> Result<(), CliError> {
@@ -132,7 +146,8 @@ pub(super) async fn get(config: &Config, format: Format, args: GetArgs) -> Resul
     } else {
         None
     };
-    let view = admin::view(&record, &config.public_base_url(), key.as_ref())?;
+    let mut view = admin::view(&record, &config.public_base_url(), key.as_ref())?;
+    admin::with_circuits(&pool, std::slice::from_mut(&mut view)).await?;
     match args.property {
         Some(property) => {
             let value = serde_json::to_value(&view)
@@ -163,10 +178,11 @@ pub(super) async fn list(config: &Config, format: Format) -> Result<(), CliError
     let pool = connect(config).await?;
     let records = relay_store::integrations::list(&pool).await?;
     let base = config.public_base_url();
-    let views = records
+    let mut views = records
         .iter()
         .map(|r| admin::view(r, &base, None))
         .collect::<Result<Vec<_>, _>>()?;
+    admin::with_circuits(&pool, &mut views).await?;
     emit(format, &views, || {
         let rows: Vec<Vec<String>> = views
             .iter()

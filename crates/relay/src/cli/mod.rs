@@ -1,6 +1,7 @@
 //! The `relay` command line. Command names follow the hosted platform's CLI
 //! (`integration:add`, `integration:get ID --property hook_url`, ...).
 
+mod activity;
 mod args;
 mod deliveries;
 mod environments;
@@ -69,6 +70,13 @@ pub enum Command {
     /// plan them like webhooks (heals missed deliveries).
     #[command(name = "integration:resync")]
     IntegrationResync(args::IdArg),
+    /// List an integration's activities (deliveries, reconciles, jobs, circuit changes),
+    /// newest first.
+    #[command(name = "integration:activity:list")]
+    IntegrationActivityList(args::ActivityListArgs),
+    /// Print one activity's timestamped lines (attempts, errors, decisions).
+    #[command(name = "integration:activity:log")]
+    IntegrationActivityLog(args::ActivityLogArgs),
     /// List recent deliveries.
     #[command(name = "delivery:list")]
     DeliveryList(args::DeliveryListArgs),
@@ -120,6 +128,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::IntegrationDelete(args) => integrations::delete(&config, format, args).await,
         Command::IntegrationValidate(args) => integrations::validate(&config, format, args).await,
         Command::IntegrationResync(args) => integrations::resync(&config, format, args).await,
+        Command::IntegrationActivityList(args) => activity::list(&config, format, args).await,
+        Command::IntegrationActivityLog(args) => activity::log(&config, format, args).await,
         Command::DeliveryList(args) => deliveries::list(&config, format, args).await,
         Command::DeliveryShow(args) => deliveries::show(&config, format, args).await,
         Command::DeliveryRedeliver(args) => deliveries::redeliver(&config, format, args).await,

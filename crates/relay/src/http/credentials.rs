@@ -1,5 +1,5 @@
-//! A short-lived cache of webhook secrets, so ingest costs one write and no read per
-//! delivery. Entries live a few seconds: a rotated secret or a deleted integration takes
+//! A short-lived cache of webhook secrets (the current one and, during a rotation's grace,
+//! the previous one), so ingest costs one write and no read per delivery. Entries live a few seconds: a rotated secret or a deleted integration takes
 //! effect within that time (a delivery for a just-deleted integration is then refused by the
 //! database's foreign key). Unknown ids are cached too, and the whole cache is dropped when it
 //! grows past its bound, so random ids cannot grow memory or hammer the database.
@@ -18,6 +18,9 @@ use crate::secrets::{SecretError, SecretField, SecretKey};
 pub struct Credentials {
     pub kind: IntegrationType,
     pub webhook_secret: SecretString,
+    /// The secret before the last rotation, accepted until the grace ends (checked against
+    /// the clock at each delivery, so a cached entry cannot stretch the grace).
+    pub previous_webhook_secret: Option<(SecretString, chrono::DateTime<chrono::Utc>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,10 +31,15 @@ pub enum LookupError {
     Secret(#[from] SecretError),
 }
 
+/// Youngest cached entry a failed signature may have re-read.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(100);
+
 pub struct CredentialCache {
     ttl: Duration,
     max_entries: usize,
     entries: RwLock<HashMap<String, (Instant, Option<Credentials>)>>,
+    /// When each integration's secrets were last re-read after a failed signature.
+    refreshed: RwLock<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -46,6 +54,7 @@ impl CredentialCache {
             ttl,
             max_entries: 10_000,
             entries: RwLock::new(HashMap::new()),
+            refreshed: RwLock::new(HashMap::new()),
         }
     }
 
@@ -60,15 +69,63 @@ impl CredentialCache {
                 return Ok(found.clone());
             }
         }
+        self.load(pool, key, id).await
+    }
+
+    /// Reads the integration's secrets again after a signature failed with the cached ones:
+    /// it may have been made with a secret rotated a moment ago, and Bitbucket Cloud retries
+    /// a refused delivery only twice. `None` when the last such re-read was less than
+    /// [`REFRESH_AFTER`] ago (so bad signatures cost at most ten reads a second per
+    /// integration).
+    pub async fn refresh(
+        &self,
+        pool: &PgPool,
+        key: &SecretKey,
+        id: &str,
+    ) -> Result<Option<Option<Credentials>>, LookupError> {
+        {
+            let mut refreshed = self.refreshed.write().await;
+            if refreshed
+                .get(id)
+                .is_some_and(|at| at.elapsed() < REFRESH_AFTER)
+            {
+                return Ok(None);
+            }
+            if refreshed.len() >= self.max_entries {
+                refreshed.clear();
+            }
+            refreshed.insert(id.to_owned(), Instant::now());
+        }
+        self.load(pool, key, id).await.map(Some)
+    }
+
+    async fn load(
+        &self,
+        pool: &PgPool,
+        key: &SecretKey,
+        id: &str,
+    ) -> Result<Option<Credentials>, LookupError> {
         let found = match relay_store::integrations::webhook_credentials(pool, id).await? {
-            Some(stored) => Some(Credentials {
-                kind: stored.r#type,
-                webhook_secret: key.decrypt(
-                    id,
-                    SecretField::WebhookSecret,
-                    &stored.webhook_secret_ciphertext,
-                )?,
-            }),
+            Some(stored) => {
+                let previous =
+                    relay_store::previous_secrets::get(pool, id, "webhook_secret").await?;
+                let previous_webhook_secret = match previous {
+                    Some(p) => Some((
+                        key.decrypt(id, SecretField::WebhookSecret, &p.ciphertext)?,
+                        p.expires_at,
+                    )),
+                    None => None,
+                };
+                Some(Credentials {
+                    kind: stored.r#type,
+                    webhook_secret: key.decrypt(
+                        id,
+                        SecretField::WebhookSecret,
+                        &stored.webhook_secret_ciphertext,
+                    )?,
+                    previous_webhook_secret,
+                })
+            }
             None => None,
         };
         let mut entries = self.entries.write().await;

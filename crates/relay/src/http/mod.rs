@@ -5,6 +5,8 @@ pub mod argocd;
 pub mod credentials;
 mod health;
 pub mod ingest;
+mod limits;
+pub mod server;
 mod webhook;
 mod webhook_error;
 
@@ -14,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::middleware;
 use axum::Router;
 use relay_store::PgPool;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
@@ -37,6 +40,11 @@ pub struct AppState {
     pub schema_ready: Arc<AtomicBool>,
     /// Bearer token of the admin API; the API refuses everything while unset.
     pub admin_token: Option<secrecy::SecretString>,
+    /// Bearer token `/metrics` asks for, when set.
+    pub metrics_token: Option<secrecy::SecretString>,
+    pub max_connections: usize,
+    /// How far back the activity log reaches.
+    pub activity_retention: Duration,
     /// Base of hook URLs shown by the admin API.
     pub public_base_url: String,
     pub ingestor: Ingestor,
@@ -53,6 +61,10 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub admin_token: Option<secrecy::SecretString>,
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// Open connections at most (`RELAY_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    pub activity_retention: Duration,
     pub public_base_url: String,
     /// Concurrent group-commit transactions.
     pub ingest_writers: usize,
@@ -89,6 +101,9 @@ impl AppState {
             request_timeout: settings.request_timeout,
             schema_ready: Arc::new(AtomicBool::new(false)),
             admin_token: settings.admin_token,
+            metrics_token: settings.metrics_token,
+            max_connections: settings.max_connections,
+            activity_retention: settings.activity_retention,
             public_base_url: settings.public_base_url,
             argocd_plugin_token: settings.argocd_plugin_token,
         }
@@ -108,24 +123,50 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(state.clone()))
         .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
         // Cuts off senders that trickle a body in; Bitbucket itself gives up after 10 s.
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             state.request_timeout,
+            limits::request_time,
         ))
+        .layer(middleware::from_fn(limits::request_head))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and finishes in-flight requests.
+/// Serves until `shutdown` resolves, then stops accepting, finishes the requests in flight
+/// (at most the request timeout) and drops connections that hold none.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Connection info gives the console's login limit the client's address.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::ServerLimits {
+        header_timeout: state.request_timeout,
+        max_connections: state.max_connections,
+        drain_timeout: state.request_timeout,
+    };
+    server::serve(listener, router(state), limits, shutdown).await
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is matched without
+/// regard to case (RFC 7235).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `given` equals `expected`, in constant time.
+pub fn token_matches(expected: &secrecy::SecretString, given: Option<&str>) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    given.is_some_and(|given| {
+        bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
+    })
 }

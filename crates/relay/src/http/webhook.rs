@@ -156,12 +156,8 @@ async fn handle(
         }
     })?;
 
-    verify_signature(
-        credentials.webhook_secret.expose_secret().as_bytes(),
-        &body,
-        headers.get("x-hub-signature").map(|v| v.as_bytes()),
-    )
-    .map_err(WebhookError::Signature)?;
+    let matched = verify(state, id.as_str(), &credentials, &body, headers).await?;
+    state.metrics.record_secret_verification(matched);
     labels.event_key = event_key.to_owned();
 
     serde_json::from_slice::<serde::de::IgnoredAny>(&body)
@@ -276,4 +272,48 @@ fn kept_headers(headers: &HeaderMap) -> Value {
         }
     }
     Value::Object(kept)
+}
+
+/// Verifies the signature; when the cached secrets refuse it, they are read again once (it
+/// may be signed with a secret rotated since they were cached).
+async fn verify(
+    state: &AppState,
+    id: &str,
+    credentials: &super::credentials::Credentials,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<&'static str, WebhookError> {
+    match verify_with_grace(credentials, body, headers) {
+        Ok(matched) => Ok(matched),
+        Err(err) => match state.credentials.refresh(&state.pool, &state.key, id).await {
+            Ok(Some(Some(fresh))) => {
+                verify_with_grace(&fresh, body, headers).map_err(WebhookError::Signature)
+            }
+            _ => Err(WebhookError::Signature(err)),
+        },
+    }
+}
+
+/// Checks the signature with the current secret and, while a rotation's grace lasts, the
+/// previous one (Bitbucket may still hold deliveries signed with it). Returns which matched.
+fn verify_with_grace(
+    credentials: &super::credentials::Credentials,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<&'static str, relay_core::SignatureError> {
+    let signature = headers.get("x-hub-signature").map(|v| v.as_bytes());
+    let current = verify_signature(
+        credentials.webhook_secret.expose_secret().as_bytes(),
+        body,
+        signature,
+    );
+    match (current, &credentials.previous_webhook_secret) {
+        (Ok(()), _) => Ok("current"),
+        (Err(err), Some((previous, until))) if *until > chrono::Utc::now() => {
+            verify_signature(previous.expose_secret().as_bytes(), body, signature)
+                .map(|()| "previous")
+                .map_err(|_| err)
+        }
+        (Err(err), _) => Err(err),
+    }
 }

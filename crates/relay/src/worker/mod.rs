@@ -1,5 +1,8 @@
 //! Background work: the delivery processor and the gauges sampler.
 
+pub mod activity;
+mod batch;
+pub mod circuit;
 pub mod jobs;
 pub mod processor;
 pub mod resync;

@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use relay_core::{Event, JobSpec, Plan};
-use relay_store::queue::{self, Claim, Finished, Outcome};
+use relay_store::queue;
 use relay_store::{PgPool, StoreError};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -93,7 +91,7 @@ impl Processor {
             batch = count,
         );
         async {
-            match process(claim, self.config.refresh_application_sets).await {
+            match super::batch::process(claim, self.config.refresh_application_sets).await {
                 Ok(outcomes) => {
                     let now = Utc::now();
                     for (outcome, received_at) in outcomes.iter().zip(received) {
@@ -138,113 +136,4 @@ impl Processor {
         }
         self.metrics.record_processed("failed", 0.0);
     }
-}
-
-/// Parses and plans each delivery in order against the state the previous ones produced,
-/// then writes the net environment changes, every job and every outcome in the claim's
-/// transaction.
-async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreError> {
-    let integration_id = claim.integration_id.clone();
-    let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
-    let settings = record.settings;
-    let before =
-        relay_store::environments::load_for_planning(claim.conn(), &integration_id).await?;
-    let mut current = before.clone();
-    let mut jobs: Vec<(Option<i64>, JobSpec)> = Vec::new();
-    let mut finished = Vec::with_capacity(claim.deliveries.len());
-    for delivery in &claim.deliveries {
-        let span = tracing::info_span!("delivery", delivery.id = delivery.id, event.key = %delivery.event_key);
-        let _entered = span.enter();
-        let parsed = if relay_core::event::is_internal(&delivery.event_key) {
-            serde_json::from_slice::<Event>(&delivery.body).map_err(|e| e.to_string())
-        } else {
-            relay_core::parse(&delivery.event_key, &delivery.body).map_err(|e| e.to_string())
-        };
-        let result = match parsed {
-            // A body that does not parse will never parse: record why, do not retry.
-            Err(err) => {
-                tracing::warn!(error = %err, "delivery cannot be parsed");
-                Finished {
-                    delivery_id: delivery.id,
-                    outcome: Outcome::Failed,
-                    decisions: None,
-                    error: Some(err),
-                }
-            }
-            Ok(Event::Ignored { reason, .. }) => {
-                tracing::info!(reason = %reason, "event ignored");
-                Finished {
-                    delivery_id: delivery.id,
-                    outcome: Outcome::Ignored,
-                    decisions: Some(json!({ "notes": [reason] })),
-                    error: None,
-                }
-            }
-            Ok(Event::Ping) => Finished {
-                delivery_id: delivery.id,
-                outcome: Outcome::Ignored,
-                decisions: Some(json!({ "notes": ["diagnostics ping"] })),
-                error: None,
-            },
-            Ok(event) => {
-                let plan: Plan = relay_core::plan(&settings, &event, &current);
-                current = plan.apply(&current);
-                tracing::info!(
-                    changes = plan.changes.len(),
-                    jobs = plan.jobs.len(),
-                    notes = plan.notes.len(),
-                    "delivery planned"
-                );
-                jobs.extend(
-                    plan.jobs
-                        .iter()
-                        .cloned()
-                        .map(|job| (Some(delivery.id), job)),
-                );
-                let decisions = serde_json::to_value(&plan)
-                    .map_err(|e| StoreError::Corrupt(format!("plan cannot be encoded: {e}")))?;
-                Finished {
-                    delivery_id: delivery.id,
-                    outcome: Outcome::Processed,
-                    decisions: Some(decisions),
-                    error: None,
-                }
-            }
-        };
-        finished.push(result);
-    }
-    let written =
-        relay_store::environments::write_changes(claim.conn(), &integration_id, &before, &current)
-            .await?;
-    let tagged: Vec<(Option<i64>, &JobSpec)> = jobs.iter().map(|(d, j)| (*d, j)).collect();
-    relay_store::jobs::insert_tagged(claim.conn(), &integration_id, &tagged).await?;
-    if refresh {
-        refresh_argocd(claim.conn(), &integration_id, &before, &current, &jobs).await?;
-    }
-    let outcomes = finished.iter().map(|f| f.outcome).collect();
-    claim.finish(&finished).await?;
-    tracing::info!(
-        deliveries = finished.len(),
-        environments_written = written,
-        jobs = jobs.len(),
-        "batch processed"
-    );
-    Ok(outcomes)
-}
-
-/// Queues an Argo CD refresh when the batch may change the plugin generator's answer: behind
-/// the batch's git jobs in their lane, and only one while it is pending (a burst costs one).
-async fn refresh_argocd(
-    conn: &mut sqlx::PgConnection,
-    integration_id: &str,
-    before: &[relay_core::Environment],
-    after: &[relay_core::Environment],
-    jobs: &[(Option<i64>, JobSpec)],
-) -> Result<(), StoreError> {
-    let planned: Vec<JobSpec> = jobs.iter().map(|(_, job)| job.clone()).collect();
-    if crate::argocd::output_changed(before, after, &planned) {
-        let job = JobSpec::RefreshApplicationSets { retry: false };
-        relay_store::argocd::queue_refresh(conn, integration_id, &job).await?;
-    }
-    Ok(())
 }

@@ -338,6 +338,8 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/api/v1/deliveries/{id}/redeliver",
         "/api/v1/jobs",
         "/api/v1/jobs/{id}/retry",
+        "/api/v1/integrations/{id}/activities",
+        "/api/v1/integrations/{id}/activities/{activity_id}",
     ] {
         assert!(
             paths.contains_key(route),

@@ -2,11 +2,15 @@
 //! (each test gets its own database from `#[sqlx::test]`; set DATABASE_URL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod api;
+mod api_hardening;
 mod argocd;
 mod argocd_refresh;
 mod bitbucket_admin;
+mod circuit;
 mod cli;
+mod connections;
 mod console;
 mod console_browser;
 mod console_integration;
@@ -18,8 +22,11 @@ mod ingest_failures;
 mod lifecycle;
 mod mirroring;
 mod monitoring;
+mod poison;
 mod processing;
 mod processing_failures;
 mod reconcile;
+mod rotation;
 mod secrets_hygiene;
 mod support;
+mod urls;

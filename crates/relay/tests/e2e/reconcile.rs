@@ -322,6 +322,41 @@ async fn fork_pull_requests_are_built_from_the_fork_only_when_enabled(pool: PgPo
     assert_eq!(fetched, forked, "fetched from the fork");
 }
 
+/// A fork's name from a payload never goes into the git URL that carries the token unless
+/// it is a name Bitbucket could have given: the job fails for good instead.
+#[sqlx::test(migrations = "../../migrations")]
+async fn fork_names_outside_bitbucket_characters_are_refused(pool: PgPool) {
+    let cloud = Cloud::new(pool).await;
+    cloud.resync().await;
+    let head: String = cloud.environments().await[0].2.clone().unwrap();
+    for (n, fork) in ["../../../evil", "x/app.git?y=#", "-oProxy/app"]
+        .iter()
+        .enumerate()
+    {
+        let job = JobSpec::BuildPullRequest {
+            environment: format!("pr-{}", 100 + n),
+            pr_id: 100 + n as u64,
+            source_branch: "patch".into(),
+            source_commit: relay_core::CommitHash::parse(&head).unwrap(),
+            source_repository: (*fork).to_owned(),
+            target_branch: "main".into(),
+            post_merge: false,
+        };
+        relay_store::jobs::enqueue(&cloud.pool, &cloud.id, None, &job)
+            .await
+            .unwrap();
+        while cloud.runner.run_next().await.unwrap() {}
+        let (state, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
+            "SELECT state, attempts, last_error FROM jobs WHERE kind = 'build_pull_request' ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&cloud.pool)
+        .await
+        .unwrap();
+        assert_eq!((state.as_str(), attempts), ("dead", 1), "{fork}");
+        assert!(error.unwrap().contains("fork cannot be fetched"), "{fork}");
+    }
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_push_after_a_missed_one_is_healed_through_the_api(pool: PgPool) {
     let cloud = Cloud::new(pool).await;

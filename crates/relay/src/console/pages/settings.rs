@@ -340,7 +340,7 @@ pub(crate) fn to_input(
         deploy_hook_url: changed(view.deploy_hook_url.as_deref(), &form.deploy_hook_url),
         environment_url: changed(view.environment_url.as_deref(), &form.environment_url),
         register_webhook: Some(form.register_webhook.is_some()),
-        unknown: Default::default(),
+        ..IntegrationInput::default()
     })
 }
 

@@ -1,6 +1,6 @@
 //! The admin API's errors and their one mapping to HTTP. Internal details stay in the logs.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use relay_store::StoreError;
@@ -37,7 +37,12 @@ impl IntoResponse for ApiError {
             Self::Bitbucket(_) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        let body = Json(json!({ "error": self.to_string() }));
+        if matches!(self, Self::Unavailable) {
+            // Long enough for a database restart, short enough for a script's retry loop.
+            return (status, [(header::RETRY_AFTER, "5")], body).into_response();
+        }
+        (status, body).into_response()
     }
 }
 
@@ -48,6 +53,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 Self::Conflict(format!("{what} conflicts with the current state"))
             }
+            StoreError::Rejected(reason) => Self::Invalid(format!("refused: {reason}")),
             err if err.is_unavailable() => {
                 tracing::error!(error = %err, "admin API: database unavailable");
                 Self::Unavailable

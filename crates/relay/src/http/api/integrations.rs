@@ -19,10 +19,11 @@ pub(super) async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<IntegrationView>>, ApiError> {
     let records = relay_store::integrations::list(&state.pool).await?;
-    let views = records
+    let mut views = records
         .iter()
         .map(|r| admin::view(r, &state.public_base_url, None))
         .collect::<Result<Vec<_>, _>>()?;
+    admin::with_circuits(&state.pool, &mut views).await?;
     Ok(Json(views))
 }
 
@@ -31,7 +32,9 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let record = relay_store::integrations::get(&state.pool, &id).await?;
-    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+    let mut view = admin::view(&record, &state.public_base_url, None)?;
+    admin::with_circuits(&state.pool, std::slice::from_mut(&mut view)).await?;
+    Ok(Json(view))
 }
 
 /// 201 with the view plus the webhook secret, shown this once.
@@ -58,23 +61,26 @@ pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     input: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<IntegrationView>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let input = body(input)?;
     if input.kind.is_some() {
         return Err(ApiError::Invalid(
             "type cannot change: delete the integration and add a new one".into(),
         ));
     }
-    let record = crate::admin::managed::update_with_bitbucket(
-        &state.pool,
-        &state.key,
-        &state.clients,
-        &state.public_base_url,
-        &id,
-        input,
-    )
-    .await?;
-    Ok(Json(admin::view(&record, &state.public_base_url, None)?))
+    let target = crate::admin::managed::Target {
+        pool: &state.pool,
+        key: &state.key,
+        clients: &state.clients,
+        public_base_url: &state.public_base_url,
+    };
+    let updated = crate::admin::rotation::update_rotating(&target, &id, input).await?;
+    let mut view = admin::view(&updated.record, &state.public_base_url, None)?;
+    admin::with_circuits(&state.pool, std::slice::from_mut(&mut view)).await?;
+    let mut value = serde_json::to_value(&view).map_err(|_| ApiError::Internal)?;
+    // A rotated secret is in this answer once, in clear.
+    updated.reveal_rotated(&mut value);
+    Ok(Json(value))
 }
 
 #[derive(Debug, serde::Deserialize)]

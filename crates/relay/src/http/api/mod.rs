@@ -2,6 +2,7 @@
 //! Without the right token every path answers 401 and nothing else: not even whether the
 //! path exists.
 
+mod activities;
 mod environments;
 mod error;
 mod integrations;
@@ -9,13 +10,10 @@ mod operations;
 mod reports;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 
@@ -34,6 +32,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(integrations::get)
                 .patch(integrations::update)
                 .delete(integrations::delete),
+        )
+        .route("/integrations/{id}/activities", get(activities::list))
+        .route(
+            "/integrations/{id}/activities/{activity_id}",
+            get(activities::log),
         )
         .route("/environments", get(environments::list))
         .route(
@@ -71,29 +74,26 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new().nest("/api/v1", api).merge(reports)
 }
 
-/// The bearer token of a request, if it sent one.
+/// The bearer token of a request, if it sent one (the scheme in any case, RFC 7235).
 fn bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    super::bearer_token(request.headers())
 }
 
 /// Whether `given` is the admin token, compared in constant time.
 fn is_admin(state: &AppState, given: Option<&str>) -> bool {
-    match (&state.admin_token, given) {
-        (Some(expected), Some(given)) => {
-            bool::from(expected.expose_secret().as_bytes().ct_eq(given.as_bytes()))
-        }
-        _ => false,
-    }
+    state
+        .admin_token
+        .as_ref()
+        .is_some_and(|expected| super::token_matches(expected, given))
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !is_admin(&state, bearer(&request)) {
         return ApiError::Unauthorized.into_response();
+    }
+    // Without the schema every query would fail: say so as an outage, not a 500.
+    if !state.schema_ready() {
+        return ApiError::Unavailable.into_response();
     }
     next.run(request).await
 }

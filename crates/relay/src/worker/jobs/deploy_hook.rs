@@ -181,6 +181,9 @@ async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<()
     let signature = sign(secret.expose_secret(), &id, timestamp, &body).ok_or_else(|| {
         JobError::permanent("the deploy hook secret is not a valid whsec_ secret")
     })?;
+    let signature =
+        super::signatures::with_previous(context, &record.id, signature, &id, timestamp, &body)
+            .await?;
 
     let response = context
         .http

@@ -29,7 +29,7 @@ struct Workspace {
 impl Workspace {
     async fn open(context: &Context, job: &ClaimedJob) -> Result<Self, JobError> {
         let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
-        let deploy = deploy_remote(&record);
+        let deploy = deploy_remote(&record)?;
         let guard = context
             .mirror_lock(&job.integration_id)
             .await

@@ -10,6 +10,7 @@ mod deploy_hook;
 mod git;
 pub mod reconcile;
 pub mod remotes;
+mod signatures;
 mod status;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub struct RunnerConfig {
     pub application_sets: Vec<crate::config::ApplicationSetRef>,
     /// `KUBECONFIG`, for the refresh's Kubernetes client.
     pub kubeconfig: Option<String>,
+    pub circuit: super::circuit::CircuitConfig,
 }
 
 impl RunnerConfig {
@@ -70,6 +72,7 @@ impl RunnerConfig {
             public_url: "http://localhost".into(),
             application_sets: Vec::new(),
             kubeconfig: None,
+            circuit: super::circuit::CircuitConfig::default(),
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct JobError {
     pub message: String,
     /// Worth retrying; otherwise the job goes straight to the dead letter.
     pub transient: bool,
+    /// The relay's own trouble (its database): says nothing about the remote side, so it
+    /// does not count towards a circuit breaker.
+    pub local: bool,
 }
 
 impl JobError {
@@ -88,22 +94,28 @@ impl JobError {
         Self {
             message: message.into(),
             transient: true,
+            local: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             transient: false,
+            local: false,
         }
     }
 }
 
 impl From<relay_store::StoreError> for JobError {
     fn from(err: relay_store::StoreError) -> Self {
-        let transient = !matches!(err, relay_store::StoreError::Corrupt(_));
+        let transient = !matches!(
+            err,
+            relay_store::StoreError::Corrupt(_) | relay_store::StoreError::Rejected(_)
+        );
         Self {
             message: err.to_string(),
             transient,
+            local: true,
         }
     }
 }
@@ -196,6 +208,13 @@ impl Runner {
     }
 
     async fn execute(&self, job: ClaimedJob) {
+        let (pool, circuit) = (&self.context.pool, &self.context.config.circuit);
+        let gate = super::circuit::admit(pool, circuit, &job).await;
+        if gate == super::circuit::Gate::Waited {
+            self.metrics
+                .record_job(job.kind.as_str(), "waiting", 0.0, 0.0);
+            return;
+        }
         let started = Instant::now();
         let heartbeat = self.heartbeat(job.clone());
         let result = match serde_json::from_value::<JobSpec>(job.payload.clone()) {
@@ -215,42 +234,75 @@ impl Runner {
             ))),
         };
         heartbeat.abort();
-        let pool = &self.context.pool;
+        super::circuit::settle(pool, circuit, &self.metrics, &job, gate, &result).await;
         let seconds = started.elapsed().as_secs_f64();
-        let outcome = match result {
-            Ok(()) => match jobs::succeed(pool, &job).await {
-                Ok(true) => "succeeded",
-                Ok(false) => "lost_lease",
+        let outcome = self.finish(&job, result, seconds).await;
+        let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
+        self.metrics
+            .record_job(job.kind.as_str(), outcome, seconds, queued);
+    }
+
+    /// Records the attempt's outcome on the job (and in its activity log); returns the
+    /// metric's outcome label.
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        result: Result<(), JobError>,
+        seconds: f64,
+    ) -> &'static str {
+        let attempt = job.attempt;
+        let pool = &self.context.pool;
+        let (outcome, line) = match result {
+            Ok(()) => match jobs::succeed(pool, job).await {
+                Ok(true) => (
+                    "succeeded",
+                    format!("attempt {attempt} succeeded in {seconds:.1} s"),
+                ),
+                Ok(false) => (
+                    "lost_lease",
+                    format!("attempt {attempt} finished after its lease was lost"),
+                ),
                 Err(err) => {
                     tracing::error!(error = %err, "job done but not recorded; it will run again");
-                    "unrecorded"
+                    (
+                        "unrecorded",
+                        format!("attempt {attempt} succeeded but could not be recorded"),
+                    )
                 }
             },
             Err(err) => {
                 let retry = &self.context.config.retry;
                 let dead = !err.transient || job.attempt >= retry.max_attempts;
                 let delay = with_jitter(retry.delay_after(job.attempt));
-                match jobs::fail(pool, &job, &err.message, delay, dead).await {
+                match jobs::fail(pool, job, &err.message, delay, dead).await {
                     Ok(Some(JobState::Dead)) => {
                         tracing::error!(error = %err, "job failed for good; dead-lettered");
-                        "dead"
+                        (
+                            "dead",
+                            format!("attempt {attempt} failed: {err}; dead-lettered"),
+                        )
                     }
                     Ok(_) => {
                         let retry_in_ms = delay.as_millis() as u64;
                         tracing::warn!(error = %err, retry_in_ms, "job failed; will retry");
-                        "retry"
+                        (
+                            "retry",
+                            format!(
+                                "attempt {attempt} failed: {err}; retry in {:.1} s",
+                                delay.as_secs_f64()
+                            ),
+                        )
                     }
                     Err(record_err) => {
                         let record_error = record_err.to_string();
                         tracing::error!(error = %err, record_error, "job failure not recorded");
-                        "unrecorded"
+                        ("unrecorded", format!("attempt {attempt} failed: {err}"))
                     }
                 }
             }
         };
-        let queued = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
-        self.metrics
-            .record_job(job.kind.as_str(), outcome, seconds, queued);
+        super::activity::job_line(pool, job, &line).await;
+        outcome
     }
 
     fn heartbeat(&self, job: ClaimedJob) -> tokio::task::JoinHandle<()> {

@@ -17,6 +17,7 @@ impl From<AccessError> for JobError {
         Self {
             message: err.to_string(),
             transient,
+            local: false,
         }
     }
 }
@@ -29,9 +30,16 @@ pub async fn bitbucket_remote(
     record: &IntegrationRecord,
     repository: &str,
 ) -> Result<RemoteAccess, JobError> {
+    let own = repository.is_empty() || repository == record.repository;
+    // A fork's name comes from a payload: only Bitbucket's own characters may go into the
+    // URL that carries the integration's token (no `../`, `?`, `#`, leading `-`).
+    if !own {
+        relay_core::settings::validate_repository(repository)
+            .map_err(|e| JobError::permanent(format!("the fork cannot be fetched: {e}")))?;
+    }
     let client = context.clients.get(record, &context.key).await?;
     let header = client.git_auth_header().await.map_err(AccessError::from)?;
-    let url = if repository.is_empty() || repository == record.repository {
+    let url = if own {
         client.git_url().map_err(AccessError::from)?.to_string()
     } else {
         match record.kind {
@@ -58,9 +66,17 @@ pub async fn bitbucket_remote(
     Ok(RemoteAccess::with_authorization(url, header))
 }
 
-pub fn deploy_remote(record: &IntegrationRecord) -> Option<RemoteAccess> {
-    record
-        .deploy_remote
-        .as_deref()
-        .map(RemoteAccess::from_url_with_userinfo)
+/// The deploy remote, checked again (a value stored by an older version may predate the
+/// checks in `relay_core::targets`).
+pub fn deploy_remote(record: &IntegrationRecord) -> Result<Option<RemoteAccess>, JobError> {
+    let Some(remote) = record.deploy_remote.as_deref() else {
+        return Ok(None);
+    };
+    relay_core::targets::git_remote(remote).map_err(|e| {
+        JobError::permanent(format!(
+            "deploy_remote {}: {e}; fix it with integration:update --deploy-remote",
+            crate::redact::url(remote)
+        ))
+    })?;
+    Ok(Some(RemoteAccess::from_url_with_userinfo(remote)))
 }

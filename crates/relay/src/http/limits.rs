@@ -1,0 +1,76 @@
+//! Limits on what one request may be: its target, its headers, its time. Each refusal is
+//! JSON (`error`, `outcome`) like every other answer of the relay.
+//!
+//! hyper refuses on its own, without a body, what is beyond its parser's bounds (a target
+//! over 64 KB, more than 200 headers, a head over about 400 KB); these limits are lower, so
+//! anything short of that gets a JSON answer.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Longest request target (path and query). Hook and API paths are far shorter.
+pub(super) const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) in one request, and most headers.
+pub(super) const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub(super) const MAX_HEADERS: usize = 100;
+
+pub(super) fn refusal(status: StatusCode, outcome: &str, error: &str) -> Response {
+    (status, Json(json!({ "error": error, "outcome": outcome }))).into_response()
+}
+
+/// 414 and 431 before any handler runs.
+pub(super) async fn request_head(request: Request, next: Next) -> Response {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return refusal(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            &format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        );
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return refusal(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &format!(
+                "the request has more than {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes of them"
+            ),
+        );
+    }
+    next.run(request).await
+}
+
+/// 408 once a request (reading its body included) has taken longer than the timeout; a
+/// sender that trickles its body in is cut off here (the head has its own timeout in
+/// `server`).
+pub(super) async fn request_time(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => refusal(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            &format!(
+                "the request did not arrive within {} s",
+                timeout.as_secs_f64()
+            ),
+        ),
+    }
+}
