@@ -92,7 +92,13 @@ async fn settings_are_checked_with_the_cli_rules_and_refusals_shown_on_the_form(
         .await;
     assert_eq!(refused.status, 422);
     assert!(refused.body.contains("Not saved:"), "{}", refused.body);
-    assert!(refused.body.contains("deploy_hook_url: &#34;ftp://deploy.example.com&#34; must be an http:// or https:// URL"), "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("deploy_hook_url must be an http:// or https:// URL"),
+        "{}",
+        refused.body
+    );
     assert!(
         refused.body.contains(r#"value="ftp://deploy.example.com""#),
         "what was typed stays"
@@ -311,7 +317,7 @@ async fn no_page_ever_contains_a_secret(pool: PgPool) {
         .unwrap()
         .1
         .body;
-    assert!(remote_shown.contains("https://deployer:*****@git.example.com/app.git"));
+    assert!(remote_shown.contains("https://*****:*****@git.example.com/app.git"));
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -326,7 +332,7 @@ async fn saving_the_form_as_shown_keeps_a_redacted_deploy_remote(pool: PgPool) {
         .unwrap();
     let operator = Operator::login(&server).await;
     let path = format!("/console/integrations/{}", integration.id);
-    let shown = "https://deployer:*****@git.example.com/app.git";
+    let shown = "https://*****:*****@git.example.com/app.git";
     assert!(operator.get(&path).await.body.contains(shown));
     let saved = operator
         .post(
