@@ -94,6 +94,39 @@ where
     metric
 }
 
+type JobMetrics = (
+    Family<JobLabels, Counter>,
+    Family<KindLabels, Histogram>,
+    Family<KindLabels, Histogram>,
+);
+
+/// Job attempts, their duration and how long they queued.
+fn register_jobs(registry: &mut Registry) -> JobMetrics {
+    let jobs = register(
+        registry,
+        "jobs",
+        "Job attempts by kind and outcome (succeeded, retry, dead, lost_lease)",
+        Family::<JobLabels, Counter>::default(),
+    );
+    let job_duration = register(
+        registry,
+        "job_duration_seconds",
+        "Time one job attempt took, by kind",
+        Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 16))
+        }),
+    );
+    let job_queue_age = register(
+        registry,
+        "job_queue_age_seconds",
+        "Time from a job being queued to an attempt finishing, by kind",
+        Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 18))
+        }),
+    );
+    (jobs, job_duration, job_queue_age)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -150,28 +183,7 @@ impl Metrics {
             "Environments by status, across integrations",
             Family::<StatusLabels, Gauge>::default(),
         );
-        let jobs = register(
-            &mut registry,
-            "jobs",
-            "Job attempts by kind and outcome (succeeded, retry, dead, lost_lease)",
-            Family::<JobLabels, Counter>::default(),
-        );
-        let job_duration = register(
-            &mut registry,
-            "job_duration_seconds",
-            "Time one job attempt took, by kind",
-            Family::<KindLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 16))
-            }),
-        );
-        let job_queue_age = register(
-            &mut registry,
-            "job_queue_age_seconds",
-            "Time from a job being queued to an attempt finishing, by kind",
-            Family::<KindLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.01, 2.0, 18))
-            }),
-        );
+        let (jobs, job_duration, job_queue_age) = register_jobs(&mut registry);
         let plugin_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "argocd_plugin_requests",

@@ -12,6 +12,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod argocd;
+pub use argocd::{parse_application_sets, ApplicationSetRef};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
@@ -84,61 +87,6 @@ pub struct Config {
     pub activity_retention: Duration,
 }
 
-/// One ApplicationSet, `namespace/name` in `RELAY_ARGOCD_APPLICATIONSETS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplicationSetRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for ApplicationSetRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// Parses `namespace/name,namespace/name` (spaces around entries and a trailing comma are
-/// fine). Namespaces are DNS labels and names DNS subdomains, as Kubernetes requires.
-pub fn parse_application_sets(raw: &str) -> Result<Vec<ApplicationSetRef>, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        name: "RELAY_ARGOCD_APPLICATIONSETS",
-        message,
-    };
-    let mut sets = Vec::new();
-    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let Some((namespace, name)) = entry.split_once('/') else {
-            return Err(invalid(format!(
-                "{entry:?} is not namespace/name (for example argocd/previews)"
-            )));
-        };
-        let label = |s: &str| {
-            (1..=63).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !s.starts_with('-')
-                && !s.ends_with('-')
-        };
-        if !label(namespace) {
-            return Err(invalid(format!(
-                "{entry:?}: {namespace:?} is not a Kubernetes namespace name"
-            )));
-        }
-        if name.len() > 253 || !name.split('.').all(label) {
-            return Err(invalid(format!(
-                "{entry:?}: {name:?} is not a Kubernetes object name"
-            )));
-        }
-        let set = ApplicationSetRef {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        if !sets.contains(&set) {
-            sets.push(set);
-        }
-    }
-    Ok(sets)
-}
-
 /// The file's shape: every key optional, named like the environment variables without the
 /// `RELAY_` prefix, in lowercase.
 #[derive(Debug, Default, Deserialize)]
@@ -186,54 +134,18 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let file_path = file
-            .map(Path::to_path_buf)
-            .or_else(|| env("RELAY_CONFIG").map(PathBuf::from));
-        let file = match &file_path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.message().to_owned(),
-                })?
-            }
-            None => FileConfig::default(),
-        };
+        let file = read_file(file, &env)?;
         let extra = Extra::load(&env, &file)?;
         let pick =
             |var: &str, from_file: Option<String>| env(var).filter(|v| !v.is_empty()).or(from_file);
-        let number = |name: &'static str, from_file: Option<u64>, default: u64| match env(name)
-            .filter(|v| !v.is_empty())
-        {
-            Some(raw) => raw.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
-                name,
-                message: format!("{raw:?} is not a whole number"),
-            }),
-            None => Ok(from_file.unwrap_or(default)),
+        let number = |name: &'static str, from_file: Option<u64>, default: u64| {
+            parse_number(name, env(name), from_file, default)
         };
         let url = |name: &'static str, raw: Option<String>| -> Result<Option<Url>, ConfigError> {
             raw.map(|raw| parse_http_url(name, &raw)).transpose()
         };
-
-        let listen_raw =
-            pick("RELAY_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen_raw.parse().map_err(|_| ConfigError::Invalid {
-            name: "RELAY_LISTEN",
-            message: format!("{listen_raw:?} is not an address like 0.0.0.0:8080"),
-        })?;
-        let log_format = match pick("RELAY_LOG_FORMAT", file.log_format).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "RELAY_LOG_FORMAT",
-                    message: format!("{other:?} is neither \"text\" nor \"json\""),
-                })
-            }
-        };
+        let listen = parse_listen(pick("RELAY_LISTEN", file.listen.clone()))?;
+        let log_format = parse_log_format(pick("RELAY_LOG_FORMAT", file.log_format.clone()))?;
         let max_body_bytes = number(
             "RELAY_MAX_BODY_BYTES",
             file.max_body_bytes,
@@ -287,32 +199,11 @@ impl Config {
             resync_interval: Duration::from_secs(
                 number("RELAY_RESYNC_INTERVAL", file.resync_interval_secs, 300)?.max(10),
             ),
-            bitbucket_cloud_url: url(
-                "RELAY_BITBUCKET_CLOUD_URL",
-                Some(
-                    pick("RELAY_BITBUCKET_CLOUD_URL", file.bitbucket_cloud_url)
-                        .unwrap_or_else(|| "https://bitbucket.org".into()),
-                ),
-            )?
-            .ok_or(ConfigError::Missing("RELAY_BITBUCKET_CLOUD_URL"))?,
-            bitbucket_cloud_api_url: url(
-                "RELAY_BITBUCKET_CLOUD_API_URL",
-                Some(
-                    pick(
-                        "RELAY_BITBUCKET_CLOUD_API_URL",
-                        file.bitbucket_cloud_api_url,
-                    )
-                    .unwrap_or_else(|| "https://api.bitbucket.org".into()),
-                ),
-            )?
-            .ok_or(ConfigError::Missing("RELAY_BITBUCKET_CLOUD_API_URL"))?,
-            argocd_plugin_token: pick("RELAY_ARGOCD_PLUGIN_TOKEN", file.argocd_plugin_token)
-                .map(SecretString::from),
-            argocd_application_sets: parse_application_sets(
-                &pick("RELAY_ARGOCD_APPLICATIONSETS", file.argocd_applicationsets)
-                    .unwrap_or_default(),
-            )?,
-            kubeconfig: env("KUBECONFIG").filter(|v| !v.trim().is_empty()),
+            bitbucket_cloud_url: extra.bitbucket_cloud_url,
+            bitbucket_cloud_api_url: extra.bitbucket_cloud_api_url,
+            argocd_plugin_token: extra.argocd_plugin_token,
+            argocd_application_sets: extra.argocd_application_sets,
+            kubeconfig: extra.kubeconfig,
             max_connections: extra.max_connections,
             metrics_token: extra.metrics_token,
             circuit_failures: extra.circuit_failures,
@@ -352,6 +243,11 @@ struct Extra {
     circuit_failures: u32,
     circuit_probe: Duration,
     activity_retention: Duration,
+    bitbucket_cloud_url: Url,
+    bitbucket_cloud_api_url: Url,
+    argocd_plugin_token: Option<SecretString>,
+    argocd_application_sets: Vec<ApplicationSetRef>,
+    kubeconfig: Option<String>,
 }
 
 impl Extra {
@@ -401,7 +297,85 @@ impl Extra {
                     .max(1),
             ),
             activity_retention: activity_retention.max(Duration::from_secs(3600)),
+            bitbucket_cloud_url: cloud_url(
+                "RELAY_BITBUCKET_CLOUD_URL",
+                given("RELAY_BITBUCKET_CLOUD_URL").or(file.bitbucket_cloud_url.clone()),
+                "https://bitbucket.org",
+            )?,
+            bitbucket_cloud_api_url: cloud_url(
+                "RELAY_BITBUCKET_CLOUD_API_URL",
+                given("RELAY_BITBUCKET_CLOUD_API_URL").or(file.bitbucket_cloud_api_url.clone()),
+                "https://api.bitbucket.org",
+            )?,
+            argocd_plugin_token: given("RELAY_ARGOCD_PLUGIN_TOKEN")
+                .or(file.argocd_plugin_token.clone())
+                .map(SecretString::from),
+            argocd_application_sets: parse_application_sets(
+                &given("RELAY_ARGOCD_APPLICATIONSETS")
+                    .or(file.argocd_applicationsets.clone())
+                    .unwrap_or_default(),
+            )?,
+            kubeconfig: given("KUBECONFIG"),
         })
+    }
+}
+
+fn cloud_url(name: &'static str, raw: Option<String>, default: &str) -> Result<Url, ConfigError> {
+    parse_http_url(name, raw.as_deref().unwrap_or(default))
+}
+
+/// The optional TOML file (`--config`, else `RELAY_CONFIG`); none given is all defaults.
+fn read_file(
+    file: Option<&Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<FileConfig, ConfigError> {
+    let file_path = file
+        .map(Path::to_path_buf)
+        .or_else(|| env("RELAY_CONFIG").map(PathBuf::from));
+    let Some(path) = file_path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+        path,
+        message: e.message().to_owned(),
+    })
+}
+
+fn parse_number(
+    name: &'static str,
+    given: Option<String>,
+    from_file: Option<u64>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match given.filter(|v| !v.is_empty()) {
+        Some(raw) => raw.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+            name,
+            message: format!("{raw:?} is not a whole number"),
+        }),
+        None => Ok(from_file.unwrap_or(default)),
+    }
+}
+
+fn parse_listen(raw: Option<String>) -> Result<SocketAddr, ConfigError> {
+    let raw = raw.unwrap_or_else(|| "127.0.0.1:8080".into());
+    raw.parse().map_err(|_| ConfigError::Invalid {
+        name: "RELAY_LISTEN",
+        message: format!("{raw:?} is not an address like 0.0.0.0:8080"),
+    })
+}
+
+fn parse_log_format(raw: Option<String>) -> Result<LogFormat, ConfigError> {
+    match raw.as_deref() {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "RELAY_LOG_FORMAT",
+            message: format!("{other:?} is neither \"text\" nor \"json\""),
+        }),
     }
 }
 
@@ -440,181 +414,4 @@ pub fn parse_http_url(name: &'static str, raw: &str) -> Result<Url, ConfigError>
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-    use std::io::Write;
-
-    use secrecy::ExposeSecret;
-
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    #[test]
-    fn defaults() {
-        let config = Config::load_from(None, env(&[])).unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert_eq!(
-            config.bitbucket_cloud_url.as_str(),
-            "https://bitbucket.org/"
-        );
-        assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
-        assert!(config.database_url.is_none());
-    }
-
-    #[test]
-    fn environment_overrides_file() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(
-            file,
-            "listen = \"0.0.0.0:9000\"\npublic_url = \"https://relay.example.com/\"\nlog_format = \"json\"\nsecret_key = \"from-file\""
-        )
-        .unwrap();
-        let config = Config::load_from(
-            Some(file.path()),
-            env(&[
-                ("RELAY_LISTEN", "127.0.0.1:9100"),
-                ("DATABASE_URL", "postgres://x"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
-        assert_eq!(config.public_base_url(), "https://relay.example.com");
-        assert_eq!(config.log_format, LogFormat::Json);
-        assert_eq!(config.secret_key.unwrap().expose_secret(), "from-file");
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        for (name, value) in [
-            ("RELAY_LISTEN", "nowhere"),
-            ("RELAY_LOG_FORMAT", "xml"),
-            ("RELAY_MAX_BODY_BYTES", "lots"),
-            ("RELAY_PUBLIC_URL", "ftp://x"),
-        ] {
-            let err = Config::load_from(None, env(&[(name, value)])).unwrap_err();
-            assert!(err.to_string().contains(name), "{err}");
-        }
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "no_such_key = 1").unwrap();
-        let err = Config::load_from(Some(file.path()), env(&[])).unwrap_err();
-        assert!(err.to_string().contains("no_such_key"), "{err}");
-    }
-
-    #[test]
-    fn the_example_file_in_deploy_is_valid() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/relay.example.toml"
-        ));
-        let config = Config::load_from(Some(path), env(&[])).unwrap();
-        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(config.log_format, LogFormat::Json);
-        assert_eq!((config.workers, config.job_workers), (2, 4));
-    }
-
-    #[test]
-    fn argocd_settings() {
-        let config = Config::load_from(
-            None,
-            env(&[
-                ("RELAY_ARGOCD_PLUGIN_TOKEN", "plugin-token"),
-                (
-                    "RELAY_ARGOCD_APPLICATIONSETS",
-                    " argocd/previews, team-a/web.previews ,argocd/previews,",
-                ),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            config.argocd_plugin_token.unwrap().expose_secret(),
-            "plugin-token"
-        );
-        let sets: Vec<String> = config
-            .argocd_application_sets
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(sets, ["argocd/previews", "team-a/web.previews"]);
-        let unset = Config::load_from(None, env(&[])).unwrap();
-        assert!(unset.argocd_plugin_token.is_none());
-        assert!(unset.argocd_application_sets.is_empty());
-        for bad in [
-            "previews",
-            "Argo/previews",
-            "argocd/",
-            "/x",
-            "a/b/c",
-            "argocd/Previews",
-        ] {
-            let err =
-                Config::load_from(None, env(&[("RELAY_ARGOCD_APPLICATIONSETS", bad)])).unwrap_err();
-            let text = err.to_string();
-            assert!(text.contains("RELAY_ARGOCD_APPLICATIONSETS"), "{text}");
-            assert!(
-                text.contains(bad.split('/').next().unwrap_or(bad)),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn durations_and_hardening_settings() {
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
-        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("1w").is_err() && parse_duration("h").is_err());
-        let config = Config::load_from(None, env(&[])).unwrap();
-        assert_eq!(config.circuit_failures, 5);
-        assert_eq!(config.circuit_probe, Duration::from_secs(30));
-        assert_eq!(config.activity_retention, Duration::from_secs(30 * 86400));
-        assert!(config.max_connections >= 16 && config.max_connections <= 1024);
-        assert!(config.metrics_token.is_none());
-        let config = Config::load_from(
-            None,
-            env(&[
-                ("RELAY_MAX_CONNECTIONS", "7"),
-                ("RELAY_ACTIVITY_RETENTION", "2d"),
-                ("RELAY_METRICS_TOKEN", "m"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(config.max_connections, 7);
-        assert_eq!(config.activity_retention, Duration::from_secs(2 * 86400));
-        let err = Config::load_from(None, env(&[("RELAY_ACTIVITY_RETENTION", "soon")]));
-        assert!(err
-            .unwrap_err()
-            .to_string()
-            .contains("RELAY_ACTIVITY_RETENTION"));
-    }
-
-    #[test]
-    fn debug_does_not_print_secrets() {
-        let config = Config::load_from(
-            None,
-            env(&[
-                ("RELAY_SECRET_KEY", "super-secret-key"),
-                ("RELAY_ADMIN_TOKEN", "admin-token-value"),
-                ("DATABASE_URL", "postgres://u:dbpassword@h/db"),
-                ("RELAY_ARGOCD_PLUGIN_TOKEN", "plugin-token-value"),
-            ]),
-        )
-        .unwrap();
-        let printed = format!("{config:?}");
-        for secret in [
-            "super-secret-key",
-            "admin-token-value",
-            "dbpassword",
-            "plugin-token-value",
-        ] {
-            assert!(!printed.contains(secret), "{printed}");
-        }
-    }
-}
+mod tests;
