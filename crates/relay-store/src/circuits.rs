@@ -4,13 +4,13 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::StoreError;
+use crate::{CircuitState, StoreError, Text};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitRow {
     pub integration_id: String,
     pub target: String,
-    pub state: String,
+    pub state: CircuitState,
     pub consecutive_failures: i32,
     pub probe_interval_ms: Option<i64>,
     pub next_probe_at: Option<DateTime<Utc>>,
@@ -26,7 +26,9 @@ pub async fn get(
 ) -> Result<Option<CircuitRow>, StoreError> {
     Ok(sqlx::query_as!(
         CircuitRow,
-        "SELECT * FROM circuits WHERE integration_id = $1 AND target = $2",
+        r#"SELECT integration_id, target, state AS "state: Text<CircuitState>", consecutive_failures,
+                  probe_interval_ms, next_probe_at, opened_at, last_error, updated_at
+           FROM circuits WHERE integration_id = $1 AND target = $2"#,
         integration_id,
         target
     )
@@ -41,7 +43,9 @@ pub async fn list(
 ) -> Result<Vec<CircuitRow>, StoreError> {
     Ok(sqlx::query_as!(
         CircuitRow,
-        r#"SELECT * FROM circuits WHERE ($1::text IS NULL OR integration_id = $1)
+        r#"SELECT integration_id, target, state AS "state: Text<CircuitState>", consecutive_failures,
+                  probe_interval_ms, next_probe_at, opened_at, last_error, updated_at
+           FROM circuits WHERE ($1::text IS NULL OR integration_id = $1)
            ORDER BY integration_id, target"#,
         integration_id
     )
@@ -82,7 +86,9 @@ pub async fn change(
     let mut tx = pool.begin().await?;
     let before = sqlx::query_as!(
         CircuitRow,
-        "SELECT * FROM circuits WHERE integration_id = $1 AND target = $2 FOR UPDATE",
+        r#"SELECT integration_id, target, state AS "state: Text<CircuitState>", consecutive_failures,
+                  probe_interval_ms, next_probe_at, opened_at, last_error, updated_at
+           FROM circuits WHERE integration_id = $1 AND target = $2 FOR UPDATE"#,
         integration_id,
         target
     )
@@ -99,10 +105,12 @@ pub async fn change(
                probe_interval_ms = EXCLUDED.probe_interval_ms,
                next_probe_at = EXCLUDED.next_probe_at, opened_at = EXCLUDED.opened_at,
                last_error = EXCLUDED.last_error, updated_at = now()
-           RETURNING *"#,
+           RETURNING integration_id, target, state AS "state: Text<CircuitState>",
+                     consecutive_failures, probe_interval_ms, next_probe_at, opened_at,
+                     last_error, updated_at"#,
         integration_id,
         target,
-        next.state,
+        next.state.as_str(),
         next.consecutive_failures,
         next.probe_interval_ms,
         next.next_probe_at,

@@ -21,5 +21,5 @@ pub mod text;
 pub use error::StoreError;
 pub use pool::{connect, migrate, schema_is_current, PoolOptions, MIGRATOR};
 pub use sqlx::PgPool;
-pub use states::{DeliveryStatus, JobState};
+pub use states::{CircuitState, DeliveryStatus, JobState};
 pub use text::Text;

@@ -47,6 +47,24 @@ relay_core::text_enum!(JobState, "job state", {
     Dead => "dead",
 });
 
+/// `circuits.state`: a circuit breaker around a deploy hook or the Bitbucket API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Calls wait; one probe is allowed at `next_probe_at`.
+    Open,
+    /// A probe is out.
+    HalfOpen,
+}
+
+relay_core::text_enum!(CircuitState, "circuit state", {
+    Closed => "closed",
+    Open => "open",
+    HalfOpen => "half_open",
+});
+
 #[cfg(test)]
 mod tests {
     use relay_core::TextEnum;
@@ -74,6 +92,7 @@ mod tests {
     fn text_round_trips_and_matches_serde() {
         check::<DeliveryStatus>();
         check::<JobState>();
+        check::<CircuitState>();
         check::<relay_core::EnvironmentKind>();
         check::<relay_core::EnvironmentStatus>();
         check::<relay_core::IntegrationType>();

@@ -81,6 +81,7 @@ unwrap_text!(
     JobKind,
     JobState,
     DeliveryStatus,
+    crate::states::CircuitState,
     relay_core::deployment::DeployFeedback,
     relay_core::deployment::DeploymentState,
 );

@@ -302,17 +302,17 @@ impl Metrics {
 
     /// Sets the state gauges from every stored circuit; integrations without a row are closed
     /// and not listed, so the series stay few.
-    pub fn set_circuits(&self, circuits: &[(String, String, String)]) {
+    pub fn set_circuits(&self, circuits: &[(String, String, relay_store::CircuitState)]) {
         self.circuit_state.clear();
         for (integration, circuit, current) in circuits {
-            for state in ["closed", "open", "half_open"] {
+            for &state in relay_store::CircuitState::ALL {
                 self.circuit_state
                     .get_or_create(&CircuitLabels {
                         integration: integration.clone(),
                         circuit: circuit.clone(),
-                        state: state.to_owned(),
+                        state: state.as_str().to_owned(),
                     })
-                    .set(i64::from(state == current));
+                    .set(i64::from(state == *current));
             }
         }
     }

@@ -5,7 +5,7 @@ use relay_core::settings::validate_repository;
 use relay_core::settings::SettingsPatch;
 use relay_core::{IntegrationId, IntegrationType, Settings};
 use relay_store::integrations::{self, IntegrationRecord};
-use relay_store::PgPool;
+use relay_store::{CircuitState, PgPool};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -360,8 +360,8 @@ pub struct IntegrationView {
     pub environment_url: Option<String>,
     /// Circuit breaker of the deploy hook and of the Bitbucket API: `closed`, `open` or
     /// `half_open` (see `worker::circuit`); filled in by [`with_circuits`].
-    pub deploy_hook_circuit: String,
-    pub bitbucket_circuit: String,
+    pub deploy_hook_circuit: CircuitState,
+    pub bitbucket_circuit: CircuitState,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -376,8 +376,8 @@ pub async fn with_circuits(pool: &PgPool, views: &mut [IntegrationView]) -> Resu
     for view in views.iter_mut() {
         for circuit in circuits.iter().filter(|c| c.integration_id == view.id) {
             match circuit.target.as_str() {
-                "deploy_hook" => view.deploy_hook_circuit = circuit.state.clone(),
-                "bitbucket" => view.bitbucket_circuit = circuit.state.clone(),
+                "deploy_hook" => view.deploy_hook_circuit = circuit.state,
+                "bitbucket" => view.bitbucket_circuit = circuit.state,
                 _ => {}
             }
         }
@@ -452,8 +452,8 @@ pub fn view(
         deploy_remote: record.deploy_remote.as_deref().map(crate::redact::url),
         deploy_hook_url: record.deploy_hook_url.as_deref().map(crate::redact::url),
         environment_url: record.environment_url.clone(),
-        deploy_hook_circuit: "closed".into(),
-        bitbucket_circuit: "closed".into(),
+        deploy_hook_circuit: CircuitState::Closed,
+        bitbucket_circuit: CircuitState::Closed,
         created_at: record.created_at.to_rfc3339(),
         updated_at: record.updated_at.to_rfc3339(),
     })

@@ -2,6 +2,7 @@
 //! rows) and prunes it after `RELAY_ACTIVITY_RETENTION`. Writing is best effort: a line that
 //! cannot be written is logged and the work goes on.
 
+use relay_store::CircuitState;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,29 +29,32 @@ pub async fn job_line(pool: &PgPool, job: &ClaimedJob, line: &str) {
 pub async fn circuit_changed(pool: &PgPool, transition: &Transition) {
     let circuit = transition.target.as_str();
     let row = &transition.row;
-    let (description, result) = match transition.to.as_str() {
-        "open" if transition.from == "half_open" => (
+    let (description, result) = match transition.to {
+        CircuitState::Open if transition.from == CircuitState::HalfOpen => (
             format!("{circuit} circuit stays open: the probe failed"),
             Some("failure"),
         ),
-        "open" => (
+        CircuitState::Open => (
             format!(
                 "{circuit} circuit opened after {} consecutive failures",
                 row.consecutive_failures
             ),
             Some("failure"),
         ),
-        "closed" => (
+        CircuitState::Closed => (
             format!("{circuit} circuit closed: a call succeeded; waiting jobs are released"),
             Some("success"),
         ),
-        other => (format!("{circuit} circuit is {other}"), None),
+        CircuitState::HalfOpen => (format!("{circuit} circuit is half_open"), None),
     };
     let mut lines = vec![format!("{} -> {}", transition.from, transition.to)];
     if let Some(error) = &row.last_error {
         lines.push(format!("last error: {error}"));
     }
-    if let Some(at) = row.next_probe_at.filter(|_| transition.to == "open") {
+    if let Some(at) = row
+        .next_probe_at
+        .filter(|_| transition.to == CircuitState::Open)
+    {
         lines.push(format!("next probe at {}", at.to_rfc3339()));
     }
     record(

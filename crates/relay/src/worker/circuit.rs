@@ -16,6 +16,7 @@
 //! have their own retries and a mirror to protect.
 
 use relay_core::JobKind;
+use relay_store::CircuitState;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -149,7 +150,7 @@ async fn decide(
             tracked: false,
         });
     };
-    if row.state == "closed" {
+    if row.state == CircuitState::Closed {
         return Ok(Decision::Go {
             probe: false,
             tracked: row.consecutive_failures > 0,
@@ -175,8 +176,8 @@ async fn decide(
 pub struct Transition {
     pub integration_id: String,
     pub target: Target,
-    pub from: String,
-    pub to: String,
+    pub from: CircuitState,
+    pub to: CircuitState,
     pub row: CircuitRow,
 }
 
@@ -227,7 +228,7 @@ pub async fn settle(
             return None;
         }
     };
-    let from = before.map_or_else(|| "closed".to_owned(), |b| b.state);
+    let from = before.map_or(CircuitState::Closed, |b| b.state);
     if from == after.state {
         return None;
     }
@@ -235,7 +236,7 @@ pub async fn settle(
         integration_id: job.integration_id.clone(),
         target,
         from,
-        to: after.state.clone(),
+        to: after.state,
         row: after,
     };
     announce(pool, metrics, &transition).await;
@@ -244,16 +245,16 @@ pub async fn settle(
 
 async fn announce(pool: &PgPool, metrics: &Metrics, transition: &Transition) {
     let circuit = transition.target.as_str();
-    metrics.record_circuit_transition(circuit, &transition.to);
-    match transition.to.as_str() {
-        "open" => tracing::warn!(
+    metrics.record_circuit_transition(circuit, transition.to.as_str());
+    match transition.to {
+        CircuitState::Open => tracing::warn!(
             circuit,
             integration.id = %transition.integration_id,
             failures = transition.row.consecutive_failures,
             next_probe_at = ?transition.row.next_probe_at,
             "circuit opened; calls stop until a probe succeeds"
         ),
-        "closed" => {
+        CircuitState::Closed => {
             tracing::info!(circuit, integration.id = %transition.integration_id, "circuit closed");
             let kinds = transition.target.kinds();
             if let Err(err) = circuits::release_jobs(pool, &transition.integration_id, kinds).await
@@ -261,7 +262,7 @@ async fn announce(pool: &PgPool, metrics: &Metrics, transition: &Transition) {
                 tracing::warn!(error = %err, "cannot release the jobs that waited for the circuit");
             }
         }
-        _ => {}
+        CircuitState::HalfOpen => {}
     }
     super::activity::circuit_changed(pool, transition).await;
 }
@@ -270,7 +271,7 @@ fn closed(integration_id: &str, target: Target, _before: Option<&CircuitRow>) ->
     CircuitRow {
         integration_id: integration_id.to_owned(),
         target: target.as_str().to_owned(),
-        state: "closed".into(),
+        state: CircuitState::Closed,
         consecutive_failures: 0,
         probe_interval_ms: None,
         next_probe_at: None,
@@ -295,27 +296,29 @@ pub fn next_on_failure(
     next.consecutive_failures = next.consecutive_failures.saturating_add(1);
     next.last_error = Some(error.chars().take(500).collect());
     let base = millis(config.probe);
-    match next.state.as_str() {
+    match next.state {
         // The probe failed: wait longer before the next one.
-        "half_open" => {
+        CircuitState::HalfOpen => {
             let interval = next
                 .probe_interval_ms
                 .unwrap_or(base)
                 .saturating_mul(2)
                 .min(millis(config.max_probe));
-            next.state = "open".into();
+            next.state = CircuitState::Open;
             next.probe_interval_ms = Some(interval);
             next.next_probe_at = Some(now + chrono::Duration::milliseconds(interval));
         }
         // A call admitted before the circuit opened, failing late: nothing new.
-        "open" => {}
-        _ if next.consecutive_failures >= i32::try_from(config.failures).unwrap_or(i32::MAX) => {
-            next.state = "open".into();
+        CircuitState::Open => {}
+        CircuitState::Closed
+            if next.consecutive_failures >= i32::try_from(config.failures).unwrap_or(i32::MAX) =>
+        {
+            next.state = CircuitState::Open;
             next.probe_interval_ms = Some(base);
             next.next_probe_at = Some(now + chrono::Duration::milliseconds(base));
             next.opened_at = Some(now);
         }
-        _ => {}
+        CircuitState::Closed => {}
     }
     next
 }
@@ -346,26 +349,26 @@ mod tests {
         };
         let one = fail(None);
         assert_eq!(
-            (one.state.as_str(), one.consecutive_failures),
-            ("closed", 1)
+            (one.state, one.consecutive_failures),
+            (CircuitState::Closed, 1)
         );
         let two = fail(Some(&one));
         let three = fail(Some(&two));
-        assert_eq!(three.state, "open");
+        assert_eq!(three.state, CircuitState::Open);
         assert_eq!(three.probe_interval_ms, Some(30_000));
         assert_eq!(
             three.next_probe_at,
             Some(now + chrono::Duration::seconds(30))
         );
         let mut probing = three.clone();
-        probing.state = "half_open".into();
+        probing.state = CircuitState::HalfOpen;
         let reopened = fail(Some(&probing));
         assert_eq!(
-            (reopened.state.as_str(), reopened.probe_interval_ms),
-            ("open", Some(60_000))
+            (reopened.state, reopened.probe_interval_ms),
+            (CircuitState::Open, Some(60_000))
         );
         probing = reopened;
-        probing.state = "half_open".into();
+        probing.state = CircuitState::HalfOpen;
         assert_eq!(fail(Some(&probing)).probe_interval_ms, Some(100_000));
         assert_eq!(Target::of_kind(JobKind::Deploy), Some(Target::DeployHook));
         assert_eq!(Target::of_kind(JobKind::Reconcile), Some(Target::Bitbucket));

@@ -33,11 +33,12 @@ pub async fn sample(pool: &PgPool, metrics: &Metrics) -> Result<(), relay_store:
     metrics.set_queue(stats.pending, stats.oldest_pending_secs);
     let counts = relay_store::environments::count_by_status(pool).await?;
     metrics.set_environments(&counts);
-    let circuits: Vec<(String, String, String)> = relay_store::circuits::list(pool, None)
-        .await?
-        .into_iter()
-        .map(|c| (c.integration_id, c.target, c.state))
-        .collect();
+    let circuits: Vec<(String, String, relay_store::CircuitState)> =
+        relay_store::circuits::list(pool, None)
+            .await?
+            .into_iter()
+            .map(|c| (c.integration_id, c.target, c.state))
+            .collect();
     metrics.set_circuits(&circuits);
     Ok(())
 }
