@@ -1,6 +1,7 @@
 //! PostgreSQL storage of the relay. Every SQL query of the project lives in this crate, checked
 //! at compile time against the committed `.sqlx/` data.
 
+pub mod comments;
 pub mod deliveries;
 pub mod deployments;
 pub mod environments;

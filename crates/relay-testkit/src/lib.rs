@@ -24,6 +24,7 @@
 mod app;
 mod cloud;
 mod cloud_json;
+mod comments;
 mod control;
 mod git_http;
 mod hooks;
@@ -42,7 +43,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use url::Url;
 
 pub use repos::DEFAULT_BRANCH;
-pub use state::{Flavor, LoggedRequest, PullRequestSpec, RecordedStatus, Role, StoredHook};
+pub use state::{
+    Flavor, LoggedRequest, PullRequestSpec, RecordedComment, RecordedStatus, Role, StoredHook,
+};
 
 use app::Shared;
 use listener::Listener;

@@ -9,7 +9,7 @@ mod cloud;
 mod commit;
 mod error;
 mod keys;
-pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, TRANSITION_EVENT};
+pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, SWEEP_EVENT, TRANSITION_EVENT};
 mod server;
 mod time;
 
@@ -66,6 +66,11 @@ pub enum Event {
     Transition {
         environment: String,
         transition: Transition,
+    },
+    /// The periodic look at idle environments (`environment_idle_ttl`), queued by the relay
+    /// with the time it was queued at (epoch ms), which is the "now" it is planned against.
+    Sweep {
+        now_ms: i64,
     },
 }
 

@@ -77,6 +77,41 @@ pub enum JobSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<String>,
     },
+    /// Post, or edit in place, the one comment on pull-request environment `environment`'s
+    /// pull request: its state on `commit` (the same facts as the build status queued with
+    /// it, see [`status_jobs`]).
+    PullRequestComment {
+        environment: String,
+        commit: CommitHash,
+        state: BuildState,
+        description: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
+}
+
+/// A build status, and with `comments` (`pull_request_comments`) the same news for the
+/// pull request's comment when `status` is about a pull-request environment.
+pub fn status_jobs(status: JobSpec, comments: bool) -> Vec<JobSpec> {
+    let comment = match &status {
+        JobSpec::BuildStatus {
+            environment,
+            commit,
+            state,
+            description,
+            url,
+        } if comments && crate::naming::is_reserved(environment) => {
+            Some(JobSpec::PullRequestComment {
+                environment: environment.clone(),
+                commit: commit.clone(),
+                state: *state,
+                description: description.clone(),
+                url: url.clone(),
+            })
+        }
+        _ => None,
+    };
+    std::iter::once(status).chain(comment).collect()
 }
 
 fn pushed_before_the_flag() -> bool {
@@ -108,6 +143,7 @@ pub enum JobKind {
     NotifyDeploySide,
     Reconcile,
     BuildStatus,
+    PullRequestComment,
 }
 
 crate::text_enum!(JobKind, "job kind", {
@@ -120,6 +156,7 @@ crate::text_enum!(JobKind, "job kind", {
     NotifyDeploySide => "notify_deploy_side",
     Reconcile => "reconcile",
     BuildStatus => "build_status",
+    PullRequestComment => "pull_request_comment",
 });
 
 impl JobSpec {
@@ -134,6 +171,7 @@ impl JobSpec {
             Self::NotifyDeploySide { .. } => JobKind::NotifyDeploySide,
             Self::Reconcile { .. } => JobKind::Reconcile,
             Self::BuildStatus { .. } => JobKind::BuildStatus,
+            Self::PullRequestComment { .. } => JobKind::PullRequestComment,
         }
     }
 
@@ -145,6 +183,7 @@ impl JobSpec {
             | Self::SyncFromParent { environment, .. }
             | Self::NotifyDeploySide { environment, .. }
             | Self::BuildStatus { environment, .. }
+            | Self::PullRequestComment { environment, .. }
             | Self::Undeploy { environment, .. } => Some(environment),
             Self::MirrorBranch { .. } | Self::DeleteRef { .. } | Self::Reconcile { .. } => None,
         }
@@ -236,6 +275,13 @@ mod tests {
             },
             JobSpec::BuildStatus {
                 environment: environment(),
+                commit: commit.clone(),
+                state: BuildState::Successful,
+                description: String::new(),
+                url: None,
+            },
+            JobSpec::PullRequestComment {
+                environment: "pr-1".into(),
                 commit,
                 state: BuildState::Successful,
                 description: String::new(),
@@ -252,10 +298,35 @@ mod tests {
                 | JobSpec::SyncFromParent { .. }
                 | JobSpec::NotifyDeploySide { .. }
                 | JobSpec::Reconcile { .. }
-                | JobSpec::BuildStatus { .. } => {}
+                | JobSpec::BuildStatus { .. }
+                | JobSpec::PullRequestComment { .. } => {}
             }
         }
         jobs
+    }
+
+    #[test]
+    fn statuses_of_pull_requests_bring_their_comment() {
+        let status = |environment: &str| JobSpec::BuildStatus {
+            environment: environment.into(),
+            commit: CommitHash::parse(&"b".repeat(40)).unwrap(),
+            state: BuildState::Failed,
+            description: "merge conflict in a".into(),
+            url: None,
+        };
+        let kinds = |jobs: Vec<JobSpec>| jobs.iter().map(JobSpec::kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(status_jobs(status("pr-3"), true)),
+            [JobKind::BuildStatus, JobKind::PullRequestComment]
+        );
+        assert_eq!(
+            kinds(status_jobs(status("pr-3"), false)),
+            [JobKind::BuildStatus]
+        );
+        assert_eq!(
+            kinds(status_jobs(status("main"), true)),
+            [JobKind::BuildStatus]
+        );
     }
 
     #[test]

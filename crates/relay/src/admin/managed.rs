@@ -45,7 +45,17 @@ pub async fn update_with_bitbucket(
     input: IntegrationInput,
 ) -> Result<IntegrationRecord, AdminError> {
     let register = input.register_webhook.unwrap_or(true) && input.touches_bitbucket();
+    let before = relay_store::integrations::get(pool, id).await?.settings;
     let record = update(pool, key, id, input).await?;
+    let changed = before.changes_about_existing_environments(&record.settings);
+    if !changed.is_empty() {
+        // Filters, drafts and the cap decide about environments that exist already: the
+        // next listing plans that, so ask for it now rather than at the next resync.
+        let reconcile = relay_core::JobSpec::Reconcile {
+            reason: format!("settings changed: {}", changed.join(", ")),
+        };
+        relay_store::jobs::enqueue(pool, id, None, &reconcile).await?;
+    }
     if register {
         bitbucket_side::register_webhook(clients, key, public_base_url, &record)
             .await

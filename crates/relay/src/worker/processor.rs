@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use relay_core::{Event, JobSpec, Plan};
+use relay_core::{Event, JobSpec, Plan, PlanContext};
 use relay_store::queue::{self, Claim, Finished, Outcome};
 use relay_store::{PgPool, StoreError};
 use serde_json::json;
@@ -183,7 +183,11 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
                 error: None,
             },
             Ok(event) => {
-                let plan: Plan = relay_core::plan(&settings, &event, &current);
+                // The receipt time is the planner's "now": deterministic for a replay.
+                let context = PlanContext {
+                    now_ms: Some(delivery.received_at.timestamp_millis()),
+                };
+                let plan: Plan = relay_core::plan_at(&settings, &event, &current, context);
                 current = plan.apply(&current);
                 tracing::info!(
                     changes = plan.changes.len(),

@@ -5,6 +5,7 @@
 //! retries with backoff and jitter, then the dead letter (`state = dead`, `relay job:list
 //! --state dead`, `relay job:retry ID`).
 
+mod comment;
 mod deploy_hook;
 mod git;
 pub mod reconcile;
@@ -27,6 +28,7 @@ use tracing::Instrument;
 use super::retry::RetrySchedule;
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
+use comment::CommentUpdate;
 use deploy_hook::Notice;
 use status::StatusReport;
 
@@ -325,6 +327,22 @@ impl Runner {
                     url,
                 };
                 status::run(context, job, report).await
+            }
+            JobSpec::PullRequestComment {
+                environment,
+                commit,
+                state,
+                description,
+                url,
+            } => {
+                let update = CommentUpdate {
+                    environment,
+                    commit,
+                    state,
+                    description,
+                    url,
+                };
+                comment::run(context, job, update).await
             }
         }
     }
