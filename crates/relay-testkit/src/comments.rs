@@ -140,13 +140,14 @@ fn find(shared: &Shared, params: &Params, pr_id: u64) -> Result<RecordedComment,
     let cid: u64 = p(params, "cid")
         .parse()
         .map_err(|_| not_found(shared, "Comment"))?;
-    shared
+    // The lock is released before answering: an error response locks the state again.
+    let found = shared
         .lock()
         .comments
         .iter()
         .find(|c| c.id == cid && c.pr_id == pr_id && !c.deleted)
-        .cloned()
-        .ok_or_else(|| not_found(shared, "Comment"))
+        .cloned();
+    found.ok_or_else(|| not_found(shared, "Comment"))
 }
 
 pub(crate) async fn get_one(

@@ -22,8 +22,11 @@ pub(super) fn plan_snapshot(
         .filter(|(name, _)| seen.insert(name.as_str()))
         .collect();
     let mut seen = HashSet::new();
-    let pull_requests: Vec<&PullRequest> =
+    let mut pull_requests: Vec<&PullRequest> =
         pull_requests.iter().filter(|p| seen.insert(p.id)).collect();
+    // In the order they were opened (Server lists newest first): new environments, and
+    // the cap's queue, follow the pull requests' own order whatever the listing's.
+    pull_requests.sort_by_key(|p| p.id);
     for (branch, head) in &branches {
         plan_branch(b, branch, head);
     }

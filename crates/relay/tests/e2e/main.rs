@@ -11,6 +11,7 @@ mod ingest;
 mod ingest_failures;
 mod lifecycle;
 mod mirroring;
+mod policies;
 mod processing;
 mod reconcile;
 mod secrets_hygiene;
