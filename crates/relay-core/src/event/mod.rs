@@ -229,7 +229,8 @@ pub struct PullRequest {
     pub state: PrState,
     pub source: PrEndpoint,
     pub target: PrEndpoint,
-    /// Cloud's `draft`, false when absent. Drafts are built like any other pull request.
+    /// `draft` (Cloud; Server 8.18+, in `pr:modified` too), false when absent. Drafts are
+    /// built unless `build_draft_pull_requests` is off.
     pub draft: bool,
     /// Last update, epoch milliseconds; orders events about the same pull request.
     pub updated_at_ms: Option<i64>,

@@ -106,7 +106,7 @@ async fn filters(pool: PgPool, flavor: Flavor) {
     )
     .await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success());
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("branch_include: invalid regular expression"),
         "{stderr}"
