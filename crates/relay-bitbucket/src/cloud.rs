@@ -101,7 +101,7 @@ impl CloudClient {
     }
 
     /// Every `values` entry, following the complete `next` URL of each page.
-    async fn all_pages(&self, first: Url) -> Result<Vec<Value>> {
+    pub(crate) async fn all_pages(&self, first: Url) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut url = first;
         for _ in 0..MAX_PAGES {

@@ -69,6 +69,56 @@ impl CloudClient {
     }
 }
 
+impl CloudClient {
+    /// The first live comment on pull request `pr_id` whose text `matches`.
+    pub(crate) async fn find_comment(
+        &self,
+        pr_id: u64,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<PostedComment>> {
+        let id = pr_id.to_string();
+        let mut url = self.repo_url(&["pullrequests", &id, "comments"])?;
+        url.query_pairs_mut().append_pair("pagelen", "100");
+        for v in self.all_pages(url).await? {
+            let deleted = v.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+            let text = v.pointer("/content/raw").and_then(Value::as_str);
+            if !deleted && text.is_some_and(matches) {
+                return posted(&v).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl ServerClient {
+    /// The first comment on pull request `pr_id` whose text `matches`, from its activities
+    /// (Server has no plain listing of a pull request's general comments).
+    pub(crate) async fn find_comment(
+        &self,
+        pr_id: u64,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<PostedComment>> {
+        let id = pr_id.to_string();
+        let url = self.repo_url(&["pull-requests", &id, "activities"])?;
+        for v in self.all_pages(url).await? {
+            if v.get("action").and_then(Value::as_str) != Some("COMMENTED") {
+                continue;
+            }
+            let Some(comment) = v.get("comment") else {
+                continue;
+            };
+            if comment
+                .get("text")
+                .and_then(Value::as_str)
+                .is_some_and(matches)
+            {
+                return posted(comment).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl ServerClient {
     pub(crate) async fn post_comment(&self, pr_id: u64, text: &str) -> Result<PostedComment> {
         let body = json!({ "text": crate::types::clip(text, MAX_COMMENT_CHARS) });

@@ -196,6 +196,19 @@ impl BitbucketClient {
         }
     }
 
+    /// The first live comment on pull request `pr_id` whose text `matches`: how a comment
+    /// whose post answer was lost (a timeout after Bitbucket stored it) is found again.
+    pub async fn find_comment(
+        &self,
+        pr_id: u64,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<PostedComment>> {
+        match self {
+            Self::Cloud(c) => c.find_comment(pr_id, matches).await,
+            Self::Server(c) => c.find_comment(pr_id, matches).await,
+        }
+    }
+
     /// Replaces the text of `comment`; [`Error::NotFound`] when it was deleted. On Server a
     /// stale version is read again and the edit repeated.
     pub async fn edit_comment(

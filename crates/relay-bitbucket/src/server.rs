@@ -72,7 +72,7 @@ impl ServerClient {
     }
 
     /// Every `values` entry, page by page until `isLastPage`.
-    async fn all_pages(&self, base: Url) -> Result<Vec<Value>> {
+    pub(crate) async fn all_pages(&self, base: Url) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut start: u64 = 0;
         for _ in 0..MAX_PAGES {

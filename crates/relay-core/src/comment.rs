@@ -32,6 +32,18 @@ pub fn state_text(state: BuildState, description: &str) -> String {
     }
 }
 
+const FOOTER: &str = "_This comment is kept up to date by relay._";
+
+fn heading(environment: &str) -> String {
+    format!("**Preview environment `{environment}`**")
+}
+
+/// Whether `text` is the relay's comment about `environment` (its heading and footer), to
+/// find a comment whose post answer was lost.
+pub fn is_comment_for(text: &str, environment: &str) -> bool {
+    text.starts_with(&heading(environment)) && text.trim_end().ends_with(FOOTER)
+}
+
 /// The whole comment.
 pub fn render(facts: &CommentFacts<'_>) -> String {
     let commit = facts.commit.as_str();
@@ -43,12 +55,12 @@ pub fn render(facts: &CommentFacts<'_>) -> String {
         None => "none configured".to_owned(),
     };
     format!(
-        "**Preview environment `{environment}`**\n\n\
+        "{heading}\n\n\
          * State: **{state}**\n\
          * URL: {url}\n\
          * Commit: `{short}`\n\n\
-         _This comment is kept up to date by relay._",
-        environment = facts.environment,
+         {FOOTER}",
+        heading = heading(facts.environment),
         state = state_text(facts.state, facts.description),
     )
 }
@@ -107,5 +119,11 @@ mod tests {
         assert!(text.contains("**deployed**"), "{text}");
         assert!(text.contains("<https://pr-7.example.com>"), "{text}");
         assert!(text.contains("`abababababab`"), "{text}");
+        assert!(is_comment_for(&text, "pr-7"));
+        assert!(!is_comment_for(&text, "pr-70"));
+        assert!(
+            !is_comment_for(&format!("> {text}"), "pr-7"),
+            "a quote is not ours"
+        );
     }
 }

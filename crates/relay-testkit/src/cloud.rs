@@ -38,7 +38,7 @@ pub(crate) fn api_router(shared: Shared) -> Router {
         .route(&format!("{REPO}/pullrequests"), get(pullrequests))
         .route(
             &format!("{REPO}/pullrequests/{{id}}/comments"),
-            post(comments::create),
+            get(comments::list).post(comments::create),
         )
         .route(
             &format!("{REPO}/pullrequests/{{id}}/comments/{{cid}}"),

@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::app::{error_response, json, Shared};
+use crate::page::{cloud_page, query_pairs, server_page};
 use crate::rest::{self, p, Params};
 use crate::state::{Flavor, RecordedComment};
 
@@ -28,8 +29,8 @@ fn not_found(shared: &Shared, what: &str) -> Response {
     shared.error(StatusCode::NOT_FOUND, &format!("{what} does not exist"))
 }
 
-/// Checks the repository, the pull request and (Cloud) the token's scopes.
-fn check(shared: &Shared, params: &Params) -> Result<(String, String, u64), Response> {
+/// Checks the repository, the pull request and, for a write on Cloud, the token's scopes.
+fn check(shared: &Shared, params: &Params, write: bool) -> Result<(String, String, u64), Response> {
     let (owner, repo) = repo_of(shared, params);
     rest::repo_dir(shared, &owner, &repo)?;
     let pr: u64 = p(params, "id")
@@ -44,7 +45,8 @@ fn check(shared: &Shared, params: &Params) -> Result<(String, String, u64), Resp
         drop(st);
         return Err(not_found(shared, "Pull request"));
     }
-    if st.flavor == Flavor::Cloud
+    if write
+        && st.flavor == Flavor::Cloud
         && !st
             .scopes
             .split_whitespace()
@@ -107,7 +109,7 @@ pub(crate) async fn create(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (owner, repo, pr_id) = match check(&shared, &params) {
+    let (owner, repo, pr_id) = match check(&shared, &params, true) {
         Ok(ok) => ok,
         Err(resp) => return resp,
     };
@@ -130,9 +132,73 @@ pub(crate) async fn create(
             deleted: false,
         };
         st.comments.push(comment.clone());
+        if std::mem::take(&mut st.lose_next_comment_answer) {
+            drop(st);
+            // Stored, but the client never hears so (a timeout, a dropped connection).
+            return shared.error(StatusCode::BAD_GATEWAY, "Injected failure after the write");
+        }
         comment
     };
     json(StatusCode::CREATED, shape(&shared, &comment))
+}
+
+/// Comments of the request's pull request, oldest first, deleted ones left out.
+fn of_pull_request(shared: &Shared, params: &Params) -> Result<Vec<RecordedComment>, Response> {
+    let (owner, repo, pr) = check(shared, params, false)?;
+    let comments = shared
+        .lock()
+        .comments
+        .iter()
+        .filter(|c| c.owner == owner && c.repo == repo && c.pr_id == pr && !c.deleted)
+        .cloned()
+        .collect();
+    Ok(comments)
+}
+
+/// Cloud `GET .../pullrequests/{id}/comments`, paged.
+pub(crate) async fn list(
+    AxState(shared): AxState<Shared>,
+    Path(params): Path<Params>,
+    uri: Uri,
+) -> Response {
+    let comments = match of_pull_request(&shared, &params) {
+        Ok(comments) => comments,
+        Err(resp) => return resp,
+    };
+    let values = comments.iter().map(|c| shape(&shared, c)).collect();
+    let mut url = shared.api_url.clone();
+    url.set_path(uri.path());
+    let page_size = shared.lock().page_size;
+    let pairs = query_pairs(uri.query());
+    json(StatusCode::OK, cloud_page(values, &pairs, &url, page_size))
+}
+
+/// Server `GET .../pull-requests/{id}/activities`: each comment as a `COMMENTED` activity,
+/// newest first as Server lists them.
+pub(crate) async fn activities(
+    AxState(shared): AxState<Shared>,
+    Path(params): Path<Params>,
+    uri: Uri,
+) -> Response {
+    let comments = match of_pull_request(&shared, &params) {
+        Ok(comments) => comments,
+        Err(resp) => return resp,
+    };
+    let values = comments
+        .iter()
+        .rev()
+        .map(|c| {
+            json!({
+                "id": 1_000_000 + c.id,
+                "action": "COMMENTED",
+                "commentAction": "ADDED",
+                "comment": shape(&shared, c),
+            })
+        })
+        .collect();
+    let page_size = shared.lock().page_size;
+    let pairs = query_pairs(uri.query());
+    json(StatusCode::OK, server_page(values, &pairs, page_size))
 }
 
 /// The comment `cid` of the request's pull request, unless deleted.
@@ -154,7 +220,7 @@ pub(crate) async fn get_one(
     AxState(shared): AxState<Shared>,
     Path(params): Path<Params>,
 ) -> Response {
-    let found = check(&shared, &params).and_then(|(_, _, pr)| find(&shared, &params, pr));
+    let found = check(&shared, &params, false).and_then(|(_, _, pr)| find(&shared, &params, pr));
     match found {
         Ok(comment) => json(StatusCode::OK, shape(&shared, &comment)),
         Err(resp) => resp,
@@ -167,10 +233,11 @@ pub(crate) async fn update(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let comment = match check(&shared, &params).and_then(|(_, _, pr)| find(&shared, &params, pr)) {
-        Ok(comment) => comment,
-        Err(resp) => return resp,
-    };
+    let comment =
+        match check(&shared, &params, true).and_then(|(_, _, pr)| find(&shared, &params, pr)) {
+            Ok(comment) => comment,
+            Err(resp) => return resp,
+        };
     let body = match rest::body_json(&shared, uri.path(), &body) {
         Ok(body) => body,
         Err(resp) => return resp,

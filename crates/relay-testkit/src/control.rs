@@ -203,6 +203,12 @@ impl FakeBitbucket {
         }
     }
 
+    /// The next comment post is stored, but answered 502, as when the answer is lost on the
+    /// way back: a client that simply posts again leaves two comments.
+    pub fn lose_next_comment_answer(&self) {
+        self.lock().lose_next_comment_answer = true;
+    }
+
     /// Cloud: the scopes the token endpoint grants (space-separated, as Bitbucket writes
     /// them). The default includes `pullrequest:write`.
     pub fn set_oauth_scopes(&self, scopes: &str) {

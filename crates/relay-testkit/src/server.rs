@@ -29,6 +29,10 @@ pub(crate) fn router(shared: Shared) -> Router {
             post(comments::create),
         )
         .route(
+            &format!("{REPO}/pull-requests/{{id}}/activities"),
+            get(comments::activities),
+        )
+        .route(
             &format!("{REPO}/pull-requests/{{id}}/comments/{{cid}}"),
             get(comments::get_one).put(comments::update),
         )

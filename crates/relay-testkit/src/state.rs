@@ -156,6 +156,8 @@ pub(crate) struct State {
     pub hooks: BTreeMap<(String, String), Vec<StoredHook>>,
     pub statuses: Vec<RecordedStatus>,
     pub comments: Vec<RecordedComment>,
+    /// The next comment post is stored but answered 502.
+    pub lose_next_comment_answer: bool,
     /// Cloud: the OAuth consumer's scopes, as the token response names them.
     pub scopes: String,
     /// JSON bodies clients sent to REST endpoints, `(path, body)`, oldest first.
@@ -185,6 +187,7 @@ impl State {
             hooks: BTreeMap::new(),
             statuses: Vec::new(),
             comments: Vec::new(),
+            lose_next_comment_answer: false,
             scopes: "pullrequest:write pullrequest webhook repository:write repository".into(),
             bodies: Vec::new(),
             next_id: 1,

@@ -3,8 +3,8 @@
 //! change. A comment someone deleted is not posted again; missing permissions are a note
 //! on the environment (`environment:info`), not a failing job.
 
-use relay_bitbucket::{CommentPermission, PostedComment};
-use relay_core::comment::{render, CommentFacts};
+use relay_bitbucket::{BitbucketClient, CommentPermission, PostedComment};
+use relay_core::comment::{is_comment_for, render, CommentFacts};
 use relay_core::{BuildState, CommitHash};
 use relay_store::comments;
 use relay_store::jobs::ClaimedJob;
@@ -78,10 +78,13 @@ pub(super) async fn run(
         url: url.as_deref(),
         commit: &update.commit,
     });
-    let existing = env.pr_comment_id.clone().map(|id| PostedComment {
-        id,
-        version: env.pr_comment_version,
-    });
+    let existing = match env.pr_comment_id.clone() {
+        Some(id) => Some(PostedComment {
+            id,
+            version: env.pr_comment_version,
+        }),
+        None => lost_post(context, job, &client, pr_id, name).await?,
+    };
     let result = match &existing {
         Some(comment) => client.edit_comment(pr_id, comment, &text).await,
         None => client.post_comment(pr_id, &text).await,
@@ -117,4 +120,33 @@ pub(super) async fn run(
         }
         Err(err) => Err(AccessError::from(err).into()),
     }
+}
+
+/// An earlier attempt may have posted the comment and died (or timed out) before storing
+/// its id: before posting again, a retry looks for it on the pull request and adopts it.
+async fn lost_post(
+    context: &Context,
+    job: &ClaimedJob,
+    client: &BitbucketClient,
+    pr_id: u64,
+    name: &str,
+) -> Result<Option<PostedComment>, JobError> {
+    if job.attempt <= 1 {
+        return Ok(None);
+    }
+    let found = client
+        .find_comment(pr_id, &|text| is_comment_for(text, name))
+        .await
+        .map_err(AccessError::from)?;
+    if let Some(comment) = &found {
+        let comment_id = comment.id.as_str();
+        tracing::info!(
+            environment = name,
+            comment_id,
+            "adopted the comment an earlier attempt posted"
+        );
+        let (pool, integration) = (&context.pool, job.integration_id.as_str());
+        comments::record_posted(pool, integration, name, &comment.id, comment.version).await?;
+    }
+    Ok(found)
 }

@@ -184,3 +184,48 @@ async fn cloud_without_pull_requests_write_skips_comments_with_a_note(pool: PgPo
     let text = String::from_utf8_lossy(&validate.stdout);
     assert!(text.contains("[pass] pull-request comments"), "{text}");
 }
+
+async fn a_lost_post_answer_is_found_again(pool: PgPool, flavor: Flavor) {
+    let stage = Stage::new(pool, flavor, "hook").await;
+    // Bitbucket stores the first comment but its answer never arrives: the job fails and its
+    // retry finds the comment instead of posting a second one.
+    stage.fake.lose_next_comment_answer();
+    let pr = open_pr(&stage, "feature", false);
+    stage.resync().await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stage.settle().await;
+    }
+    let comments = stage.fake.comments(pr);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        comments[0].text.contains("**deployed**"),
+        "{}",
+        comments[0].text
+    );
+    let posts: Vec<u16> = stage
+        .fake
+        .requests_to("/comments")
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        posts,
+        [502],
+        "posted once, its answer lost, never posted again"
+    );
+    let stored = row(&stage, &format!("pr-{pr}")).await.unwrap();
+    assert_eq!(stored.pr_comment_id, Some(comments[0].id.to_string()));
+    assert_eq!(dead_jobs(&stage).await, 0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn cloud_comment_whose_post_answer_was_lost_is_adopted(pool: PgPool) {
+    a_lost_post_answer_is_found_again(pool, Flavor::Cloud).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn server_comment_whose_post_answer_was_lost_is_adopted(pool: PgPool) {
+    a_lost_post_answer_is_found_again(pool, Flavor::Server).await;
+}
