@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use relay_core::{Event, JobSpec, Plan, PlanContext};
-use relay_store::queue::{self, Claim, Finished, Outcome};
+use relay_store::queue::{self, Claim, Finished, Outcome, QueuedDelivery};
 use relay_store::{PgPool, StoreError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -136,6 +136,14 @@ impl Processor {
     }
 }
 
+/// The planner's "now" is the delivery's receipt time, so a redelivered one is planned
+/// against the same time.
+fn received(delivery: &QueuedDelivery) -> PlanContext {
+    PlanContext {
+        now_ms: Some(delivery.received_at.timestamp_millis()),
+    }
+}
+
 /// Parses and plans each delivery in order against the state the previous ones produced,
 /// then writes the net environment changes, every job and every outcome in the claim's
 /// transaction.
@@ -183,10 +191,7 @@ async fn process(mut claim: Claim) -> Result<Vec<Outcome>, StoreError> {
                 error: None,
             },
             Ok(event) => {
-                // The receipt time is the planner's "now": deterministic for a replay.
-                let context = PlanContext {
-                    now_ms: Some(delivery.received_at.timestamp_millis()),
-                };
+                let context = received(delivery);
                 let plan: Plan = relay_core::plan_at(&settings, &event, &current, context);
                 current = plan.apply(&current);
                 tracing::info!(

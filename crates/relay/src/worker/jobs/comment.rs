@@ -7,6 +7,7 @@ use relay_bitbucket::{BitbucketClient, CommentPermission, PostedComment};
 use relay_core::comment::{is_comment_for, render, CommentFacts};
 use relay_core::{BuildState, CommitHash};
 use relay_store::comments;
+use relay_store::integrations::IntegrationRecord;
 use relay_store::jobs::ClaimedJob;
 
 use super::{Context, JobError};
@@ -65,19 +66,7 @@ pub(super) async fn run(
         comments::record_note(pool, integration, name, MISSING_PERMISSION).await?;
         return Ok(());
     }
-    let url = update.url.clone().or_else(|| {
-        record
-            .environment_url
-            .as_deref()
-            .map(|template| template.replace("{environment}", name))
-    });
-    let text = render(&CommentFacts {
-        environment: name,
-        state: update.state,
-        description: &update.description,
-        url: url.as_deref(),
-        commit: &update.commit,
-    });
+    let text = text(&record, &update);
     let existing = match env.pr_comment_id.clone() {
         Some(id) => Some(PostedComment {
             id,
@@ -89,10 +78,41 @@ pub(super) async fn run(
         Some(comment) => client.edit_comment(pr_id, comment, &text).await,
         None => client.post_comment(pr_id, &text).await,
     };
+    record_outcome(context, job, name, existing.is_some(), result).await
+}
+
+/// The comment's text; the link is the deployment's URL, else the `environment_url` template.
+fn text(record: &IntegrationRecord, update: &CommentUpdate) -> String {
+    let name = update.environment.as_str();
+    let url = update.url.clone().or_else(|| {
+        record
+            .environment_url
+            .as_deref()
+            .map(|template| template.replace("{environment}", name))
+    });
+    render(&CommentFacts {
+        environment: name,
+        state: update.state,
+        description: &update.description,
+        url: url.as_deref(),
+        commit: &update.commit,
+    })
+}
+
+/// Stores what Bitbucket answered: the comment's id and version, that a person deleted it
+/// (404 on an edit), or why comments are refused (403). Other failures fail the job.
+async fn record_outcome(
+    context: &Context,
+    job: &ClaimedJob,
+    name: &str,
+    edited: bool,
+    result: relay_bitbucket::Result<PostedComment>,
+) -> Result<(), JobError> {
+    let (pool, integration) = (&context.pool, job.integration_id.as_str());
     match result {
         Ok(posted) => {
             comments::record_posted(pool, integration, name, &posted.id, posted.version).await?;
-            let (comment_id, edited) = (posted.id.as_str(), existing.is_some());
+            let comment_id = posted.id.as_str();
             tracing::info!(
                 environment = name,
                 comment_id,
@@ -101,7 +121,7 @@ pub(super) async fn run(
             );
             Ok(())
         }
-        Err(relay_bitbucket::Error::NotFound { .. }) if existing.is_some() => {
+        Err(relay_bitbucket::Error::NotFound { .. }) if edited => {
             tracing::info!(
                 environment = name,
                 "the comment was deleted on Bitbucket; not posted again"

@@ -91,11 +91,10 @@ async fn environment_of_branch(stage: &Stage, branch: &str) -> Option<(String, S
     .unwrap()
 }
 
-async fn filters(pool: PgPool, flavor: Flavor) {
-    let stage = Stage::new(pool, flavor, "hook").await;
-    // Through the CLI, as an admin would; a broken pattern is refused with a clear error.
+/// Sets the filters as an admin would, through the CLI; a broken pattern is refused first.
+async fn set_filters_through_the_cli(stage: &Stage) {
     let refused = cli(
-        &stage,
+        stage,
         &[
             "integration:update",
             &stage.id,
@@ -112,7 +111,7 @@ async fn filters(pool: PgPool, flavor: Flavor) {
         "{stderr}"
     );
     let updated = cli(
-        &stage,
+        stage,
         &[
             "integration:update",
             &stage.id,
@@ -135,7 +134,11 @@ async fn filters(pool: PgPool, flavor: Flavor) {
     );
     let view: serde_json::Value = serde_json::from_slice(&updated.stdout).unwrap();
     assert_eq!(view["branch_include"], "feature/.*|main");
+}
 
+async fn filters(pool: PgPool, flavor: Flavor) {
+    let stage = Stage::new(pool, flavor, "hook").await;
+    set_filters_through_the_cli(&stage).await;
     for branch in ["feature/a", "feature/b-wip", "hotfix", "develop"] {
         stage.commit(branch, "x.txt");
     }
