@@ -58,7 +58,7 @@ impl CloudClient {
         &self.config
     }
 
-    fn repo_url(&self, tail: &[&str]) -> Result<Url> {
+    pub(crate) fn repo_url(&self, tail: &[&str]) -> Result<Url> {
         let mut segments = vec![
             "2.0",
             "repositories",
@@ -75,9 +75,16 @@ impl CloudClient {
         self.tokens.get(&self.transport).await
     }
 
+    /// The scopes Bitbucket granted the consumer (the token response's `scopes`), fetching a
+    /// token if none is cached; `None` when the response did not say.
+    pub async fn granted_scopes(&self) -> Result<Option<Vec<String>>> {
+        self.access_token().await?;
+        Ok(self.tokens.scopes().await)
+    }
+
     /// Sends with the cached token; on 401 fetches a new token once and tries again, since a
     /// token can be revoked or expire early.
-    async fn call(&self, call: &Call<'_>) -> Result<Reply> {
+    pub(crate) async fn call(&self, call: &Call<'_>) -> Result<Reply> {
         let token = self.access_token().await?;
         match self.transport.execute(call, &Auth::Bearer(&token)).await {
             Err(Error::Unauthorized { .. }) => {
@@ -94,7 +101,7 @@ impl CloudClient {
     }
 
     /// Every `values` entry, following the complete `next` URL of each page.
-    async fn all_pages(&self, first: Url) -> Result<Vec<Value>> {
+    pub(crate) async fn all_pages(&self, first: Url) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut url = first;
         for _ in 0..MAX_PAGES {

@@ -8,6 +8,7 @@
 //! [`SecretString`]s and never appear in `Debug` output or error messages.
 
 mod cloud;
+mod comments;
 mod config;
 mod error;
 mod oauth;
@@ -22,6 +23,7 @@ pub use secrecy::SecretString;
 use url::Url;
 
 pub use cloud::CloudClient;
+pub use comments::PostedComment;
 pub use config::{
     split_repository, BitbucketConfig, ClientOptions, CloudConfig, RetryPolicy, ServerConfig,
     DEFAULT_CLOUD_API_URL, DEFAULT_CLOUD_URL,
@@ -32,6 +34,21 @@ pub use types::{
     webhook_events, Branch, BuildState, BuildStatus, Repository, Webhook, WebhookChange,
     WebhookSpec, CLOUD_WEBHOOK_EVENTS, SERVER_WEBHOOK_EVENTS,
 };
+
+/// The Cloud OAuth scope commenting on pull requests needs ("Pull requests: Write").
+pub const PULL_REQUEST_WRITE_SCOPE: &str = "pullrequest:write";
+
+/// What the credentials say about commenting on pull requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommentPermission {
+    Granted,
+    /// The token's scopes lack `pullrequest:write`; `granted` is what it has.
+    Missing {
+        granted: Vec<String>,
+    },
+    /// Nothing says (Server, or a token response without `scopes`): try and see.
+    Unknown,
+}
 
 /// A client for one repository on either product.
 #[derive(Debug)]
@@ -150,6 +167,62 @@ impl BitbucketClient {
         match self {
             Self::Cloud(c) => c.set_build_status(commit, status).await,
             Self::Server(c) => c.set_build_status(commit, status).await,
+        }
+    }
+
+    /// Whether these credentials may comment on pull requests, as far as can be told without
+    /// trying: Cloud's OAuth token names its granted scopes, and commenting needs
+    /// `pullrequest:write` (the consumer's "Pull requests: Write" permission). Server's
+    /// tokens say nothing until used ([`CommentPermission::Unknown`]).
+    pub async fn comment_permission(&self) -> Result<CommentPermission> {
+        match self {
+            Self::Cloud(c) => Ok(match c.granted_scopes().await? {
+                Some(scopes) if scopes.iter().any(|s| s == PULL_REQUEST_WRITE_SCOPE) => {
+                    CommentPermission::Granted
+                }
+                Some(scopes) => CommentPermission::Missing { granted: scopes },
+                None => CommentPermission::Unknown,
+            }),
+            Self::Server(_) => Ok(CommentPermission::Unknown),
+        }
+    }
+
+    /// Posts a comment on pull request `pr_id`. Not retried after an unknown outcome (a
+    /// repeat would post twice).
+    pub async fn post_comment(&self, pr_id: u64, text: &str) -> Result<PostedComment> {
+        match self {
+            Self::Cloud(c) => c.post_comment(pr_id, text).await,
+            Self::Server(c) => c.post_comment(pr_id, text).await,
+        }
+    }
+
+    /// The first live comment on pull request `pr_id` whose text `matches`: how a comment
+    /// whose post answer was lost (a timeout after Bitbucket stored it) is found again.
+    pub async fn find_comment(
+        &self,
+        pr_id: u64,
+        matches: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<PostedComment>> {
+        match self {
+            Self::Cloud(c) => c.find_comment(pr_id, matches).await,
+            Self::Server(c) => c.find_comment(pr_id, matches).await,
+        }
+    }
+
+    /// Replaces the text of `comment`; [`Error::NotFound`] when it was deleted. On Server a
+    /// stale version is read again and the edit repeated.
+    pub async fn edit_comment(
+        &self,
+        pr_id: u64,
+        comment: &PostedComment,
+        text: &str,
+    ) -> Result<PostedComment> {
+        match self {
+            Self::Cloud(c) => c.edit_comment(pr_id, &comment.id, text).await,
+            Self::Server(c) => {
+                c.edit_comment(pr_id, &comment.id, comment.version, text)
+                    .await
+            }
         }
     }
 

@@ -15,6 +15,8 @@ use crate::transport::{Auth, Call, Payload, Transport};
 struct Cached {
     token: SecretString,
     refresh_at: Instant,
+    /// What the consumer may do (`pullrequest:write`, ...), space-separated in the response.
+    scopes: Option<Vec<String>>,
 }
 
 pub(crate) struct TokenCache {
@@ -30,6 +32,7 @@ pub(crate) struct TokenCache {
 struct TokenResponse {
     access_token: String,
     expires_in: Option<u64>,
+    scopes: Option<String>,
 }
 
 /// Refresh this long before expiry, at most: a token must not run out mid-request or while
@@ -58,6 +61,11 @@ impl TokenCache {
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
+    }
+
+    /// The scopes of the cached token, if any is cached and its response named them.
+    pub(crate) async fn scopes(&self) -> Option<Vec<String>> {
+        self.cached.lock().await.as_ref()?.scopes.clone()
     }
 
     /// Forgets `rejected` after Bitbucket answered 401 with it; a newer token fetched by a
@@ -104,9 +112,13 @@ impl TokenCache {
         // Bitbucket issues 2-hour tokens; assume an hour if it does not say.
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         let margin = (lifetime / 10).min(MAX_MARGIN);
+        let scopes = parsed
+            .scopes
+            .map(|text| text.split_whitespace().map(str::to_owned).collect());
         Ok(Cached {
             token: SecretString::from(parsed.access_token),
             refresh_at: started + lifetime.saturating_sub(margin),
+            scopes,
         })
     }
 }

@@ -46,7 +46,7 @@ impl ServerClient {
         &self.config
     }
 
-    fn repo_url(&self, tail: &[&str]) -> Result<Url> {
+    pub(crate) fn repo_url(&self, tail: &[&str]) -> Result<Url> {
         let mut segments = vec![
             "rest",
             "api",
@@ -61,7 +61,7 @@ impl ServerClient {
     }
 
     /// Project and repository HTTP access tokens work only as Bearer, so always send that.
-    async fn call(&self, call: &Call<'_>) -> Result<Reply> {
+    pub(crate) async fn call(&self, call: &Call<'_>) -> Result<Reply> {
         self.transport
             .execute(call, &Auth::Bearer(&self.config.token))
             .await
@@ -72,7 +72,7 @@ impl ServerClient {
     }
 
     /// Every `values` entry, page by page until `isLastPage`.
-    async fn all_pages(&self, base: Url) -> Result<Vec<Value>> {
+    pub(crate) async fn all_pages(&self, base: Url) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut start: u64 = 0;
         for _ in 0..MAX_PAGES {

@@ -158,6 +158,8 @@ mod tests {
             branch: Some("dev".into()),
             head_commit: Some(hash('a')),
             pr: None,
+            last_activity_ms: None,
+            waiting: None,
         }
     }
 

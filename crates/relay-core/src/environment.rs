@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{CommitHash, PrState};
+use crate::policy::Waiting;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Environment {
@@ -26,6 +27,14 @@ pub struct Environment {
     /// reconciliation has been asked for (see [`crate::plan`]).
     pub head_commit: Option<CommitHash>,
     pub pr: Option<PullRequestInfo>,
+    /// The last push, build or activation the planner saw (epoch ms, the delivery's
+    /// receipt time); `environment_idle_ttl` counts from it. `None` until one is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_ms: Option<i64>,
+    /// Set while the relay itself holds the environment inactive (the cap, the idle TTL, a
+    /// draft), saying what brings it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
 }
 
 /// What the relay remembers of a pull request behind a `pr-<id>` environment.
@@ -87,6 +96,16 @@ impl Environment {
     /// Production and branch environments follow a branch by name.
     pub fn follows_branch(&self, branch: &str) -> bool {
         self.kind != EnvironmentKind::PullRequest && self.branch.as_deref() == Some(branch)
+    }
+
+    /// What `max_active_environments` counts: a non-production environment that deploys.
+    pub fn counts_as_active(&self) -> bool {
+        self.kind != EnvironmentKind::Production && self.is_alive() && self.status.deploys()
+    }
+
+    /// Whether the relay holds it inactive for `reason`.
+    pub fn waiting_for(&self, reason: crate::policy::WaitingReason) -> bool {
+        self.waiting.is_some_and(|w| w.reason == reason)
     }
 }
 

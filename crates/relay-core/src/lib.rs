@@ -4,12 +4,14 @@
 //! framework: it turns bytes and settings into typed values and decisions, so every rule can be
 //! tested table-driven without a runtime.
 
+pub mod comment;
 pub mod deployment;
 pub mod environment;
 pub mod event;
 pub mod ids;
 pub mod naming;
 pub mod plan;
+pub mod policy;
 pub mod settings;
 pub mod signature;
 pub mod targets;
@@ -21,7 +23,10 @@ pub use event::{
     UnknownValue,
 };
 pub use ids::{IdError, IntegrationId};
-pub use plan::{plan, BuildState, DeployEvent, EnvironmentChange, JobKind, JobSpec, Plan};
+pub use plan::{
+    plan, plan_at, BuildState, DeployEvent, EnvironmentChange, JobKind, JobSpec, Plan, PlanContext,
+};
+pub use policy::{Waiting, WaitingReason};
 pub use settings::{IntegrationType, Settings, SettingsError};
 pub use signature::{sign, verify_signature, SignatureError};
 pub use text::TextEnum;

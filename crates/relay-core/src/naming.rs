@@ -167,6 +167,8 @@ mod tests {
             branch: Some(branch.into()),
             head_commit: None,
             pr: None,
+            last_activity_ms: None,
+            waiting: None,
         }
     }
 

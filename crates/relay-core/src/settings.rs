@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::deployment::DeployFeedback;
+use crate::policy::{validate_pattern, DurationInput};
 
 use crate::text::TextEnum;
 
@@ -71,6 +72,17 @@ pub enum SettingsError {
     UnknownType(String),
     #[error("repository {0:?} must look like \"owner/repo\" (workspace/repo on Cloud, PROJECT/repo on Server)")]
     Repository(String),
+    #[error("{field}: invalid regular expression (Rust regex syntax): {message}")]
+    Pattern {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{field}: {value:?} is not a valid duration: {message}")]
+    Duration {
+        field: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 /// Checks a `workspace/repo` (Cloud) or `PROJECT/repo` (Server) repository path: the
@@ -146,6 +158,22 @@ pub struct Settings {
     pub default_branch: Option<String>,
     /// Whether the deploy hook's 2xx or the deploy side's report means "deployed".
     pub deploy_feedback: DeployFeedback,
+    /// One comment per pull-request environment on its pull request, edited in place.
+    pub pull_request_comments: bool,
+    /// Draft pull requests get environments; off: none until ready for review.
+    pub build_draft_pull_requests: bool,
+    /// Branches (and pull-request sources) that get environments: the whole name must match
+    /// this regular expression. `None`: every branch.
+    pub branch_include: Option<String>,
+    /// Branches (and pull-request sources) that never get environments (whole-name match).
+    pub branch_exclude: Option<String>,
+    /// Pull requests get environments only when their target matches (whole-name match).
+    pub pull_request_target_include: Option<String>,
+    /// Seconds without a push or deployment after which an active non-production
+    /// environment is deactivated; `None`: never.
+    pub environment_idle_ttl: Option<u64>,
+    /// Most active non-production environments at once; `None`: no limit.
+    pub max_active_environments: Option<u32>,
 }
 
 impl Default for Settings {
@@ -160,6 +188,13 @@ impl Default for Settings {
             build_fork_pull_requests: false,
             default_branch: None,
             deploy_feedback: DeployFeedback::Hook,
+            pull_request_comments: true,
+            build_draft_pull_requests: true,
+            branch_include: None,
+            branch_exclude: None,
+            pull_request_target_include: None,
+            environment_idle_ttl: None,
+            max_active_environments: None,
         }
     }
 }
@@ -185,6 +220,14 @@ pub struct SettingsPatch {
     pub build_fork_pull_requests: Option<bool>,
     pub default_branch: Option<String>,
     pub deploy_feedback: Option<DeployFeedback>,
+    pub pull_request_comments: Option<bool>,
+    pub build_draft_pull_requests: Option<bool>,
+    pub branch_include: Option<String>,
+    pub branch_exclude: Option<String>,
+    pub pull_request_target_include: Option<String>,
+    /// Seconds, or text such as `90s`, `72h`, `7d`.
+    pub environment_idle_ttl: Option<DurationInput>,
+    pub max_active_environments: Option<u32>,
 }
 
 impl SettingsPatch {
@@ -202,6 +245,22 @@ impl Settings {
             Some(raw) if raw.trim().is_empty() => Some(None),
             Some(raw) => Some(Some(validate_branch_name("default_branch", raw.trim())?)),
         };
+        let pattern = |field, raw: &Option<String>| {
+            raw.as_deref()
+                .map(|raw| validate_pattern(field, raw))
+                .transpose()
+        };
+        let branch_include = pattern("branch_include", &patch.branch_include)?;
+        let branch_exclude = pattern("branch_exclude", &patch.branch_exclude)?;
+        let target_include = pattern(
+            "pull_request_target_include",
+            &patch.pull_request_target_include,
+        )?;
+        let idle_ttl = patch
+            .environment_idle_ttl
+            .as_ref()
+            .map(|ttl| ttl.seconds("environment_idle_ttl"))
+            .transpose()?;
         let flags = [
             (patch.fetch_branches, &mut self.fetch_branches),
             (patch.prune_branches, &mut self.prune_branches),
@@ -219,6 +278,11 @@ impl Settings {
                 patch.build_fork_pull_requests,
                 &mut self.build_fork_pull_requests,
             ),
+            (patch.pull_request_comments, &mut self.pull_request_comments),
+            (
+                patch.build_draft_pull_requests,
+                &mut self.build_draft_pull_requests,
+            ),
         ];
         for (given, field) in flags {
             if let Some(value) = given {
@@ -231,7 +295,55 @@ impl Settings {
         if let Some(feedback) = patch.deploy_feedback {
             self.deploy_feedback = feedback;
         }
+        let patterns = [
+            (branch_include, &mut self.branch_include),
+            (branch_exclude, &mut self.branch_exclude),
+            (target_include, &mut self.pull_request_target_include),
+        ];
+        for (given, field) in patterns {
+            if let Some(value) = given {
+                *field = value;
+            }
+        }
+        if let Some(ttl) = idle_ttl {
+            self.environment_idle_ttl = ttl;
+        }
+        if let Some(max) = patch.max_active_environments {
+            self.max_active_environments = (max > 0).then_some(max);
+        }
         Ok(())
+    }
+
+    /// The settings, changed from `self` to `after`, whose change decides about environments
+    /// that exist already (what a filter newly excludes, a draft to stop, a slot freed):
+    /// planned by the next reconciliation.
+    pub fn changes_about_existing_environments(&self, after: &Settings) -> Vec<&'static str> {
+        let changed = [
+            (
+                "branch_include",
+                self.branch_include != after.branch_include,
+            ),
+            (
+                "branch_exclude",
+                self.branch_exclude != after.branch_exclude,
+            ),
+            (
+                "pull_request_target_include",
+                self.pull_request_target_include != after.pull_request_target_include,
+            ),
+            (
+                "build_draft_pull_requests",
+                self.build_draft_pull_requests != after.build_draft_pull_requests,
+            ),
+            (
+                "max_active_environments",
+                self.max_active_environments != after.max_active_environments,
+            ),
+        ];
+        changed
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect()
     }
 
     /// Prune is forced off when branches are not fetched, whatever was asked for.
@@ -327,6 +439,54 @@ mod tests {
         };
         assert!(settings.apply(clear).is_ok());
         assert_eq!(settings.default_branch, None);
+    }
+
+    #[test]
+    fn policies_apply_and_clear() {
+        let mut settings = Settings::default();
+        assert!(settings.pull_request_comments && settings.build_draft_pull_requests);
+        let patch = SettingsPatch {
+            build_draft_pull_requests: Some(false),
+            branch_include: Some("feature/.*".into()),
+            branch_exclude: Some("(".into()),
+            ..SettingsPatch::default()
+        };
+        let err = settings.apply(patch).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("branch_exclude: invalid regular expression"));
+        assert_eq!(
+            settings,
+            Settings::default(),
+            "a refused patch changes nothing"
+        );
+        let patch = SettingsPatch {
+            build_draft_pull_requests: Some(false),
+            branch_include: Some("feature/.*".into()),
+            environment_idle_ttl: Some(DurationInput::Text("72h".into())),
+            max_active_environments: Some(3),
+            ..SettingsPatch::default()
+        };
+        settings.apply(patch).unwrap();
+        assert!(!settings.build_draft_pull_requests);
+        assert_eq!(settings.branch_include.as_deref(), Some("feature/.*"));
+        assert_eq!(settings.environment_idle_ttl, Some(72 * 3600));
+        assert_eq!(settings.max_active_environments, Some(3));
+        let clear = SettingsPatch {
+            branch_include: Some(String::new()),
+            environment_idle_ttl: Some(DurationInput::Seconds(0)),
+            max_active_environments: Some(0),
+            ..SettingsPatch::default()
+        };
+        settings.apply(clear).unwrap();
+        assert_eq!(settings.branch_include, None);
+        assert_eq!(settings.environment_idle_ttl, None);
+        assert_eq!(settings.max_active_environments, None);
+        let bad_ttl = SettingsPatch {
+            environment_idle_ttl: Some(DurationInput::Text("forever".into())),
+            ..SettingsPatch::default()
+        };
+        assert!(settings.apply(bad_ttl).is_err());
     }
 
     #[test]

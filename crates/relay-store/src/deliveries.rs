@@ -273,3 +273,30 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Delivery, StoreError> {
     .await?
     .ok_or(StoreError::NotFound("delivery"))
 }
+
+/// Queues a `relay:sweep` delivery (body: `body`, the serialized sweep event for `now_ms`)
+/// for every integration with an `environment_idle_ttl` and an active non-production
+/// environment idle past it (or with no recorded activity), unless one is pending already:
+/// several relays doing this at once still queue one (a unique index). The planner decides
+/// what expires; this only saves planning sweeps that cannot change anything.
+pub async fn queue_sweeps(pool: &PgPool, now_ms: i64, body: &[u8]) -> Result<u64, StoreError> {
+    let result = sqlx::query!(
+        r#"INSERT INTO deliveries (integration_id, event_key, headers, body)
+           SELECT i.id, 'relay:sweep', '{"x-relay-source": "sweep"}'::jsonb, $2
+           FROM integrations i
+           WHERE i.environment_idle_ttl IS NOT NULL
+             AND EXISTS (
+                 SELECT 1 FROM environments e
+                 WHERE e.integration_id = i.id AND e.kind <> 'production'
+                   AND e.status IN ('active', 'failed')
+                   AND (e.last_activity_ms IS NULL
+                        OR e.last_activity_ms <= $1 - i.environment_idle_ttl * 1000))
+           ON CONFLICT (integration_id) WHERE event_key = 'relay:sweep' AND status = 'pending'
+           DO NOTHING"#,
+        now_ms,
+        body,
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

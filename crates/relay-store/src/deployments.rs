@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use relay_core::deployment::{on_report, DeploymentReport, DeploymentState, ReportDecision};
+use relay_core::plan::status_jobs;
 use relay_core::{BuildState, EnvironmentStatus, JobSpec};
 use sqlx::PgPool;
 
@@ -55,8 +56,12 @@ pub async fn record(
     let deployment = insert(&mut tx, &row, report, decision.current_head).await?;
     update_environment(&mut tx, &row, report, &decision).await?;
     if let Some((state, description)) = &decision.build_status {
-        let status = build_status(&row, report, *state, description);
-        crate::jobs::insert_all(&mut tx, integration_id, None, &[status]).await?;
+        let comments = crate::integrations::get_in(&mut tx, integration_id)
+            .await?
+            .settings
+            .pull_request_comments;
+        let jobs = status_jobs(build_status(&row, report, *state, description), comments);
+        crate::jobs::insert_all(&mut tx, integration_id, None, &jobs).await?;
     }
     tx.commit().await?;
     Ok(Some(Recorded {
@@ -122,7 +127,11 @@ async fn update_environment(
            SET last_deployment_commit = $3, last_deployment_state = $4,
                last_deployment_url = $5, last_deployment_log_url = $6,
                last_deployment_description = $7, last_deployment_reported_at = now(),
-               status = COALESCE($8, status), failure_reason = $9, updated_at = now()
+               status = COALESCE($8, status), failure_reason = $9,
+               last_activity_ms = CASE WHEN $10
+                   THEN GREATEST(last_activity_ms, (extract(epoch FROM now()) * 1000)::bigint)
+                   ELSE last_activity_ms END,
+               updated_at = now()
            WHERE integration_id = $1 AND name = $2"#,
         row.integration_id,
         row.name,
@@ -133,6 +142,8 @@ async fn update_environment(
         report.description,
         status.map(EnvironmentStatus::as_str),
         failure_reason,
+        // A deployment of the head is activity for environment_idle_ttl.
+        decision.current_head,
     )
     .execute(&mut *conn)
     .await?;

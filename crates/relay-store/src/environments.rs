@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use relay_core::{
-    CommitHash, Environment, EnvironmentKind, EnvironmentStatus, PrState, PullRequestInfo,
+    CommitHash, Environment, EnvironmentKind, EnvironmentStatus, PrState, PullRequestInfo, Waiting,
+    WaitingReason,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -33,6 +34,17 @@ pub struct EnvironmentRow {
     pub last_deployment_log_url: Option<String>,
     pub last_deployment_description: Option<String>,
     pub last_deployment_reported_at: Option<DateTime<Utc>>,
+    /// See [`Environment::last_activity_ms`].
+    pub last_activity_ms: Option<i64>,
+    /// A [`WaitingReason`]'s spelling, and since when (epoch ms).
+    pub waiting_reason: Option<String>,
+    pub waiting_since_ms: Option<i64>,
+    /// The pull request's one comment about this environment (see `pr_comment_*` in the
+    /// migration).
+    pub pr_comment_id: Option<String>,
+    pub pr_comment_version: Option<i64>,
+    pub pr_comment_deleted: bool,
+    pub pr_comment_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -71,6 +83,18 @@ impl EnvironmentRow {
                 updated_at_ms: self.pr_updated_at_ms,
             }),
         };
+        let waiting = self
+            .waiting_reason
+            .as_deref()
+            .map(|text| {
+                text.parse::<WaitingReason>()
+                    .map(|reason| Waiting {
+                        reason,
+                        since_ms: self.waiting_since_ms,
+                    })
+                    .map_err(|_| bad("waiting_reason", text))
+            })
+            .transpose()?;
         Ok(Environment {
             name: self.name.clone(),
             kind: self.kind,
@@ -79,7 +103,17 @@ impl EnvironmentRow {
             branch: self.branch.clone(),
             head_commit: commit("head_commit", &self.head_commit)?,
             pr,
+            last_activity_ms: self.last_activity_ms,
+            waiting,
         })
+    }
+
+    /// What the relay waits for before activating this environment, as shown to people.
+    pub fn waiting_text(&self) -> Option<&'static str> {
+        self.waiting_reason
+            .as_deref()
+            .and_then(|text| text.parse::<WaitingReason>().ok())
+            .map(WaitingReason::describe)
     }
 }
 
@@ -102,7 +136,9 @@ pub async fn list(
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
                   pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
                   last_deployment_state, last_deployment_url, last_deployment_log_url,
-                  last_deployment_description, last_deployment_reported_at, created_at,
+                  last_deployment_description, last_deployment_reported_at,
+                  last_activity_ms, waiting_reason, waiting_since_ms, pr_comment_id,
+                  pr_comment_version, pr_comment_deleted, pr_comment_note, created_at,
                   updated_at
            FROM environments
            WHERE ($1::text IS NULL OR integration_id = $1)
@@ -129,7 +165,9 @@ pub async fn get(
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
                   pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
                   last_deployment_state, last_deployment_url, last_deployment_log_url,
-                  last_deployment_description, last_deployment_reported_at, created_at,
+                  last_deployment_description, last_deployment_reported_at,
+                  last_activity_ms, waiting_reason, waiting_since_ms, pr_comment_id,
+                  pr_comment_version, pr_comment_deleted, pr_comment_note, created_at,
                   updated_at
            FROM environments
            WHERE integration_id = $1 AND name = $2"#,
@@ -153,7 +191,9 @@ pub async fn get_in(
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
                   pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
                   last_deployment_state, last_deployment_url, last_deployment_log_url,
-                  last_deployment_description, last_deployment_reported_at, created_at,
+                  last_deployment_description, last_deployment_reported_at,
+                  last_activity_ms, waiting_reason, waiting_since_ms, pr_comment_id,
+                  pr_comment_version, pr_comment_deleted, pr_comment_note, created_at,
                   updated_at
            FROM environments
            WHERE integration_id = $1 AND name = $2"#,
@@ -164,7 +204,8 @@ pub async fn get_in(
     .await?)
 }
 
-/// The planner's input for one integration, read inside the processing transaction.
+/// The planner's input for one integration, read inside the processing transaction, in
+/// creation order (the order the cap's waiting queue falls back on).
 pub async fn load_for_planning(
     conn: &mut PgConnection,
     integration_id: &str,
@@ -176,10 +217,12 @@ pub async fn load_for_planning(
                   pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
                   pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
                   last_deployment_state, last_deployment_url, last_deployment_log_url,
-                  last_deployment_description, last_deployment_reported_at, created_at,
+                  last_deployment_description, last_deployment_reported_at,
+                  last_activity_ms, waiting_reason, waiting_since_ms, pr_comment_id,
+                  pr_comment_version, pr_comment_deleted, pr_comment_note, created_at,
                   updated_at
            FROM environments
-           WHERE integration_id = $1 ORDER BY name"#,
+           WHERE integration_id = $1 ORDER BY id"#,
         integration_id
     )
     .fetch_all(&mut *conn)
@@ -220,8 +263,8 @@ async fn upsert(
         r#"INSERT INTO environments (
                integration_id, name, kind, parent, status, branch, head_commit, pr_id,
                pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-               pr_state, pr_updated_at_ms)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+               pr_state, pr_updated_at_ms, last_activity_ms, waiting_reason, waiting_since_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
            ON CONFLICT (integration_id, name) DO UPDATE SET
                kind = EXCLUDED.kind, parent = EXCLUDED.parent, status = EXCLUDED.status,
                branch = EXCLUDED.branch, head_commit = EXCLUDED.head_commit,
@@ -230,6 +273,9 @@ async fn upsert(
                pr_target_branch = EXCLUDED.pr_target_branch,
                pr_target_commit = EXCLUDED.pr_target_commit, pr_state = EXCLUDED.pr_state,
                pr_updated_at_ms = EXCLUDED.pr_updated_at_ms,
+               last_activity_ms = GREATEST(environments.last_activity_ms, EXCLUDED.last_activity_ms),
+               waiting_reason = EXCLUDED.waiting_reason,
+               waiting_since_ms = EXCLUDED.waiting_since_ms,
                failure_reason = CASE WHEN EXCLUDED.status = 'failed'
                                      THEN environments.failure_reason END,
                updated_at = now()"#,
@@ -248,6 +294,9 @@ async fn upsert(
             .map(CommitHash::as_str),
         pr.map(|p| p.state.as_str()),
         pr.and_then(|p| p.updated_at_ms),
+        env.last_activity_ms,
+        env.waiting.map(|w| w.reason.as_str()),
+        env.waiting.and_then(|w| w.since_ms),
     )
     .execute(&mut *conn)
     .await?;

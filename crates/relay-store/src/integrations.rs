@@ -59,6 +59,13 @@ struct IntegrationRow {
     environment_url: Option<String>,
     default_branch: Option<String>,
     deploy_feedback: DeployFeedback,
+    pull_request_comments: bool,
+    build_draft_pull_requests: bool,
+    branch_include: Option<String>,
+    branch_exclude: Option<String>,
+    pull_request_target_include: Option<String>,
+    environment_idle_ttl: Option<i64>,
+    max_active_environments: Option<i32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -68,6 +75,24 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
 
     fn try_from(row: IntegrationRow) -> Result<Self, StoreError> {
         let kind = row.r#type;
+        let corrupt = |field: &str, value: String| {
+            StoreError::Corrupt(format!(
+                "integration {} has an invalid {field} {value}",
+                row.id
+            ))
+        };
+        let environment_idle_ttl = row
+            .environment_idle_ttl
+            .map(|secs| {
+                u64::try_from(secs).map_err(|_| corrupt("environment_idle_ttl", secs.to_string()))
+            })
+            .transpose()?;
+        let max_active_environments = row
+            .max_active_environments
+            .map(|max| {
+                u32::try_from(max).map_err(|_| corrupt("max_active_environments", max.to_string()))
+            })
+            .transpose()?;
         Ok(Self {
             id: row.id,
             kind,
@@ -90,6 +115,13 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
                 build_fork_pull_requests: row.build_fork_pull_requests,
                 default_branch: row.default_branch,
                 deploy_feedback: row.deploy_feedback,
+                pull_request_comments: row.pull_request_comments,
+                build_draft_pull_requests: row.build_draft_pull_requests,
+                branch_include: row.branch_include,
+                branch_exclude: row.branch_exclude,
+                pull_request_target_include: row.pull_request_target_include,
+                environment_idle_ttl,
+                max_active_environments,
             },
             deploy_remote: row.deploy_remote,
             deploy_hook_url: row.deploy_hook_url,
@@ -98,6 +130,20 @@ impl TryFrom<IntegrationRow> for IntegrationRecord {
             updated_at: row.updated_at,
         })
     }
+}
+
+/// The idle TTL and the cap as their columns' types.
+fn policy_columns(settings: &Settings) -> Result<(Option<i64>, Option<i32>), StoreError> {
+    let too_large = |field: &str| StoreError::Corrupt(format!("{field} is too large to store"));
+    let ttl = settings
+        .environment_idle_ttl
+        .map(|secs| i64::try_from(secs).map_err(|_| too_large("environment_idle_ttl")))
+        .transpose()?;
+    let max = settings
+        .max_active_environments
+        .map(|max| i32::try_from(max).map_err(|_| too_large("max_active_environments")))
+        .transpose()?;
+    Ok((ttl, max))
 }
 
 /// What the webhook endpoint needs to verify a delivery.
@@ -111,6 +157,7 @@ pub async fn insert(
     pool: &PgPool,
     record: &IntegrationRecord,
 ) -> Result<IntegrationRecord, StoreError> {
+    let (ttl, max_active) = policy_columns(&record.settings)?;
     sqlx::query_as!(
         IntegrationRow,
         r#"INSERT INTO integrations (
@@ -120,9 +167,11 @@ pub async fn insert(
                build_pull_requests, build_pull_requests_post_merge, resync_pull_requests,
                pull_requests_clone_parent_data, build_fork_pull_requests, deploy_remote,
                deploy_hook_url, environment_url, default_branch, deploy_feedback,
-               deploy_report_token_ciphertext)
+               deploy_report_token_ciphertext, pull_request_comments,
+               build_draft_pull_requests, branch_include, branch_exclude,
+               pull_request_target_include, environment_idle_ttl, max_active_environments)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $21, $10, $11, $12, $13, $14, $15, $16,
-                   $17, $18, $19, $20, $22, $23)
+                   $17, $18, $19, $20, $22, $23, $24, $25, $26, $27, $28, $29, $30)
            RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
                      oauth_secret_ciphertext, base_url, username, token_ciphertext,
                      webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
@@ -130,7 +179,10 @@ pub async fn insert(
                      resync_pull_requests, pull_requests_clone_parent_data,
                      build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                      default_branch, deploy_report_token_ciphertext,
-                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                      updated_at"#,
         record.id,
         record.kind.as_str(),
@@ -155,6 +207,13 @@ pub async fn insert(
         record.deploy_hook_secret_ciphertext,
         record.settings.deploy_feedback.as_str(),
         record.deploy_report_token_ciphertext,
+        record.settings.pull_request_comments,
+        record.settings.build_draft_pull_requests,
+        record.settings.branch_include,
+        record.settings.branch_exclude,
+        record.settings.pull_request_target_include,
+        ttl,
+        max_active,
     )
     .fetch_one(pool)
     .await
@@ -172,7 +231,10 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreErro
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                   default_branch, deploy_report_token_ciphertext,
-                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                   updated_at
            FROM integrations WHERE id = $1"#,
         id
@@ -197,7 +259,10 @@ pub async fn get_in(
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                   default_branch, deploy_report_token_ciphertext,
-                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                   updated_at
            FROM integrations WHERE id = $1"#,
         id
@@ -218,7 +283,10 @@ pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                   default_branch, deploy_report_token_ciphertext,
-                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                   updated_at
            FROM integrations ORDER BY created_at, id"#
     )
@@ -249,7 +317,10 @@ where
                   resync_pull_requests, pull_requests_clone_parent_data,
                   build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                   default_branch, deploy_report_token_ciphertext,
-                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                   updated_at
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
@@ -260,6 +331,7 @@ where
     .ok_or(StoreError::NotFound("integration"))?
     .try_into()?;
     change(&mut record)?;
+    let (ttl, max_active) = policy_columns(&record.settings)?;
     let updated: IntegrationRecord = sqlx::query_as!(
         IntegrationRow,
         r#"UPDATE integrations SET
@@ -270,7 +342,10 @@ where
                pull_requests_clone_parent_data = $14, build_fork_pull_requests = $15,
                deploy_remote = $16, deploy_hook_url = $17, environment_url = $18,
                default_branch = $19, deploy_hook_secret_ciphertext = $20,
-               deploy_feedback = $21, deploy_report_token_ciphertext = $22, updated_at = now()
+               deploy_feedback = $21, deploy_report_token_ciphertext = $22,
+               pull_request_comments = $23, build_draft_pull_requests = $24,
+               branch_include = $25, branch_exclude = $26, pull_request_target_include = $27,
+               environment_idle_ttl = $28, max_active_environments = $29, updated_at = now()
            WHERE id = $1
            RETURNING id, type AS "type: Text<IntegrationType>", repository, oauth_key,
                      oauth_secret_ciphertext, base_url, username, token_ciphertext,
@@ -279,7 +354,10 @@ where
                      resync_pull_requests, pull_requests_clone_parent_data,
                      build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
                      default_branch, deploy_report_token_ciphertext,
-                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>", created_at,
+                     deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
+                  pull_request_comments, build_draft_pull_requests, branch_include,
+                  branch_exclude, pull_request_target_include, environment_idle_ttl,
+                  max_active_environments, created_at,
                      updated_at"#,
         record.id,
         record.repository,
@@ -303,6 +381,13 @@ where
         record.deploy_hook_secret_ciphertext,
         record.settings.deploy_feedback.as_str(),
         record.deploy_report_token_ciphertext,
+        record.settings.pull_request_comments,
+        record.settings.build_draft_pull_requests,
+        record.settings.branch_include,
+        record.settings.branch_exclude,
+        record.settings.pull_request_target_include,
+        ttl,
+        max_active,
     )
     .fetch_one(&mut *tx)
     .await

@@ -50,6 +50,11 @@ pub fn queue_key(integration_id: &str, job: &JobSpec) -> String {
         JobSpec::BuildStatus { environment, .. } => {
             format!("status:{integration_id}:{environment}")
         }
+        // One comment per environment, edited in order; apart from statuses so a comment
+        // API in trouble holds back neither.
+        JobSpec::PullRequestComment { environment, .. } => {
+            format!("comment:{integration_id}:{environment}")
+        }
         JobSpec::Deploy { environment, .. }
         | JobSpec::SyncFromParent { environment, .. }
         | JobSpec::NotifyDeploySide { environment, .. } => {

@@ -4,6 +4,7 @@
 pub mod activities;
 pub mod argocd;
 pub mod circuits;
+pub mod comments;
 pub mod console;
 pub mod console_sessions;
 pub mod deliveries;

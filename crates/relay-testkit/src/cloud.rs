@@ -13,7 +13,7 @@ use crate::cloud_json::{self as shape, Side};
 use crate::page::{cloud_page, query_pairs};
 use crate::repos;
 use crate::rest::{self, p, Params};
-use crate::{git_http, hooks, statuses};
+use crate::{comments, git_http, hooks, statuses};
 
 const REPO: &str = "/2.0/repositories/{w}/{r}";
 
@@ -36,6 +36,14 @@ pub(crate) fn api_router(shared: Shared) -> Router {
         .route(REPO, get(repository))
         .route(&format!("{REPO}/refs/branches"), get(branches))
         .route(&format!("{REPO}/pullrequests"), get(pullrequests))
+        .route(
+            &format!("{REPO}/pullrequests/{{id}}/comments"),
+            get(comments::list).post(comments::create),
+        )
+        .route(
+            &format!("{REPO}/pullrequests/{{id}}/comments/{{cid}}"),
+            get(comments::get_one).put(comments::update),
+        )
         .route(&format!("{REPO}/commit/{{rev}}"), get(commit))
         .route(
             &format!("{REPO}/commit/{{rev}}/statuses/build"),

@@ -7,7 +7,8 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::state::{
-    Fault, Flavor, LoggedRequest, PullRecord, PullRequestSpec, RecordedStatus, StoredHook,
+    Fault, Flavor, LoggedRequest, PullRecord, PullRequestSpec, RecordedComment, RecordedStatus,
+    StoredHook,
 };
 use crate::FakeBitbucket;
 
@@ -172,6 +173,46 @@ impl FakeBitbucket {
 
     pub fn all_statuses(&self) -> Vec<RecordedStatus> {
         self.lock().statuses.clone()
+    }
+
+    // ---- pull-request comments -----------------------------------------------------------
+
+    /// Every comment posted on pull request `pr_id` (deleted ones included), oldest first.
+    pub fn comments(&self, pr_id: u64) -> Vec<RecordedComment> {
+        self.lock()
+            .comments
+            .iter()
+            .filter(|c| c.pr_id == pr_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes comment `id` as a person would: edits answer 404 from now on.
+    pub fn delete_comment(&self, id: u64) {
+        if let Some(c) = self.lock().comments.iter_mut().find(|c| c.id == id) {
+            c.deleted = true;
+        }
+    }
+
+    /// Someone else edits comment `id` (Server: its version moves, so a client holding the
+    /// old one gets 409).
+    pub fn edit_comment_elsewhere(&self, id: u64, text: &str) {
+        if let Some(c) = self.lock().comments.iter_mut().find(|c| c.id == id) {
+            c.text = text.to_owned();
+            c.version += 1;
+        }
+    }
+
+    /// The next comment post is stored, but answered 502, as when the answer is lost on the
+    /// way back: a client that simply posts again leaves two comments.
+    pub fn lose_next_comment_answer(&self) {
+        self.lock().lose_next_comment_answer = true;
+    }
+
+    /// Cloud: the scopes the token endpoint grants (space-separated, as Bitbucket writes
+    /// them). The default includes `pullrequest:write`.
+    pub fn set_oauth_scopes(&self, scopes: &str) {
+        self.lock().scopes = scopes.to_owned();
     }
 
     // ---- faults, permissions, paging ------------------------------------------------------

@@ -25,6 +25,7 @@
 mod app;
 mod cloud;
 mod cloud_json;
+mod comments;
 mod control;
 mod git_http;
 mod hooks;
@@ -45,7 +46,9 @@ use url::Url;
 
 pub use kubernetes::FakeKubernetes;
 pub use repos::DEFAULT_BRANCH;
-pub use state::{Flavor, LoggedRequest, PullRequestSpec, RecordedStatus, Role, StoredHook};
+pub use state::{
+    Flavor, LoggedRequest, PullRequestSpec, RecordedComment, RecordedStatus, Role, StoredHook,
+};
 
 use app::Shared;
 use listener::Listener;

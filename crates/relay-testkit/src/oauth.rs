@@ -74,12 +74,13 @@ pub(crate) async fn access_token(
     }
     let token = random_token("fake-at-");
     let lifetime = st.token_lifetime;
+    let scopes = st.scopes.clone();
     st.tokens.insert(token.clone(), Instant::now() + lifetime);
     json(
         StatusCode::OK,
         json!({
             "access_token": token,
-            "scopes": "pullrequest webhook repository:write",
+            "scopes": scopes,
             "expires_in": lifetime.as_secs(),
             "refresh_token": random_token("fake-rt-"),
             "token_type": "bearer",

@@ -13,7 +13,7 @@ use crate::page::{query_pairs, server_page};
 use crate::repos;
 use crate::rest::{self, p, Params};
 use crate::state::PullRecord;
-use crate::{git_http, hooks, statuses};
+use crate::{comments, git_http, hooks, statuses};
 
 const REPO: &str = "/rest/api/{ver}/projects/{p}/repos/{r}";
 
@@ -24,6 +24,18 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route(&format!("{REPO}/branches/default"), get(default_branch))
         .route(&format!("{REPO}/default-branch"), get(default_branch))
         .route(&format!("{REPO}/pull-requests"), get(pull_requests))
+        .route(
+            &format!("{REPO}/pull-requests/{{id}}/comments"),
+            post(comments::create),
+        )
+        .route(
+            &format!("{REPO}/pull-requests/{{id}}/activities"),
+            get(comments::activities),
+        )
+        .route(
+            &format!("{REPO}/pull-requests/{{id}}/comments/{{cid}}"),
+            get(comments::get_one).put(comments::update),
+        )
         .route(&format!("{REPO}/commits/{{rev}}"), get(commit))
         .route(
             &format!("{REPO}/commits/{{rev}}/builds"),

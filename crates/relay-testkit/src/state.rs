@@ -114,6 +114,22 @@ pub struct RecordedStatus {
     pub writes: u32,
 }
 
+/// A pull-request comment a client posted, with its edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedComment {
+    pub owner: String,
+    pub repo: String,
+    pub pr_id: u64,
+    pub id: u64,
+    /// The latest text.
+    pub text: String,
+    /// Server's version: 0 when posted, one more per edit.
+    pub version: u64,
+    pub edits: u32,
+    /// Deleted through [`crate::FakeBitbucket::delete_comment`] (as a person would).
+    pub deleted: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fault {
     pub status: u16,
@@ -139,6 +155,11 @@ pub(crate) struct State {
     pub pulls: Vec<PullRecord>,
     pub hooks: BTreeMap<(String, String), Vec<StoredHook>>,
     pub statuses: Vec<RecordedStatus>,
+    pub comments: Vec<RecordedComment>,
+    /// The next comment post is stored but answered 502.
+    pub lose_next_comment_answer: bool,
+    /// Cloud: the OAuth consumer's scopes, as the token response names them.
+    pub scopes: String,
     /// JSON bodies clients sent to REST endpoints, `(path, body)`, oldest first.
     pub bodies: Vec<(String, Value)>,
     pub next_id: u64,
@@ -165,6 +186,9 @@ impl State {
             pulls: Vec::new(),
             hooks: BTreeMap::new(),
             statuses: Vec::new(),
+            comments: Vec::new(),
+            lose_next_comment_answer: false,
+            scopes: "pullrequest:write pullrequest webhook repository:write repository".into(),
             bodies: Vec::new(),
             next_id: 1,
             repo_ids: HashMap::new(),

@@ -17,7 +17,7 @@ use crate::http::{self, AppState, HttpSettings};
 use crate::metrics::Metrics;
 use crate::secrets::{SecretError, SecretKey};
 use crate::worker::jobs::{Runner, RunnerConfig};
-use crate::worker::{resync, sampler, Processor, ProcessorConfig};
+use crate::worker::{resync, sampler, sweep, Processor, ProcessorConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -134,6 +134,11 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
     tasks.spawn(crate::worker::activity::prune(
         state.pool.clone(),
         config.activity_retention,
+        shutdown.clone(),
+    ));
+    tasks.spawn(sweep::run(
+        state.pool.clone(),
+        config.environment_sweep,
         shutdown.clone(),
     ));
     if config.job_workers > 0 {

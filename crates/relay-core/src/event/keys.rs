@@ -9,6 +9,8 @@ pub const INTERNAL_PREFIX: &str = "relay:";
 pub const SNAPSHOT_EVENT: &str = "relay:snapshot";
 /// An operator's activate or deactivate ([`crate::Event::Transition`]).
 pub const TRANSITION_EVENT: &str = "relay:transition";
+/// The periodic sweep of idle environments ([`crate::Event::Sweep`]).
+pub const SWEEP_EVENT: &str = "relay:sweep";
 
 /// Whether `event_key` is one of the relay's own.
 pub fn is_internal(event_key: &str) -> bool {

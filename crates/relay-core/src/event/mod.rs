@@ -9,7 +9,7 @@ mod cloud;
 mod commit;
 mod error;
 mod keys;
-pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, TRANSITION_EVENT};
+pub use keys::{is_internal, INTERNAL_PREFIX, SNAPSHOT_EVENT, SWEEP_EVENT, TRANSITION_EVENT};
 mod server;
 mod storable;
 mod time;
@@ -68,6 +68,11 @@ pub enum Event {
     Transition {
         environment: String,
         transition: Transition,
+    },
+    /// The periodic look at idle environments (`environment_idle_ttl`), queued by the relay
+    /// with the time it was queued at (epoch ms), which is the "now" it is planned against.
+    Sweep {
+        now_ms: i64,
     },
 }
 
@@ -226,7 +231,8 @@ pub struct PullRequest {
     pub state: PrState,
     pub source: PrEndpoint,
     pub target: PrEndpoint,
-    /// Cloud's `draft`, false when absent. Drafts are built like any other pull request.
+    /// `draft` (Cloud; Server 8.18+, in `pr:modified` too), false when absent. Drafts are
+    /// built unless `build_draft_pull_requests` is off.
     pub draft: bool,
     /// Last update, epoch milliseconds; orders events about the same pull request.
     pub updated_at_ms: Option<i64>,

@@ -25,6 +25,7 @@ pub fn check_storable(event: &Event) -> Result<(), ParseError> {
             pull_requests.iter().try_for_each(check_pull_request)
         }
         Event::Transition { environment, .. } => text("environment", environment),
+        Event::Sweep { .. } => Ok(()),
     }
 }
 

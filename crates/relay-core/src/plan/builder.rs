@@ -8,6 +8,7 @@
 use crate::environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
 use crate::event::CommitHash;
 use crate::naming;
+use crate::policy::BranchFilters;
 use crate::settings::Settings;
 
 use super::{apply_change, DeployEvent, EnvironmentChange, JobSpec, Plan};
@@ -15,16 +16,32 @@ use super::{apply_change, DeployEvent, EnvironmentChange, JobSpec, Plan};
 pub(super) struct Builder<'a> {
     pub settings: &'a Settings,
     pub state: Vec<Environment>,
+    /// When the event was received (epoch ms), if known.
+    pub now: Option<i64>,
+    pub filters: BranchFilters,
     plan: Plan,
 }
 
 impl<'a> Builder<'a> {
-    pub(super) fn new(settings: &'a Settings, environments: &[Environment]) -> Self {
-        Self {
+    pub(super) fn new(
+        settings: &'a Settings,
+        environments: &[Environment],
+        now: Option<i64>,
+    ) -> Self {
+        let filters = BranchFilters::new(settings);
+        let mut b = Self {
             settings,
             state: environments.to_vec(),
+            now,
             plan: Plan::default(),
+            filters,
+        };
+        for field in b.filters.broken.clone() {
+            b.note(format!(
+                "{field} is not a valid regular expression; ignored"
+            ));
         }
+        b
     }
 
     pub(super) fn finish(self) -> Plan {
@@ -119,6 +136,8 @@ impl<'a> Builder<'a> {
                 branch: Some(branch.to_owned()),
                 head_commit: Some(head.clone()),
                 pr: None,
+                last_activity_ms: self.now,
+                waiting: None,
             },
         });
         self.job(JobSpec::MirrorBranch {

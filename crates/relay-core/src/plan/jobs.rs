@@ -83,6 +83,41 @@ pub enum JobSpec {
     /// pushes of the changes it announces; a failed one hands over to a `retry: true` job in
     /// a lane of its own, so a struggling Kubernetes API does not hold back mirroring.
     RefreshApplicationSets { retry: bool },
+    /// Post, or edit in place, the one comment on pull-request environment `environment`'s
+    /// pull request: its state on `commit` (the same facts as the build status queued with
+    /// it, see [`status_jobs`]).
+    PullRequestComment {
+        environment: String,
+        commit: CommitHash,
+        state: BuildState,
+        description: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
+}
+
+/// A build status, and with `comments` (`pull_request_comments`) the same news for the
+/// pull request's comment when `status` is about a pull-request environment.
+pub fn status_jobs(status: JobSpec, comments: bool) -> Vec<JobSpec> {
+    let comment = match &status {
+        JobSpec::BuildStatus {
+            environment,
+            commit,
+            state,
+            description,
+            url,
+        } if comments && crate::naming::is_reserved(environment) => {
+            Some(JobSpec::PullRequestComment {
+                environment: environment.clone(),
+                commit: commit.clone(),
+                state: *state,
+                description: description.clone(),
+                url: url.clone(),
+            })
+        }
+        _ => None,
+    };
+    std::iter::once(status).chain(comment).collect()
 }
 
 fn pushed_before_the_flag() -> bool {
@@ -115,6 +150,7 @@ pub enum JobKind {
     Reconcile,
     BuildStatus,
     RefreshApplicationSets,
+    PullRequestComment,
 }
 
 crate::text_enum!(JobKind, "job kind", {
@@ -128,6 +164,7 @@ crate::text_enum!(JobKind, "job kind", {
     Reconcile => "reconcile",
     BuildStatus => "build_status",
     RefreshApplicationSets => "refresh_application_sets",
+    PullRequestComment => "pull_request_comment",
 });
 
 impl JobSpec {
@@ -143,6 +180,7 @@ impl JobSpec {
             Self::Reconcile { .. } => JobKind::Reconcile,
             Self::BuildStatus { .. } => JobKind::BuildStatus,
             Self::RefreshApplicationSets { .. } => JobKind::RefreshApplicationSets,
+            Self::PullRequestComment { .. } => JobKind::PullRequestComment,
         }
     }
 
@@ -154,6 +192,7 @@ impl JobSpec {
             | Self::SyncFromParent { environment, .. }
             | Self::NotifyDeploySide { environment, .. }
             | Self::BuildStatus { environment, .. }
+            | Self::PullRequestComment { environment, .. }
             | Self::Undeploy { environment, .. } => Some(environment),
             Self::MirrorBranch { .. }
             | Self::DeleteRef { .. }
@@ -248,12 +287,19 @@ mod tests {
             },
             JobSpec::BuildStatus {
                 environment: environment(),
-                commit,
+                commit: commit.clone(),
                 state: BuildState::Successful,
                 description: String::new(),
                 url: None,
             },
             JobSpec::RefreshApplicationSets { retry: false },
+            JobSpec::PullRequestComment {
+                environment: "pr-1".into(),
+                commit,
+                state: BuildState::Successful,
+                description: String::new(),
+                url: None,
+            },
         ];
         for job in &jobs {
             match job {
@@ -266,10 +312,35 @@ mod tests {
                 | JobSpec::NotifyDeploySide { .. }
                 | JobSpec::Reconcile { .. }
                 | JobSpec::BuildStatus { .. }
-                | JobSpec::RefreshApplicationSets { .. } => {}
+                | JobSpec::RefreshApplicationSets { .. }
+                | JobSpec::PullRequestComment { .. } => {}
             }
         }
         jobs
+    }
+
+    #[test]
+    fn statuses_of_pull_requests_bring_their_comment() {
+        let status = |environment: &str| JobSpec::BuildStatus {
+            environment: environment.into(),
+            commit: CommitHash::parse(&"b".repeat(40)).unwrap(),
+            state: BuildState::Failed,
+            description: "merge conflict in a".into(),
+            url: None,
+        };
+        let kinds = |jobs: Vec<JobSpec>| jobs.iter().map(JobSpec::kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds(status_jobs(status("pr-3"), true)),
+            [JobKind::BuildStatus, JobKind::PullRequestComment]
+        );
+        assert_eq!(
+            kinds(status_jobs(status("pr-3"), false)),
+            [JobKind::BuildStatus]
+        );
+        assert_eq!(
+            kinds(status_jobs(status("main"), true)),
+            [JobKind::BuildStatus]
+        );
     }
 
     #[test]

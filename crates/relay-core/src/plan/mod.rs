@@ -27,9 +27,21 @@
 //!   parent first). **Target changed**: new parent, rebuild. Metadata only: the stored
 //!   update time moves, no job.
 //! * **PR merged, declined or deleted**: delete `pr-N` and its refs.
-//! * **Forks** are skipped unless `build_fork_pull_requests`. **Drafts** are built like any
-//!   other pull request. **Tags** are ignored (noted). A category whose setting is off gets
-//!   nothing but a note.
+//! * **Forks** are skipped unless `build_fork_pull_requests`. **Drafts** are built unless
+//!   `build_draft_pull_requests` is off: then a draft gets no environment, one already built
+//!   is deactivated, and it comes back when ready for review. **Tags** are ignored (noted).
+//!   A category whose setting is off gets nothing but a note.
+//! * **Branch filters** (`branch_include`, `branch_exclude`: branches and pull-request
+//!   sources; `pull_request_target_include`: pull-request targets; whole-name regular
+//!   expressions): an excluded branch or pull request gets no environment, and one it
+//!   already has is deleted under effective prune (kept, noted, otherwise). The default
+//!   branch is production whatever the filters say.
+//! * **Idle TTL** (`environment_idle_ttl`, [`Event::Sweep`]): an active non-production
+//!   environment whose last activity (push, build, activation; [`PlanContext::now_ms`]) is
+//!   older than the TTL is deactivated and waits for its next push, which activates it.
+//! * **The cap** (`max_active_environments`): an environment that would become active while
+//!   the cap is reached starts (or stays) inactive, waiting; after every plan, waiting
+//!   environments are activated in the order they started waiting while slots are free.
 //! * **Snapshot** (the reconciler's listing): creates missing branch and PR environments,
 //!   moves heads that differ, deletes branch environments whose branch is gone only with
 //!   effective prune, and deletes PR environments whose pull request is no longer open.
@@ -65,6 +77,7 @@
 
 mod builder;
 mod jobs;
+mod policies;
 mod pull_request;
 mod push;
 mod snapshot;
@@ -74,10 +87,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::{Environment, EnvironmentStatus, PullRequestInfo};
 use crate::event::{CommitHash, Event};
+use crate::policy::Waiting;
 use crate::settings::Settings;
 
 use builder::Builder;
-pub use jobs::{BuildState, DeployEvent, JobKind, JobSpec};
+pub use jobs::{status_jobs, BuildState, DeployEvent, JobKind, JobSpec};
 pub use transition::{check_transition, deployed_ref, TransitionCheck, TransitionError};
 
 /// Everything decided for one event.
@@ -116,7 +130,18 @@ pub enum EnvironmentChange {
         name: String,
         pr: PullRequestInfo,
     },
-    /// Status becomes `deleting`; the row stays as the memory of what was deleted.
+    /// The environment saw activity at `at_ms` (epoch ms): a push, a build, an activation.
+    SetActivity {
+        name: String,
+        at_ms: i64,
+    },
+    /// The relay holds the environment inactive (`Some`), or no longer does.
+    SetWaiting {
+        name: String,
+        waiting: Option<Waiting>,
+    },
+    /// Status becomes `deleting` (and nothing is waited for); the row stays as the memory of
+    /// what was deleted.
     Delete {
         name: String,
     },
@@ -130,6 +155,8 @@ impl EnvironmentChange {
             | Self::SetParent { name, .. }
             | Self::SetStatus { name, .. }
             | Self::SetPullRequest { name, .. }
+            | Self::SetActivity { name, .. }
+            | Self::SetWaiting { name, .. }
             | Self::Delete { name } => name,
         }
     }
@@ -185,13 +212,41 @@ pub(crate) fn apply_change(state: &mut Vec<Environment>, change: &EnvironmentCha
         EnvironmentChange::SetParent { parent, .. } => row.parent = parent.clone(),
         EnvironmentChange::SetStatus { status, .. } => row.status = *status,
         EnvironmentChange::SetPullRequest { pr, .. } => row.pr = Some(pr.clone()),
-        EnvironmentChange::Delete { .. } => row.status = EnvironmentStatus::Deleting,
+        EnvironmentChange::SetActivity { at_ms, .. } => row.last_activity_ms = Some(*at_ms),
+        EnvironmentChange::SetWaiting { waiting, .. } => row.waiting = *waiting,
+        EnvironmentChange::Delete { .. } => {
+            row.status = EnvironmentStatus::Deleting;
+            row.waiting = None;
+        }
     }
 }
 
-/// Decides what `event` means for the integration, given its stored `environments`.
+/// What the planner knows besides the settings, the event and the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanContext {
+    /// When the event reached the relay (epoch ms): the delivery's receipt time. Recorded as
+    /// environments' last activity; `None` plans without a clock (no activity recorded).
+    pub now_ms: Option<i64>,
+}
+
+/// Decides what `event` means for the integration, given its stored `environments`, without
+/// a clock: [`plan_at`] with no time.
 pub fn plan(settings: &Settings, event: &Event, environments: &[Environment]) -> Plan {
-    let mut b = Builder::new(settings, environments);
+    plan_at(settings, event, environments, PlanContext::default())
+}
+
+/// Decides what `event`, received at `context.now_ms`, means for the integration.
+pub fn plan_at(
+    settings: &Settings,
+    event: &Event,
+    environments: &[Environment],
+    context: PlanContext,
+) -> Plan {
+    let now_ms = match event {
+        Event::Sweep { now_ms } => Some(*now_ms),
+        _ => context.now_ms,
+    };
+    let mut b = Builder::new(settings, environments, now_ms);
     match event {
         Event::Push { changes, truncated } => push::plan_push(&mut b, changes, *truncated),
         Event::PullRequest { action, pr } => pull_request::plan_pull_request(&mut b, action, pr),
@@ -205,6 +260,8 @@ pub fn plan(settings: &Settings, event: &Event, environments: &[Environment]) ->
             environment,
             transition,
         } => transition::plan_transition(&mut b, environment, *transition),
+        Event::Sweep { now_ms } => policies::plan_sweep(&mut b, *now_ms),
     }
+    b.fill_slots();
     b.finish()
 }

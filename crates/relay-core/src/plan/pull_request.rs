@@ -3,6 +3,7 @@
 use crate::environment::{Environment, EnvironmentKind, EnvironmentStatus, PullRequestInfo};
 use crate::event::{CommitHash, PrAction, PrState, PullRequest};
 use crate::naming::pull_request_environment_name;
+use crate::policy::WaitingReason;
 
 use super::builder::Builder;
 use super::{pull_request_refs, DeployEvent, EnvironmentChange, JobSpec};
@@ -43,24 +44,70 @@ pub(super) fn plan_pull_request(b: &mut Builder<'_>, action: &PrAction, pr: &Pul
         ));
         return;
     }
-    if pr.draft {
-        b.note(format!(
-            "{name} is a draft; drafts are built like other pull requests"
-        ));
+    if let Some(filter) = excluded_by(b, pr) {
+        match &existing {
+            Some(env) if env.is_alive() => b.excluded(env, pull_request_refs(pr.id).into(), filter),
+            _ => b.note(format!("{name}: excluded by {filter}; no environment")),
+        }
+        return;
     }
+    let held_as_draft = pr.draft && !b.settings.build_draft_pull_requests;
+    let not_built = || format!("{name} is a draft; not built (build_draft_pull_requests is off)");
     match existing {
+        None if held_as_draft => b.note(not_built()),
         None => open(b, &name, pr),
-        Some(env) if env.is_alive() => update(b, &env, action, pr),
+        Some(env) if env.is_alive() && held_as_draft => draft(b, &env, action, pr),
+        Some(env) if env.is_alive() => {
+            if env.waiting_for(WaitingReason::Draft) {
+                b.note(format!("{name} is ready for review"));
+                b.start(&env, false);
+            }
+            let env = b.env(&name).cloned().unwrap_or(env);
+            update(b, &env, action, pr)
+        }
         Some(env) => {
             let stored = env.pr.as_ref().and_then(|p| p.updated_at_ms);
             let newer = matches!((pr.updated_at_ms, stored), (Some(e), Some(s)) if e > s);
             if *action == PrAction::Reopened || (*action == PrAction::Opened && newer) {
+                if held_as_draft {
+                    b.note(not_built());
+                    return;
+                }
                 open(b, &name, pr);
             } else {
                 b.note(format!("{name} is closed; a late event does not reopen it"));
             }
         }
     }
+}
+
+/// The branch filter that leaves `pr` without an environment, if any: its source
+/// (`branch_include`, `branch_exclude`) or its target (`pull_request_target_include`).
+fn excluded_by(b: &Builder<'_>, pr: &PullRequest) -> Option<&'static str> {
+    let source = &pr.source.branch;
+    let source_excluded = if b.is_default(source) {
+        None
+    } else {
+        b.filters.branch_excluded(source)
+    };
+    source_excluded.or_else(|| b.filters.target_excluded(&pr.target.branch))
+}
+
+/// A live environment whose pull request is a draft while `build_draft_pull_requests` is
+/// off: deactivated until it is ready for review; what changed is still recorded.
+fn draft(b: &mut Builder<'_>, env: &Environment, action: &PrAction, pr: &PullRequest) {
+    let name = env.name.as_str();
+    if env.status.deploys() {
+        b.note(format!(
+            "{name} is a draft; deactivated (build_draft_pull_requests is off)"
+        ));
+        b.stop(env, Some(WaitingReason::Draft));
+    } else if env.waiting.is_some() {
+        // Waiting for a slot or a push: now it waits to be ready for review.
+        b.stop(env, Some(WaitingReason::Draft));
+    }
+    let env = b.env(name).cloned().unwrap_or_else(|| env.clone());
+    update(b, &env, action, pr);
 }
 
 fn info(pr: &PullRequest, state: PrState, target_commit: Option<CommitHash>) -> PullRequestInfo {
@@ -75,23 +122,35 @@ fn info(pr: &PullRequest, state: PrState, target_commit: Option<CommitHash>) -> 
     }
 }
 
-/// Creates `pr-<id>` (or re-creates it over its deleted row), active, and builds it.
+/// Creates `pr-<id>` (or re-creates it over its deleted row), active, and builds it; with
+/// `max_active_environments` reached it starts inactive, waiting for a slot.
 fn open(b: &mut Builder<'_>, name: &str, pr: &PullRequest) {
     let parent = Some(b.name_for_branch(&pr.target.branch));
     let info = info(pr, PrState::Open, Some(pr.target.commit.clone()));
+    let waits = b.cap_reached();
     b.change(EnvironmentChange::Create {
         environment: Environment {
             name: name.to_owned(),
             kind: EnvironmentKind::PullRequest,
             parent: parent.clone(),
-            status: EnvironmentStatus::Active,
+            status: if waits {
+                EnvironmentStatus::Inactive
+            } else {
+                EnvironmentStatus::Active
+            },
             branch: None,
             head_commit: Some(pr.source.commit.clone()),
             pr: Some(info.clone()),
+            last_activity_ms: b.now,
+            waiting: None,
         },
     });
     let clone = b.settings.pull_requests_clone_parent_data;
     b.notify(name, DeployEvent::Created, parent.clone(), clone);
+    if waits {
+        b.queue(name);
+        return;
+    }
     b.notify(name, DeployEvent::Activated, parent, false);
     b.build_pull_request(name, &info, &pr.source.commit);
 }
@@ -146,6 +205,15 @@ fn update(b: &mut Builder<'_>, env: &Environment, action: &PrAction, pr: &PullRe
             name: name.to_owned(),
             pr: new_info.clone(),
         });
+    }
+    if source_moved || target_changed {
+        b.touch(name);
+    }
+    if source_moved && env.waiting_for(WaitingReason::Idle) {
+        if let Some(current) = b.env(name).cloned() {
+            b.note(format!("{name}: pushed to; activated again"));
+            b.start(&current, false);
+        }
     }
     if source_moved && b.settings.resync_pull_requests {
         b.job(JobSpec::SyncFromParent {
@@ -211,6 +279,8 @@ fn close(
                     branch: None,
                     head_commit: Some(pr.source.commit.clone()),
                     pr: Some(info(pr, state, Some(pr.target.commit.clone()))),
+                    last_activity_ms: b.now,
+                    waiting: None,
                 },
             });
         }

@@ -1,7 +1,8 @@
 //! Pushes: branch environments, production, and post-merge rebuilds.
 
-use crate::environment::{Environment, EnvironmentKind};
+use crate::environment::{Environment, EnvironmentKind, EnvironmentStatus};
 use crate::event::{same_opt, CommitHash, RefChange, RefKind};
+use crate::policy::WaitingReason;
 
 use super::builder::Builder;
 use super::{branch_ref, EnvironmentChange, JobSpec};
@@ -88,6 +89,17 @@ fn plan_branch_change(b: &mut Builder<'_>, change: &RefChange) {
         ));
         return;
     }
+    if !production {
+        if let Some(filter) = b.filters.branch_excluded(branch) {
+            match b.branch_env(branch).cloned() {
+                Some(env) if env.is_alive() => b.excluded(&env, vec![branch_ref(branch)], filter),
+                _ => b.note(format!(
+                    "branch {branch:?} excluded by {filter}: not tracked"
+                )),
+            }
+            return;
+        }
+    }
     let Some(env) = b.branch_env(branch).cloned() else {
         match &change.new {
             // A creation, or an update of a branch whose creation was never seen.
@@ -138,12 +150,23 @@ pub(super) fn head_unknown(b: &mut Builder<'_>, env: &Environment, branch: &str)
 }
 
 /// Accepts `new` as the head of a live branch environment: mirror, and deploy if it deploys.
+/// One deactivated for being idle is activated again by this push.
 pub(super) fn move_head(b: &mut Builder<'_>, env: &Environment, new: &CommitHash) {
     let branch = env.branch.clone().unwrap_or_default();
     b.change(EnvironmentChange::SetHead {
         name: env.name.clone(),
         head_commit: Some(new.clone()),
     });
+    b.touch(&env.name);
+    if env.status == EnvironmentStatus::Inactive && env.waiting_for(WaitingReason::Idle) {
+        if let Some(current) = b.env(&env.name).cloned() {
+            b.note(format!("{}: pushed to; activated again", env.name));
+            if b.start(&current, false) {
+                return;
+            }
+        }
+    }
+    let env = b.env(&env.name).cloned().unwrap_or_else(|| env.clone());
     let deploys = b.is_default(&branch) || env.status.deploys();
     b.job(JobSpec::MirrorBranch {
         branch: branch.clone(),

@@ -22,8 +22,11 @@ pub(super) fn plan_snapshot(
         .filter(|(name, _)| seen.insert(name.as_str()))
         .collect();
     let mut seen = HashSet::new();
-    let pull_requests: Vec<&PullRequest> =
+    let mut pull_requests: Vec<&PullRequest> =
         pull_requests.iter().filter(|p| seen.insert(p.id)).collect();
+    // In the order they were opened (Server lists newest first): new environments, and
+    // the cap's queue, follow the pull requests' own order whatever the listing's.
+    pull_requests.sort_by_key(|p| p.id);
     for (branch, head) in &branches {
         plan_branch(b, branch, head);
     }
@@ -46,6 +49,14 @@ pub(super) fn plan_snapshot(
 fn plan_branch(b: &mut Builder<'_>, branch: &str, head: &CommitHash) {
     if !b.is_default(branch) && !b.settings.fetch_branches {
         return;
+    }
+    if !b.is_default(branch) {
+        if let Some(filter) = b.filters.branch_excluded(branch) {
+            if let Some(env) = b.branch_env(branch).filter(|e| e.is_alive()).cloned() {
+                b.excluded(&env, vec![branch_ref(branch)], filter);
+            }
+            return;
+        }
     }
     match b.branch_env(branch).cloned() {
         None => b.create_branch_env(branch, head),
@@ -89,11 +100,28 @@ fn prune(b: &mut Builder<'_>, listed: &HashSet<&str>) {
     }
 }
 
+/// A listed pull request is planned like an opening, except one whose environment the relay
+/// deleted while the pull request stayed open (a branch filter, an earlier listing): the
+/// listing says it is open now, so it comes back like a reopened one.
+fn listed_action(b: &Builder<'_>, pr: &PullRequest) -> PrAction {
+    let name = crate::naming::pull_request_environment_name(pr.id);
+    let deleted_while_open = b.env(&name).is_some_and(|e| {
+        !e.is_alive()
+            && e.kind == EnvironmentKind::PullRequest
+            && e.pr.as_ref().is_some_and(|p| p.state.is_open())
+    });
+    if deleted_while_open && pr.state.is_open() {
+        PrAction::Reopened
+    } else {
+        PrAction::Opened
+    }
+}
+
 fn plan_pull_requests(b: &mut Builder<'_>, pull_requests: &[&PullRequest]) {
     // A listing is the current state: an open one is planned like an opening (created if
     // missing, updated if live, reopened only if newer than a stored close).
     for pr in pull_requests {
-        plan_pull_request(b, &PrAction::Opened, pr);
+        plan_pull_request(b, &listed_action(b, pr), pr);
     }
     let open: HashSet<u64> = pull_requests
         .iter()

@@ -7,11 +7,12 @@
 
 use std::fmt;
 
-use crate::environment::{Environment, EnvironmentKind, EnvironmentStatus};
+use crate::environment::{Environment, EnvironmentKind};
 use crate::event::Transition;
+use crate::policy::WaitingReason;
 
+use super::branch_ref;
 use super::builder::Builder;
-use super::{branch_ref, DeployEvent, EnvironmentChange, JobSpec};
 
 /// Why a transition is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,11 @@ pub fn check_transition(
             Err(TransitionError::Production(name.to_owned()))
         }
         Transition::Deactivate if env.status.deploys() => Ok(TransitionCheck::Applies),
+        // Held inactive by the relay (waiting for a slot, a push, a ready draft): stopping
+        // means it no longer waits.
+        Transition::Deactivate if env.is_alive() && env.waiting.is_some() => {
+            Ok(TransitionCheck::Applies)
+        }
         // Inactive, or deleted: either way nothing is deployed any more.
         Transition::Deactivate => Ok(TransitionCheck::AlreadyDone),
     }
@@ -93,56 +99,25 @@ pub(super) fn plan_transition(b: &mut Builder<'_>, name: &str, transition: Trans
     }
 }
 
-/// Active from now on: the deploy side hears `activated` (then `synced` when asked), and the
-/// current head is mirrored, pushed and deployed as a push would have been.
+/// Active from now on (see [`Builder::start`]); with the cap reached it waits for a slot. A
+/// draft held inactive stays so while `build_draft_pull_requests` is off.
 fn activate(b: &mut Builder<'_>, env: &Environment, sync_data: bool) {
-    let name = env.name.as_str();
-    b.change(EnvironmentChange::SetStatus {
-        name: name.to_owned(),
-        status: EnvironmentStatus::Active,
-    });
-    b.notify(name, DeployEvent::Activated, env.parent.clone(), false);
-    if sync_data {
-        b.job(JobSpec::SyncFromParent {
-            environment: name.to_owned(),
-            parent: env.parent.clone(),
-        });
-    }
-    let Some(head) = env.head_commit.clone() else {
+    if env.waiting_for(WaitingReason::Draft) && !b.settings.build_draft_pull_requests {
         b.note(format!(
-            "{name}: head unknown; deployed once the reconciliation sets it"
+            "{}: {}; not activated",
+            env.name,
+            WaitingReason::Draft.describe()
         ));
-        b.reconcile(format!("{name} activated with an unknown head"));
         return;
-    };
-    match (&env.pr, &env.branch) {
-        (Some(pr), _) => b.build_pull_request(name, pr, &head),
-        (None, Some(branch)) => {
-            b.job(JobSpec::MirrorBranch {
-                branch: branch.clone(),
-                commit: head.clone(),
-                deploy: true,
-            });
-            b.job(JobSpec::Deploy {
-                environment: name.to_owned(),
-                commit: head,
-            });
-        }
-        (None, None) => b.note(format!("{name}: no branch to deploy")),
     }
+    b.start(env, sync_data);
 }
 
-/// Inactive from now on: the environment's ref leaves the deploy remote and the deploy side
-/// hears `deactivated`; the row, its head and the mirror stay, so later pushes are mirrored.
+/// Inactive from now on, until an operator activates it again: nothing the relay waits for
+/// brings it back. A waiting environment only leaves its queue.
 fn deactivate(b: &mut Builder<'_>, env: &Environment) {
-    let name = env.name.as_str();
-    b.change(EnvironmentChange::SetStatus {
-        name: name.to_owned(),
-        status: EnvironmentStatus::Inactive,
-    });
-    b.job(JobSpec::Undeploy {
-        environment: name.to_owned(),
-        reference: deployed_ref(env),
-    });
-    b.notify(name, DeployEvent::Deactivated, env.parent.clone(), false);
+    if !env.status.deploys() {
+        b.note(format!("{}: no longer waiting", env.name));
+    }
+    b.stop(env, None);
 }

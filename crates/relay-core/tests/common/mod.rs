@@ -97,6 +97,8 @@ pub(crate) fn branch_env(
         branch: Some(branch.into()),
         head_commit: head,
         pr: None,
+        last_activity_ms: None,
+        waiting: None,
     }
 }
 
@@ -125,6 +127,8 @@ pub(crate) fn pr_env(
             state,
             updated_at_ms,
         }),
+        last_activity_ms: None,
+        waiting: None,
     }
 }
 
@@ -201,4 +205,42 @@ pub(crate) fn env<'a>(state: &'a [Environment], name: &str) -> &'a Environment {
         .iter()
         .find(|e| e.name == name)
         .unwrap_or_else(|| panic!("no {name} in {state:#?}"))
+}
+
+/// [`step`] for an event received at `now_ms`.
+pub(crate) fn step_at(
+    settings: &Settings,
+    state: &[Environment],
+    event: &Event,
+    now_ms: i64,
+) -> (relay_core::Plan, Vec<Environment>) {
+    let context = relay_core::PlanContext {
+        now_ms: Some(now_ms),
+    };
+    let plan = relay_core::plan_at(settings, event, state, context);
+    let after = plan.apply(state);
+    let replay = relay_core::plan_at(settings, event, &after, context);
+    assert!(
+        replay.is_empty(),
+        "replay not empty for {event:?}\nstate {after:#?}\nreplay {replay:#?}"
+    );
+    (plan, after)
+}
+
+/// The kinds of a plan's jobs, in order.
+pub(crate) fn job_kinds(plan: &relay_core::Plan) -> Vec<&'static str> {
+    plan.jobs.iter().map(|j| j.kind().as_str()).collect()
+}
+
+/// The deploy-side events a plan sends, as `(environment, event)`.
+pub(crate) fn deploy_events(plan: &relay_core::Plan) -> Vec<(String, relay_core::DeployEvent)> {
+    plan.jobs
+        .iter()
+        .filter_map(|j| match j {
+            relay_core::JobSpec::NotifyDeploySide {
+                environment, event, ..
+            } => Some((environment.clone(), *event)),
+            _ => None,
+        })
+        .collect()
 }

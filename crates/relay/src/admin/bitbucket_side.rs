@@ -1,7 +1,7 @@
 //! What add, update, delete and validate do on Bitbucket's side: register the repository
 //! webhook for the events the rules need, remove it, and check that everything is in place.
 
-use relay_bitbucket::{WebhookChange, WebhookSpec};
+use relay_bitbucket::{CommentPermission, WebhookChange, WebhookSpec};
 use relay_core::IntegrationType;
 use relay_store::integrations::IntegrationRecord;
 use serde::Serialize;
@@ -103,6 +103,7 @@ pub async fn validate(
     let Some(client) = check_access(clients, key, record, &mut checks).await else {
         return checks;
     };
+    checks.push(check_comments(&client, record).await);
     let url = hook_url(public_base_url, &record.id);
     let Some(hook) = find_webhook(&client, record, &url, &mut checks).await else {
         return checks;
@@ -162,6 +163,56 @@ async fn check_access(
             checks.push(fail(check, err.to_string(), hint));
             None
         }
+    }
+}
+
+/// Whether `pull_request_comments` can work: on Cloud the OAuth token's granted scopes must
+/// include `pullrequest:write` ("Pull requests: Write"); without it comments are skipped
+/// with a note, so this says so before the first pull request does.
+async fn check_comments(
+    client: &relay_bitbucket::BitbucketClient,
+    record: &IntegrationRecord,
+) -> Check {
+    const CHECK: &str = "pull-request comments";
+    if !record.settings.pull_request_comments {
+        return pass(CHECK, "pull_request_comments is off");
+    }
+    match client.comment_permission().await {
+        Ok(CommentPermission::Granted) => pass(
+            CHECK,
+            "the OAuth consumer has \"Pull requests: Write\" (scope pullrequest:write)",
+        ),
+        Ok(CommentPermission::Missing { granted }) => fail(
+            CHECK,
+            format!(
+                "the OAuth consumer lacks \"Pull requests: Write\" (granted scopes: {}); \
+                 comments are skipped",
+                granted.join(" ")
+            ),
+            format!(
+                "give the consumer \"Pull requests: Write\" on Bitbucket, or run `relay \
+                 integration:update {} --pull-request-comments=false`",
+                record.id
+            ),
+        ),
+        Ok(CommentPermission::Unknown) => pass(
+            CHECK,
+            match record.kind {
+                IntegrationType::Server => {
+                    "Server tokens do not list their permissions; a refused comment is noted on \
+                     its environment (environment:info)"
+                }
+                IntegrationType::Cloud => {
+                    "the token response names no scopes; a refused comment is noted on its \
+                     environment (environment:info)"
+                }
+            },
+        ),
+        Err(err) => fail(
+            CHECK,
+            err.to_string(),
+            "check the credentials (see the credentials check)",
+        ),
     }
 }
 

@@ -85,7 +85,17 @@ pub(super) async fn update_plain(
             refuse_unreachable_hook(public_base_url, force)?;
         }
     }
+    let before = relay_store::integrations::get(pool, id).await?.settings;
     let record = update(pool, key, id, input).await?;
+    let changed = before.changes_about_existing_environments(&record.settings);
+    if !changed.is_empty() {
+        // Filters, drafts and the cap decide about environments that exist already: the
+        // next listing plans that, so ask for it now rather than at the next resync.
+        let reconcile = relay_core::JobSpec::Reconcile {
+            reason: format!("settings changed: {}", changed.join(", ")),
+        };
+        relay_store::jobs::enqueue(pool, id, None, &reconcile).await?;
+    }
     if register {
         bitbucket_side::register_webhook(clients, key, public_base_url, &record)
             .await

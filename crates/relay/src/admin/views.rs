@@ -87,9 +87,31 @@ pub fn environment(e: &EnvironmentRow) -> Value {
         "pr_target_branch": e.pr_target_branch,
         "pr_state": e.pr_state,
         "failure_reason": e.failure_reason,
+        "waiting": e.waiting_text(),
+        "waiting_reason": e.waiting_reason,
+        "waiting_since": e.waiting_since_ms.and_then(rfc3339_of_ms),
+        "last_activity_at": e.last_activity_ms.and_then(rfc3339_of_ms),
         "last_deployment": last_deployment,
+        "pull_request_comment": pull_request_comment(e),
         "updated_at": e.updated_at.to_rfc3339(),
     })
+}
+
+/// The pull request's one comment about a pull-request environment: its id once posted,
+/// whether a person deleted it, and why comments are not posted.
+fn pull_request_comment(e: &EnvironmentRow) -> Value {
+    if e.pr_id.is_none() {
+        return Value::Null;
+    }
+    json!({
+        "id": e.pr_comment_id,
+        "deleted": e.pr_comment_deleted,
+        "note": e.pr_comment_note,
+    })
+}
+
+fn rfc3339_of_ms(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
 }
 
 /// One environment with what only its integration knows: its URL.

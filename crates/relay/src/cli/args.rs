@@ -4,6 +4,7 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use relay_core::deployment::{DeployFeedback, DeploymentState};
+use relay_core::policy::DurationInput;
 use relay_core::settings::SettingsPatch;
 use relay_core::{EnvironmentKind, EnvironmentStatus};
 use relay_core::{IntegrationType, TextEnum};
@@ -182,6 +183,31 @@ pub struct SettingsFlags {
     /// deployment report decides.
     #[arg(long, value_name = "hook|report", value_parser = text_values::<DeployFeedback>(&[]))]
     pub deploy_feedback: Option<DeployFeedback>,
+    /// One comment per pull-request environment on its pull request, edited in place
+    /// (default true; Cloud needs the "Pull requests: Write" permission).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub pull_request_comments: Option<bool>,
+    /// Draft pull requests get environments (default true); false: once ready for review.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub build_draft_pull_requests: Option<bool>,
+    /// Only branches (and pull-request sources) whose whole name matches get environments
+    /// (Rust regex syntax; "" clears it). The default branch always does.
+    #[arg(long, value_name = "REGEX")]
+    pub branch_include: Option<String>,
+    /// Branches (and pull-request sources) whose whole name matches get none ("" clears it).
+    #[arg(long, value_name = "REGEX")]
+    pub branch_exclude: Option<String>,
+    /// Only pull requests into a matching target branch get environments ("" clears it).
+    #[arg(long, value_name = "REGEX")]
+    pub pull_request_target_include: Option<String>,
+    /// Deactivate active non-production environments after this long without a push or a
+    /// deployment: 90s, 72h, 7d ("off" or 0: never, the default).
+    #[arg(long, value_name = "DURATION")]
+    pub environment_idle_ttl: Option<String>,
+    /// At most this many active non-production environments; more wait for a slot (0: no
+    /// limit, the default).
+    #[arg(long, value_name = "N")]
+    pub max_active_environments: Option<u32>,
 }
 
 impl From<SettingsFlags> for SettingsPatch {
@@ -196,6 +222,13 @@ impl From<SettingsFlags> for SettingsPatch {
             build_fork_pull_requests: flags.build_fork_pull_requests,
             default_branch: flags.default_branch,
             deploy_feedback: flags.deploy_feedback,
+            pull_request_comments: flags.pull_request_comments,
+            build_draft_pull_requests: flags.build_draft_pull_requests,
+            branch_include: flags.branch_include,
+            branch_exclude: flags.branch_exclude,
+            pull_request_target_include: flags.pull_request_target_include,
+            environment_idle_ttl: flags.environment_idle_ttl.map(DurationInput::Text),
+            max_active_environments: flags.max_active_environments,
         }
     }
 }

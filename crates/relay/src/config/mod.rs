@@ -65,6 +65,8 @@ pub struct Config {
     pub job_timeout: Duration,
     /// How often every integration is reconciled against Bitbucket's API.
     pub resync_interval: Duration,
+    /// How often idle environments are looked for (`environment_idle_ttl`).
+    pub environment_sweep: Duration,
     pub bitbucket_cloud_url: Url,
     pub bitbucket_cloud_api_url: Url,
     /// Bearer token Argo CD's ApplicationSet controller sends to the plugin generator
@@ -108,6 +110,7 @@ struct FileConfig {
     job_workers: Option<u64>,
     job_timeout_secs: Option<u64>,
     resync_interval_secs: Option<u64>,
+    environment_sweep_secs: Option<u64>,
     bitbucket_cloud_url: Option<String>,
     bitbucket_cloud_api_url: Option<String>,
     argocd_plugin_token: Option<String>,
@@ -198,6 +201,14 @@ impl Config {
             ),
             resync_interval: Duration::from_secs(
                 number("RELAY_RESYNC_INTERVAL", file.resync_interval_secs, 300)?.max(10),
+            ),
+            environment_sweep: Duration::from_secs(
+                number(
+                    "RELAY_ENVIRONMENT_SWEEP_SECS",
+                    file.environment_sweep_secs,
+                    60,
+                )?
+                .max(1),
             ),
             bitbucket_cloud_url: extra.bitbucket_cloud_url,
             bitbucket_cloud_api_url: extra.bitbucket_cloud_api_url,

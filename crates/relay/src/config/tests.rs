@@ -27,6 +27,9 @@ fn defaults() {
     );
     assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
     assert!(config.database_url.is_none());
+    assert_eq!(config.environment_sweep, Duration::from_secs(60));
+    let config = Config::load_from(None, env(&[("RELAY_ENVIRONMENT_SWEEP_SECS", "5")])).unwrap();
+    assert_eq!(config.environment_sweep, Duration::from_secs(5));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! savepoint: the refused one is marked `failed` at once with the reason, the others are
 //! processed in order.
 
-use relay_core::{Environment, Event, JobSpec, Plan, Settings};
+use relay_core::{Environment, Event, JobSpec, Plan, PlanContext, Settings};
 use relay_store::queue::{self, Claim, Finished, Outcome, QueuedDelivery};
 use relay_store::StoreError;
 use serde_json::json;
@@ -212,7 +212,12 @@ fn plan_delivery(
             Vec::new(),
         ),
         event => {
-            let plan: Plan = relay_core::plan(settings, &event, current);
+            // The planner's "now" is the delivery's receipt time, so a redelivered one is
+            // planned against the same time.
+            let context = PlanContext {
+                now_ms: Some(delivery.received_at.timestamp_millis()),
+            };
+            let plan: Plan = relay_core::plan_at(settings, &event, current, context);
             *current = plan.apply(current);
             tracing::info!(
                 changes = plan.changes.len(),

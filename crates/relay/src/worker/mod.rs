@@ -8,6 +8,7 @@ pub mod processor;
 pub mod resync;
 pub mod retry;
 pub mod sampler;
+pub mod sweep;
 mod wake;
 
 pub use processor::{Processor, ProcessorConfig};

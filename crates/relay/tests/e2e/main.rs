@@ -23,6 +23,7 @@ mod lifecycle;
 mod mirroring;
 mod monitoring;
 mod poison;
+mod policies;
 mod processing;
 mod processing_failures;
 mod reconcile;

@@ -381,6 +381,9 @@ fn settings_patch(stored: &Settings, form: &SettingsForm) -> Result<SettingsPatc
         ),
         default_branch: changed(stored.default_branch.as_deref(), &form.default_branch),
         deploy_feedback,
+        // The preview policies (drafts, filters, TTL, cap, comments) are set through the CLI
+        // and the API; the form leaves them as they are.
+        ..SettingsPatch::default()
     })
 }
 

@@ -143,6 +143,11 @@ async fn report_status(
     else {
         return Ok(());
     };
+    // Deactivated by a policy (idle, draft): say which, and what brings it back.
+    let description = match (notice.event, environment.waiting_text()) {
+        ("deactivated", Some(why)) => why,
+        _ => description,
+    };
     super::status::report(context, job, name, commit, state, description).await
 }
 

@@ -6,6 +6,7 @@
 //! --state dead`, `relay job:retry ID`).
 
 pub mod argocd;
+mod comment;
 mod deploy_hook;
 mod git;
 pub mod reconcile;
@@ -29,6 +30,7 @@ use tracing::Instrument;
 use super::retry::RetrySchedule;
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
+use comment::CommentUpdate;
 use deploy_hook::Notice;
 use status::StatusReport;
 
@@ -390,6 +392,22 @@ impl Runner {
                 status::run(context, job, report).await
             }
             JobSpec::RefreshApplicationSets { retry } => argocd::refresh(context, job, retry).await,
+            JobSpec::PullRequestComment {
+                environment,
+                commit,
+                state,
+                description,
+                url,
+            } => {
+                let update = CommentUpdate {
+                    environment,
+                    commit,
+                    state,
+                    description,
+                    url,
+                };
+                comment::run(context, job, update).await
+            }
         }
     }
 }

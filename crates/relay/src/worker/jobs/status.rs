@@ -2,6 +2,7 @@
 //! linked to the environment's URL.
 
 use relay_bitbucket::{BuildState as Remote, BuildStatus};
+use relay_core::plan::status_jobs;
 use relay_core::{BuildState, CommitHash, JobSpec};
 use relay_store::jobs::ClaimedJob;
 
@@ -68,7 +69,8 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// Queues a status for `environment` on `commit`.
+/// Queues a status for `environment` on `commit`, and for a pull-request environment the
+/// same news for its comment (`pull_request_comments`).
 pub(super) async fn report(
     context: &Context,
     job: &ClaimedJob,
@@ -84,7 +86,13 @@ pub(super) async fn report(
         description: description.to_owned(),
         url: None,
     };
-    relay_store::jobs::enqueue(&context.pool, &job.integration_id, job.delivery_id, &status)
-        .await?;
+    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+    let jobs = status_jobs(status, record.settings.pull_request_comments);
+    let mut conn = context
+        .pool
+        .acquire()
+        .await
+        .map_err(relay_store::StoreError::from)?;
+    relay_store::jobs::insert_all(&mut conn, &job.integration_id, job.delivery_id, &jobs).await?;
     Ok(())
 }

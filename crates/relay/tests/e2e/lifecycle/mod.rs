@@ -3,7 +3,7 @@
 //! replayed activation; deployment reports and the statuses they lead to.
 
 mod reports;
-mod stage;
+pub(crate) mod stage;
 
 use relay_testkit::Flavor;
 use serde_json::json;

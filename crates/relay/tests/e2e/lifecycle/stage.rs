@@ -20,7 +20,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-pub(super) struct Stage {
+pub(crate) struct Stage {
     pub fake: FakeBitbucket,
     pub server: TestServer,
     pub id: String,
@@ -77,7 +77,7 @@ fn input(fake: &FakeBitbucket, flavor: Flavor, repository: &str) -> IntegrationI
 
 impl Stage {
     /// `feedback` is the integration's `deploy_feedback`.
-    pub(super) async fn new(pool: PgPool, flavor: Flavor, feedback: &str) -> Self {
+    pub(crate) async fn new(pool: PgPool, flavor: Flavor, feedback: &str) -> Self {
         let fake = FakeBitbucket::start(flavor).await;
         let owner = match flavor {
             IntegrationType::Cloud => "team",
@@ -135,7 +135,7 @@ impl Stage {
     }
 
     /// Processes every delivery and runs every job, until nothing is left.
-    pub(super) async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         loop {
             let mut busy = self.processor.process_next().await.unwrap() > 0;
             while self.runner.run_next().await.unwrap() {
@@ -148,7 +148,7 @@ impl Stage {
     }
 
     /// A reconciliation against the fake, then everything it leads to.
-    pub(super) async fn resync(&self) {
+    pub(crate) async fn resync(&self) {
         let reconcile = relay_core::JobSpec::Reconcile {
             reason: "test".into(),
         };
@@ -158,12 +158,12 @@ impl Stage {
         self.settle().await;
     }
 
-    pub(super) fn commit(&self, branch: &str, file: &str) -> String {
+    pub(crate) fn commit(&self, branch: &str, file: &str) -> String {
         self.fake
             .commit_file(self.owner, "app", branch, file, file, "change")
     }
 
-    pub(super) fn deploy_ref(&self, branch: &str) -> Option<String> {
+    pub(crate) fn deploy_ref(&self, branch: &str) -> Option<String> {
         let out = std::process::Command::new("git")
             .args([
                 "rev-parse",
@@ -179,7 +179,7 @@ impl Stage {
             .then(|| String::from_utf8(out.stdout).unwrap().trim().to_owned())
     }
 
-    pub(super) async fn status_of(&self, name: &str) -> String {
+    pub(crate) async fn status_of(&self, name: &str) -> String {
         sqlx::query_scalar(
             "SELECT status FROM environments WHERE integration_id = $1 AND name = $2",
         )
@@ -191,7 +191,7 @@ impl Stage {
     }
 
     /// The deploy hook's events for `environment`, by type (`environment.activated`, ...).
-    pub(super) fn events_of(&self, environment: &str) -> Vec<String> {
+    pub(crate) fn events_of(&self, environment: &str) -> Vec<String> {
         self.hook_events
             .lock()
             .unwrap()
@@ -201,14 +201,14 @@ impl Stage {
             .collect()
     }
 
-    pub(super) fn build_status(&self, commit: &str, environment: &str) -> Option<RecordedStatus> {
+    pub(crate) fn build_status(&self, commit: &str, environment: &str) -> Option<RecordedStatus> {
         self.fake
             .statuses(self.owner, "app", commit)
             .into_iter()
             .find(|s| s.key == format!("relay-{environment}"))
     }
 
-    pub(super) async fn job_count(&self) -> i64 {
+    pub(crate) async fn job_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM jobs")
             .fetch_one(&self.pool)
             .await
@@ -216,7 +216,7 @@ impl Stage {
     }
 
     /// `POST` to the admin API (admin token) or with `token`.
-    pub(super) async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         let response = reqwest::Client::new()
             .post(self.server.url(path))
             .bearer_auth(token)
@@ -228,7 +228,7 @@ impl Stage {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    pub(super) fn env_path(&self, name: &str, action: &str) -> String {
+    pub(crate) fn env_path(&self, name: &str, action: &str) -> String {
         format!(
             "/api/v1/integrations/{}/environments/{name}/{action}",
             self.id
