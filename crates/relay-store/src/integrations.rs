@@ -297,18 +297,12 @@ pub async fn list(pool: &PgPool) -> Result<Vec<IntegrationRecord>, StoreError> {
     .collect()
 }
 
-/// Read-modify-write under a row lock, so two concurrent updates cannot lose each other's
-/// changes. `change` validates and edits the record; its error aborts the transaction.
-pub async fn update<E>(
-    pool: &PgPool,
+/// The row, locked until the caller's transaction ends.
+async fn get_for_update(
+    conn: &mut sqlx::PgConnection,
     id: &str,
-    change: impl FnOnce(&mut IntegrationRecord) -> Result<(), E>,
-) -> Result<IntegrationRecord, E>
-where
-    E: From<StoreError>,
-{
-    let mut tx = pool.begin().await.map_err(StoreError::from)?;
-    let mut record: IntegrationRecord = sqlx::query_as!(
+) -> Result<IntegrationRecord, StoreError> {
+    sqlx::query_as!(
         IntegrationRow,
         r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
                   oauth_secret_ciphertext, base_url, username, token_ciphertext,
@@ -325,11 +319,24 @@ where
            FROM integrations WHERE id = $1 FOR UPDATE"#,
         id
     )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(StoreError::from)?
+    .fetch_optional(&mut *conn)
+    .await?
     .ok_or(StoreError::NotFound("integration"))?
-    .try_into()?;
+    .try_into()
+}
+
+/// Read-modify-write under a row lock, so two concurrent updates cannot lose each other's
+/// changes. `change` validates and edits the record; its error aborts the transaction.
+pub async fn update<E>(
+    pool: &PgPool,
+    id: &str,
+    change: impl FnOnce(&mut IntegrationRecord) -> Result<(), E>,
+) -> Result<IntegrationRecord, E>
+where
+    E: From<StoreError>,
+{
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let mut record = get_for_update(&mut tx, id).await?;
     change(&mut record)?;
     let (ttl, max_active) = policy_columns(&record.settings)?;
     let updated: IntegrationRecord = sqlx::query_as!(
