@@ -88,6 +88,18 @@ impl EnvironmentStatus {
     }
 }
 
+/// An environment's URL, decided in this one place: the URL its deploy side last reported,
+/// else the integration's `environment_url` template with `{environment}` filled in.
+pub fn environment_url(
+    reported: Option<&str>,
+    template: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    reported
+        .map(str::to_owned)
+        .or_else(|| template.map(|t| t.replace("{environment}", name)))
+}
+
 impl Environment {
     pub fn is_alive(&self) -> bool {
         !self.status.is_gone()

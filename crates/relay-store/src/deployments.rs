@@ -42,13 +42,8 @@ pub async fn record(
     report: &DeploymentReport,
 ) -> Result<Option<Recorded>, StoreError> {
     let mut tx = pool.begin().await?;
-    // The processor's per-integration lock (see `queue`): waits for a batch in flight.
-    sqlx::query_scalar!(
-        r#"SELECT pg_advisory_xact_lock(hashtextextended($1, 7))::text AS "locked""#,
-        integration_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // Waits for a batch of this integration in flight, which could overwrite the status.
+    crate::queue::lock_integration(&mut tx, integration_id).await?;
     let Some(row) = crate::environments::get_in(&mut tx, integration_id, name).await? else {
         return Ok(None);
     };

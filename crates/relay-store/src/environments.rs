@@ -158,24 +158,8 @@ pub async fn get(
     integration_id: &str,
     name: &str,
 ) -> Result<Option<EnvironmentRow>, StoreError> {
-    Ok(sqlx::query_as!(
-        EnvironmentRow,
-        r#"SELECT id, integration_id, name, kind AS "kind: Text<EnvironmentKind>", parent,
-                  status AS "status: Text<EnvironmentStatus>", branch, head_commit, pr_id,
-                  pr_source_branch, pr_source_repository, pr_target_branch, pr_target_commit,
-                  pr_state, pr_updated_at_ms, failure_reason, last_deployment_commit,
-                  last_deployment_state, last_deployment_url, last_deployment_log_url,
-                  last_deployment_description, last_deployment_reported_at,
-                  last_activity_ms, waiting_reason, waiting_since_ms, pr_comment_id,
-                  pr_comment_version, pr_comment_deleted, pr_comment_note, created_at,
-                  updated_at
-           FROM environments
-           WHERE integration_id = $1 AND name = $2"#,
-        integration_id,
-        name
-    )
-    .fetch_optional(pool)
-    .await?)
+    let mut conn = pool.acquire().await?;
+    get_in(&mut conn, integration_id, name).await
 }
 
 /// Same as [`get`], inside a caller's transaction.

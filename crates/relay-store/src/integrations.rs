@@ -34,7 +34,7 @@ pub struct IntegrationRecord {
 }
 
 /// The row exactly as stored; only [`IntegrationRecord`] leaves this module.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct IntegrationRow {
     id: String,
     r#type: IntegrationType,
@@ -222,27 +222,8 @@ pub async fn insert(
 }
 
 pub async fn get(pool: &PgPool, id: &str) -> Result<IntegrationRecord, StoreError> {
-    sqlx::query_as!(
-        IntegrationRow,
-        r#"SELECT id, type AS "type: Text<IntegrationType>", repository, oauth_key,
-                  oauth_secret_ciphertext, base_url, username, token_ciphertext,
-                  webhook_secret_ciphertext, deploy_hook_secret_ciphertext, fetch_branches,
-                  prune_branches, build_pull_requests, build_pull_requests_post_merge,
-                  resync_pull_requests, pull_requests_clone_parent_data,
-                  build_fork_pull_requests, deploy_remote, deploy_hook_url, environment_url,
-                  default_branch, deploy_report_token_ciphertext,
-                  deploy_feedback AS "deploy_feedback: Text<DeployFeedback>",
-                  pull_request_comments, build_draft_pull_requests, branch_include,
-                  branch_exclude, pull_request_target_include, environment_idle_ttl,
-                  max_active_environments, created_at,
-                  updated_at
-           FROM integrations WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(pool)
-    .await?
-    .ok_or(StoreError::NotFound("integration"))?
-    .try_into()
+    let mut conn = pool.acquire().await?;
+    get_in(&mut conn, id).await
 }
 
 /// Same as [`get`], inside a caller's transaction.

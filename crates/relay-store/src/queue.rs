@@ -98,13 +98,7 @@ pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, Store
     .await?;
     for integration_id in candidates {
         // Serialises with every other worker and relay (and the reconciler) per integration.
-        let locked = sqlx::query_scalar!(
-            r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7)) AS "locked!""#,
-            integration_id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !locked {
+        if !try_lock_integration(&mut tx, &integration_id).await? {
             continue;
         }
         let rows = sqlx::query!(
@@ -144,6 +138,36 @@ pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, Store
     }
     tx.rollback().await?;
     Ok(None)
+}
+
+/// The processing lock of one integration, held until the transaction ends: a worker
+/// skips an integration another holds (`try_lock_integration`), a deployment report waits
+/// for the batch in flight (`lock_integration`). One key for both, so they exclude each
+/// other.
+pub(crate) async fn try_lock_integration(
+    conn: &mut PgConnection,
+    integration_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7)) AS "locked!""#,
+        integration_id
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Waits for the processing lock of one integration (see [`try_lock_integration`]).
+pub(crate) async fn lock_integration(
+    conn: &mut PgConnection,
+    integration_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query_scalar!(
+        r#"SELECT pg_advisory_xact_lock(hashtextextended($1, 7))::text AS "locked""#,
+        integration_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Turns bitmap and sequential scans off (`allowed = false`) or back on for the rest of the

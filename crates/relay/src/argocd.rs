@@ -60,11 +60,11 @@ pub fn parameters(row: &GeneratorRow) -> Map<String, Value> {
 /// The environment's URL, as `environment:url` gives it: the last reported deployment URL,
 /// else the integration's `environment_url` template with `{environment}` replaced.
 pub fn environment_url(row: &GeneratorRow) -> Option<String> {
-    row.last_deployment_url.clone().or_else(|| {
-        row.environment_url
-            .as_deref()
-            .map(|template| template.replace("{environment}", &row.name))
-    })
+    relay_core::environment::environment_url(
+        row.last_deployment_url.as_deref(),
+        row.environment_url.as_deref(),
+        &row.name,
+    )
 }
 
 /// The ref the environment has on the deploy remote (see `worker::jobs::git`): branches
@@ -130,8 +130,12 @@ pub fn slug(branch: &str) -> String {
 /// Whether the plugin generator's answer may differ after a batch: an environment appeared,
 /// went away, or changed a listed field, or git work was queued (a ref moves on the deploy
 /// remote, and a build may mark the environment failed).
-pub fn output_changed(before: &[Environment], after: &[Environment], jobs: &[JobSpec]) -> bool {
-    let git_work = jobs.iter().any(|job| {
+pub fn output_changed<'a>(
+    before: &[Environment],
+    after: &[Environment],
+    mut jobs: impl Iterator<Item = &'a JobSpec>,
+) -> bool {
+    let git_work = jobs.any(|job| {
         matches!(
             job,
             JobSpec::MirrorBranch { .. }

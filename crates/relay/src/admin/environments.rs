@@ -104,12 +104,11 @@ pub async fn get(
 /// The environment's URL: the last deployment's reported URL, else the integration's
 /// `environment_url` template; `None` when neither exists.
 pub fn url(record: &IntegrationRecord, env: &EnvironmentRow) -> Option<String> {
-    env.last_deployment_url.clone().or_else(|| {
-        record
-            .environment_url
-            .as_deref()
-            .map(|template| template.replace("{environment}", &env.name))
-    })
+    relay_core::environment::environment_url(
+        env.last_deployment_url.as_deref(),
+        record.environment_url.as_deref(),
+        &env.name,
+    )
 }
 
 /// A deployment report as the deploy side sends it (API body, CLI flags).

@@ -264,21 +264,9 @@ struct Extra {
 impl Extra {
     fn load(env: &impl Fn(&str) -> Option<String>, file: &FileConfig) -> Result<Self, ConfigError> {
         let given = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let number =
-            |name: &'static str, from_file: Option<u64>| -> Result<Option<u64>, ConfigError> {
-                match given(name) {
-                    Some(raw) => {
-                        raw.trim()
-                            .parse::<u64>()
-                            .map(Some)
-                            .map_err(|_| ConfigError::Invalid {
-                                name,
-                                message: format!("{raw:?} is not a whole number"),
-                            })
-                    }
-                    None => Ok(from_file),
-                }
-            };
+        let number = |name: &'static str, from_file: Option<u64>| {
+            parse_optional_number(name, given(name), from_file)
+        };
         let max_connections = match number("RELAY_MAX_CONNECTIONS", file.max_connections)? {
             Some(n) => usize::try_from(n.max(1)).unwrap_or(usize::MAX),
             None => crate::http::server::default_max_connections(),
@@ -362,12 +350,25 @@ fn parse_number(
     from_file: Option<u64>,
     default: u64,
 ) -> Result<u64, ConfigError> {
+    Ok(parse_optional_number(name, given, from_file)?.unwrap_or(default))
+}
+
+/// A whole number from the environment, else the file's; `None` when neither gives one.
+fn parse_optional_number(
+    name: &'static str,
+    given: Option<String>,
+    from_file: Option<u64>,
+) -> Result<Option<u64>, ConfigError> {
     match given.filter(|v| !v.is_empty()) {
-        Some(raw) => raw.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
-            name,
-            message: format!("{raw:?} is not a whole number"),
-        }),
-        None => Ok(from_file.unwrap_or(default)),
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                message: format!("{raw:?} is not a whole number"),
+            }),
+        None => Ok(from_file),
     }
 }
 

@@ -166,8 +166,8 @@ async fn refresh_argocd(
     after: &[Environment],
     jobs: &[(Option<i64>, JobSpec)],
 ) -> Result<(), StoreError> {
-    let planned: Vec<JobSpec> = jobs.iter().map(|(_, job)| job.clone()).collect();
-    if crate::argocd::output_changed(before, after, &planned) {
+    let planned = jobs.iter().map(|(_, job)| job);
+    if crate::argocd::output_changed(before, after, planned) {
         let job = JobSpec::RefreshApplicationSets { retry: false };
         relay_store::argocd::queue_refresh(conn, integration_id, &job).await?;
     }

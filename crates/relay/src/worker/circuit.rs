@@ -214,7 +214,7 @@ pub async fn settle(
             &job.integration_id,
             target.as_str(),
             |before| match counted {
-                None => closed(&job.integration_id, target, before),
+                None => closed(&job.integration_id, target),
                 Some(error) => {
                     next_on_failure(&job.integration_id, target, before, now, config, error)
                 }
@@ -267,7 +267,7 @@ async fn announce(pool: &PgPool, metrics: &Metrics, transition: &Transition) {
     super::activity::circuit_changed(pool, transition).await;
 }
 
-fn closed(integration_id: &str, target: Target, _before: Option<&CircuitRow>) -> CircuitRow {
+fn closed(integration_id: &str, target: Target) -> CircuitRow {
     CircuitRow {
         integration_id: integration_id.to_owned(),
         target: target.as_str().to_owned(),
@@ -292,7 +292,7 @@ pub fn next_on_failure(
 ) -> CircuitRow {
     let mut next = before
         .cloned()
-        .unwrap_or_else(|| closed(integration_id, target, None));
+        .unwrap_or_else(|| closed(integration_id, target));
     next.consecutive_failures = next.consecutive_failures.saturating_add(1);
     next.last_error = Some(error.chars().take(500).collect());
     let base = millis(config.probe);

@@ -6,8 +6,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use super::{bearer, is_admin, ApiError};
 use crate::http::AppState;
@@ -42,7 +40,7 @@ async fn is_report_token(state: &AppState, id: &str, given: Option<String>) -> b
         .key
         .decrypt(&record.id, SecretField::DeployReportToken, stored)
     {
-        Ok(token) => bool::from(token.expose_secret().as_bytes().ct_eq(given.as_bytes())),
+        Ok(token) => crate::http::token_matches(&token, Some(&given)),
         Err(err) => {
             tracing::error!(integration.id = id, error = %err, "cannot read the report token");
             false

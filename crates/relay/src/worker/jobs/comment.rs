@@ -84,12 +84,11 @@ pub(super) async fn run(
 /// The comment's text; the link is the deployment's URL, else the `environment_url` template.
 fn text(record: &IntegrationRecord, update: &CommentUpdate) -> String {
     let name = update.environment.as_str();
-    let url = update.url.clone().or_else(|| {
-        record
-            .environment_url
-            .as_deref()
-            .map(|template| template.replace("{environment}", name))
-    });
+    let url = relay_core::environment::environment_url(
+        update.url.as_deref(),
+        record.environment_url.as_deref(),
+        name,
+    );
     render(&CommentFacts {
         environment: name,
         state: update.state,

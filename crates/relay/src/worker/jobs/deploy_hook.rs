@@ -231,10 +231,8 @@ fn payload(
     extra: Value,
     job: &ClaimedJob,
 ) -> Value {
-    let url = record
-        .environment_url
-        .as_deref()
-        .map(|template| template.replace("{environment}", name));
+    let url =
+        relay_core::environment::environment_url(None, record.environment_url.as_deref(), name);
     let mut data = json!({
         "integration": record.id,
         "repository": record.repository,

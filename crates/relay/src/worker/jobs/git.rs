@@ -160,7 +160,7 @@ pub(super) async fn build_pull_request(
     job: &ClaimedJob,
     environment: String,
     build: PrBuild,
-    source_repository: String,
+    (source_commit, source_repository): (CommitHash, String),
 ) -> Result<(), JobError> {
     let workspace = Workspace::open(context, job).await?;
     let record = &workspace.record;
@@ -170,8 +170,6 @@ pub(super) async fn build_pull_request(
     } else {
         bitbucket_remote(context, record, &source_repository).await?
     };
-    let source_commit = CommitHash::parse(&build.source_commit)
-        .map_err(|e| JobError::permanent(format!("source commit: {e}")))?;
     let (data_dir, deadline, deploy) = (
         workspace.data_dir.clone(),
         workspace.deadline,

@@ -355,7 +355,8 @@ impl Runner {
                     target_branch,
                     post_merge,
                 };
-                git::build_pull_request(context, job, environment, build, source_repository).await
+                let source = (source_commit, source_repository);
+                git::build_pull_request(context, job, environment, build, source).await
             }
             JobSpec::Deploy {
                 environment,

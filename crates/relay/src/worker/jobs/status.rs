@@ -43,11 +43,12 @@ pub(super) async fn run(
             .await
             .map_err(AccessError::from)?
     };
-    let url = match (reported_url, &record.environment_url) {
-        (Some(url), _) => url,
-        (None, Some(template)) => template.replace("{environment}", &environment),
-        (None, None) => context.config.public_url.clone(),
-    };
+    let url = relay_core::environment::environment_url(
+        reported_url.as_deref(),
+        record.environment_url.as_deref(),
+        &environment,
+    )
+    .unwrap_or_else(|| context.config.public_url.clone());
     let status = BuildStatus {
         key: format!("relay-{environment}"),
         state: match state {
