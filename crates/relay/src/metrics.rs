@@ -184,18 +184,8 @@ impl Metrics {
             Family::<StatusLabels, Gauge>::default(),
         );
         let (jobs, job_duration, job_queue_age) = register_jobs(&mut registry);
-        let plugin_requests = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "argocd_plugin_requests",
-            "Argo CD plugin generator calls, by outcome (ok, unauthorized, forbidden, invalid, ...)",
-            plugin_requests.clone(),
-        );
-        let ready = Gauge::default();
-        registry.register(
-            "ready",
-            "1 while this replica's last sample of the database succeeded with the schema current (as /readyz), else 0",
-            ready.clone(),
-        );
+        let plugin_requests = register(&mut registry, "argocd_plugin_requests", "Argo CD plugin generator calls, by outcome (ok, unauthorized, forbidden, invalid, ...)", Family::<OutcomeLabels, Counter>::default());
+        let ready = register(&mut registry, "ready", "1 while this replica's last sample of the database succeeded with the schema current (as /readyz), else 0", Gauge::default());
         let (circuit_state, circuit_transitions, webhook_secret_verifications) =
             register_hardening(&mut registry);
         Self {
@@ -342,23 +332,18 @@ type HardeningFamilies = (
 );
 
 fn register_hardening(registry: &mut Registry) -> HardeningFamilies {
-    let circuit_state = Family::<CircuitLabels, Gauge>::default();
-    registry.register(
-        "circuit_state",
-        "Circuit breakers by integration and circuit (deploy_hook, bitbucket): 1 for the current state",
-        circuit_state.clone(),
-    );
-    let circuit_transitions = Family::<TransitionLabels, Counter>::default();
-    registry.register(
+    let circuit_state = register(registry, "circuit_state", "Circuit breakers by integration and circuit (deploy_hook, bitbucket): 1 for the current state", Family::<CircuitLabels, Gauge>::default());
+    let circuit_transitions = register(
+        registry,
         "circuit_transitions",
         "Circuit breaker state changes seen by this process, by circuit and new state",
-        circuit_transitions.clone(),
+        Family::<TransitionLabels, Counter>::default(),
     );
-    let verifications = Family::<SecretLabels, Counter>::default();
-    registry.register(
+    let verifications = register(
+        registry,
         "webhook_secret_verifications",
         "Webhook signatures verified, by the secret that matched (current, previous)",
-        verifications.clone(),
+        Family::<SecretLabels, Counter>::default(),
     );
     (circuit_state, circuit_transitions, verifications)
 }

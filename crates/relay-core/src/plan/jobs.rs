@@ -1,8 +1,6 @@
 //! Work the planner hands to the job runner, and what those jobs tell the deploy side and
 //! Bitbucket.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::event::CommitHash;
@@ -217,25 +215,15 @@ pub enum DeployEvent {
     Synced,
 }
 
-impl DeployEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Deployed => "deployed",
-            Self::Activated => "activated",
-            Self::Deactivated => "deactivated",
-            Self::Deleted => "deleted",
-            Self::Failed => "failed",
-            Self::Synced => "synced",
-        }
-    }
-}
-
-impl fmt::Display for DeployEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::text_enum!(DeployEvent, "deploy event", {
+    Created => "created",
+    Deployed => "deployed",
+    Activated => "activated",
+    Deactivated => "deactivated",
+    Deleted => "deleted",
+    Failed => "failed",
+    Synced => "synced",
+});
 
 #[cfg(test)]
 mod tests {

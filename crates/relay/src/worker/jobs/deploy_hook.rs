@@ -106,8 +106,9 @@ pub(super) async fn run(
     job: &ClaimedJob,
     notice: Notice,
 ) -> Result<(), JobError> {
-    send(context, job, &notice).await?;
-    report_status(context, job, &notice).await
+    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+    send(context, job, &record, &notice).await?;
+    report_status(context, job, &record, &notice).await
 }
 
 /// Once the deploy side knows, Bitbucket hears it too, on the commit Bitbucket knows (the
@@ -116,19 +117,17 @@ pub(super) async fn run(
 async fn report_status(
     context: &Context,
     job: &ClaimedJob,
+    record: &IntegrationRecord,
     notice: &Notice,
 ) -> Result<(), JobError> {
     let (state, description) = match notice.status {
         StatusAfter::Nothing => return Ok(()),
         StatusAfter::Fixed(state, description) => (state, description),
-        StatusAfter::HandedOver => {
-            let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
-            on_deploy_handed_over(
-                record.settings.deploy_feedback,
-                record.deploy_hook_url.is_some(),
-                record.deploy_remote.is_some(),
-            )
-        }
+        StatusAfter::HandedOver => on_deploy_handed_over(
+            record.settings.deploy_feedback,
+            record.deploy_hook_url.is_some(),
+            record.deploy_remote.is_some(),
+        ),
     };
     let name = notice.environment.as_str();
     let Some(environment) =
@@ -148,11 +147,16 @@ async fn report_status(
         ("deactivated", Some(why)) => why,
         _ => description,
     };
-    super::status::report(context, job, name, commit, state, description).await
+    let comments = record.settings.pull_request_comments;
+    super::status::report(context, job, name, commit, state, description, comments).await
 }
 
-async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<(), JobError> {
-    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
+async fn send(
+    context: &Context,
+    job: &ClaimedJob,
+    record: &IntegrationRecord,
+    notice: &Notice,
+) -> Result<(), JobError> {
     let Some(url) = record.deploy_hook_url.clone() else {
         tracing::debug!("no deploy_hook_url; event not sent");
         return Ok(());
@@ -163,7 +167,7 @@ async fn send(context: &Context, job: &ClaimedJob, notice: &Notice) -> Result<()
         relay_store::environments::get(&context.pool, &job.integration_id, &environment_name)
             .await?;
     let body = payload(
-        &record,
+        record,
         &environment_name,
         environment.as_ref(),
         event,

@@ -203,10 +203,12 @@ pub(super) async fn build_pull_request(
     match outcome {
         None => Ok(()),
         Some(PrBuildOutcome::Built { head, merge }) => {
-            built(context, job, &environment, head, merge).await
+            let comments = workspace.record.settings.pull_request_comments;
+            built(context, job, &environment, (head, merge), comments).await
         }
         Some(PrBuildOutcome::Conflict { paths }) => {
-            conflicted(context, job, environment, source_commit, &paths).await
+            let comments = workspace.record.settings.pull_request_comments;
+            conflicted(context, job, environment, source_commit, &paths, comments).await
         }
     }
 }
@@ -217,8 +219,8 @@ async fn built(
     context: &Context,
     job: &ClaimedJob,
     environment: &str,
-    head: String,
-    merge: Option<String>,
+    (head, merge): (String, Option<String>),
+    comments: bool,
 ) -> Result<(), JobError> {
     let (pool, integration) = (&context.pool, job.integration_id.as_str());
     relay_store::environments::record_build(pool, integration, environment, None).await?;
@@ -226,7 +228,17 @@ async fn built(
     tracing::info!(head = %head, merge = merge_commit, environment, "pull request built");
     if let Ok(source) = CommitHash::parse(&head) {
         let state = BuildState::InProgress;
-        status::report(context, job, environment, source, state, "built; deploying").await?;
+        let description = "built; deploying";
+        status::report(
+            context,
+            job,
+            environment,
+            source,
+            state,
+            description,
+            comments,
+        )
+        .await?;
     }
     let built = merge.unwrap_or(head);
     let commit = CommitHash::parse(&built)
@@ -247,13 +259,23 @@ async fn conflicted(
     environment: String,
     source_commit: CommitHash,
     paths: &[String],
+    comments: bool,
 ) -> Result<(), JobError> {
     let (pool, integration) = (&context.pool, job.integration_id.as_str());
     let reason = format!("merge conflict in {}", paths.join(", "));
     relay_store::environments::record_build(pool, integration, &environment, Some(&reason)).await?;
     tracing::warn!(environment = %environment, reason = %reason, "pull request does not merge");
     let state = BuildState::Failed;
-    status::report(context, job, &environment, source_commit, state, &reason).await?;
+    status::report(
+        context,
+        job,
+        &environment,
+        source_commit,
+        state,
+        &reason,
+        comments,
+    )
+    .await?;
     let failed = JobSpec::NotifyDeploySide {
         environment,
         event: relay_core::DeployEvent::Failed,

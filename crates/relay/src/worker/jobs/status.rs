@@ -79,6 +79,7 @@ pub(super) async fn report(
     commit: CommitHash,
     state: BuildState,
     description: &str,
+    comments: bool,
 ) -> Result<(), JobError> {
     let status = JobSpec::BuildStatus {
         environment: environment.to_owned(),
@@ -87,8 +88,7 @@ pub(super) async fn report(
         description: description.to_owned(),
         url: None,
     };
-    let record = relay_store::integrations::get(&context.pool, &job.integration_id).await?;
-    let jobs = status_jobs(status, record.settings.pull_request_comments);
+    let jobs = status_jobs(status, comments);
     let mut conn = context
         .pool
         .acquire()
