@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Ingest benchmark: relay vs the HTTP ceiling vs the database's single-row INSERT limit, in
-# one run. Usage: scripts/bench.sh [concurrency] [seconds-per-phase]
+# one run. Usage: scripts/bench.sh [concurrency] [seconds-per-phase] [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ensure_build_packages
 ensure_postgres relay_test
 cargo build --release --locked -p relay-bench
-exec target/release/relay-bench "${1:-64}" "${2:-10}"
+exec target/release/relay-bench "${1:-64}" "${2:-10}" "${3:-3}"

@@ -43,6 +43,9 @@ pub(crate) struct Load {
     secret: String,
     bodies: Vec<(String, Vec<u8>)>,
     concurrency: usize,
+    /// Request ids are `{prefix}{n}`: every phase and process its own, so that no request is
+    /// answered as a duplicate of an earlier one.
+    request_prefix: String,
 }
 
 /// Every fixture body with the event key Bitbucket sends it with.
@@ -68,7 +71,13 @@ impl Load {
             secret: secret.to_owned(),
             bodies,
             concurrency,
+            request_prefix: "bench-".into(),
         }
+    }
+
+    pub(crate) fn with_request_prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.request_prefix);
+        self
     }
 
     /// `concurrency` senders, each sending its next request as soon as the last is answered.
@@ -98,6 +107,7 @@ impl Load {
         let mut tasks = Vec::new();
         for _ in 0..self.concurrency {
             let (client, url, requests) = (client.clone(), url.clone(), requests.clone());
+            let prefix = self.request_prefix.clone();
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
@@ -110,13 +120,14 @@ impl Load {
                         .post(url.clone())
                         .header(CONTENT_TYPE, JSON.clone())
                         .header("x-event-key", event_key.clone())
-                        .header("x-request-uuid", format!("bench-{id}"))
+                        .header("x-request-uuid", format!("{prefix}{id}"))
                         .header("x-hub-signature", signature.clone())
                         .body(body.clone())
                         .send()
                         .await;
                     match response {
-                        Ok(r) if r.status().is_success() => {
+                        // 202: stored now (a duplicate is answered 200 and not counted).
+                        Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
                             let _ = r.bytes().await;
                             latencies.push(sent.elapsed());
                         }

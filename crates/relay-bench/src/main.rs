@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
+mod process;
+mod summary;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use relay::metrics::Metrics;
 use relay::worker::{Processor, ProcessorConfig};
 use secrecy::SecretString;
 use sqlx::postgres::PgPoolOptions;
+use summary::Figures;
 use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -27,34 +30,59 @@ const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(process::CHILD_FLAG) {
+        return process::run_child(&args[2..]).await;
+    }
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let runs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
     let duration = Duration::from_secs(seconds);
     let base_url =
         std::env::var("DATABASE_URL").context("DATABASE_URL must point at PostgreSQL")?;
-    let database = format!("relay_bench_{}", std::process::id());
+    let mut figures = Vec::new();
+    for run in 1..=runs {
+        println!("== run {run} of {runs} ==");
+        figures.push(in_fresh_database(&base_url, run, concurrency, duration).await?);
+    }
+    summary::print(&figures);
+    Ok(())
+}
+
+/// One run in a throw-away database of its own, dropped afterwards whatever happened.
+async fn in_fresh_database(
+    base_url: &str,
+    run_number: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Figures> {
+    let database = format!("relay_bench_{}_{run_number}", std::process::id());
     let admin = PgPoolOptions::new()
         .max_connections(1)
-        .connect(&base_url)
+        .connect(base_url)
         .await?;
     sqlx::query(&format!("CREATE DATABASE {database}"))
         .execute(&admin)
         .await?;
-    let mut url = url::Url::parse(&base_url)?;
+    let mut url = url::Url::parse(base_url)?;
     url.set_path(&database);
     let result = run(url.as_str(), concurrency, duration).await;
+    // RELAY_BENCH_KEEP_DATABASE=1 keeps it for a look at what the run wrote.
+    if std::env::var_os("RELAY_BENCH_KEEP_DATABASE").is_none() {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&admin)
+            .await?;
+    } else {
+        println!("kept database {database}");
+    }
     admin.close().await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&base_url)
-        .await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
     result
 }
 
-async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<()> {
+async fn run(
+    database_url: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Figures> {
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency).unwrap_or(64).max(8))
         .connect(database_url)
@@ -70,6 +98,7 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     println!(
         "PostgreSQL: fsync and synchronous_commit as configured on the server (every 2xx durable)"
     );
+    let mut figures = Figures::default();
 
     // (a) HTTP ceiling.
     let ceiling = load::bare_server("bench-secret").await?;
@@ -79,31 +108,62 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
     print_report("bare axum, signature only", &bare, None, None);
 
     // (b) the database's own limit.
+    let postgres_before = process::postgres_cpu();
     let inserts = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
+    figures.baseline_postgres_cpu_us =
+        micros_per(process::postgres_cpu() - postgres_before, inserts.accepted);
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
 
     let relay = BenchRelay::start(&pool).await?;
+    let postgres_before = process::postgres_cpu();
     let relay_run = relay.load(&bodies, concurrency, duration).await;
+    figures.ingest_postgres_cpu_us = micros_per(
+        process::postgres_cpu() - postgres_before,
+        relay_run.accepted,
+    );
     print_report(
         "relay ingest (group commit)",
         &relay_run,
         Some(&inserts),
         Some(&bare),
     );
+    figures.ingest = relay_run.per_second() / inserts.per_second();
+    println!(
+        "  PostgreSQL CPU per delivery: {:.0} µs (a baseline INSERT: {:.0} µs)",
+        figures.ingest_postgres_cpu_us, figures.baseline_postgres_cpu_us
+    );
+    let ingest_apart = separate_process_phase(
+        "relay ingest, load apart",
+        &relay,
+        &pool,
+        concurrency,
+        duration,
+        &inserts,
+    )
+    .await?;
+    figures.ingest_relay_cpu_us = ingest_apart.relay_cpu_us;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(&pool)
         .await?;
     println!(
         "  rows stored: {stored} (2xx answered: {}; every 2xx has its row: {})",
-        relay_run.accepted,
-        stored as u64 >= relay_run.accepted
+        relay_run.accepted + ingest_apart.report.accepted,
+        stored as u64 >= relay_run.accepted + ingest_apart.report.accepted
     );
 
-    // The same load with the processor planning every delivery as it arrives.
-    let processing = relay.start_processor(&pool).await?;
-    let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM deliveries")
-        .fetch_one(&pool)
-        .await?;
+    // The first phase's backlog drained with no load, then the same load with the processor
+    // planning every delivery as it arrives.
+    let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
+    let (processing, drain_rate) = relay.start_processor(&pool).await?;
+    figures.drain = drain_rate / inserts.per_second();
+    let backlog = relay_run.accepted + ingest_apart.report.accepted;
+    figures.drain_relay_cpu_us = micros_per(process::own_cpu() - relay_before, backlog);
+    figures.drain_postgres_cpu_us = micros_per(process::postgres_cpu() - postgres_before, backlog);
+    println!(
+        "  drain vs single-row INSERT baseline: {:.2}x rate; CPU per delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
+        figures.drain, figures.drain_relay_cpu_us, figures.drain_postgres_cpu_us
+    );
+    let first_new = max_delivery_id(&pool).await?;
     let with_processing = relay.load(&bodies, concurrency, duration).await;
     print_report(
         "relay ingest + processing",
@@ -111,15 +171,91 @@ async fn run(database_url: &str, concurrency: usize, duration: Duration) -> anyh
         Some(&inserts),
         Some(&bare),
     );
-    report_processing(&pool, first_new).await?;
+    figures.processing = with_processing.per_second() / inserts.per_second();
+    figures.processing_p99_ms = with_processing.p99_ms();
+    (figures.pending_after_1s, figures.batch_size) = report_processing(&pool, first_new).await?;
+
+    let separate = separate_process_phase(
+        "relay + processing, load apart",
+        &relay,
+        &pool,
+        concurrency,
+        duration,
+        &inserts,
+    )
+    .await?;
+    figures.separate = separate.report.per_second() / inserts.per_second();
+    figures.relay_cpu_us = separate.relay_cpu_us;
+    figures.postgres_cpu_us = separate.postgres_cpu_us;
+    figures.peak_rss_mb = load::peak_rss_mb() as f64;
     println!(
-        "peak resident memory of this process (relay + load generator): {} MB",
-        load::peak_rss_mb()
+        "peak resident memory of this process (relay + in-process load generator): {} MB",
+        figures.peak_rss_mb
     );
     relay.shutdown.cancel();
     let _ = processing.await;
     pool.close().await;
-    Ok(())
+    Ok(figures)
+}
+
+/// What the relay's process and PostgreSQL's spent per accepted delivery while the load
+/// came from a process of its own (until the queue was empty again, when processing).
+struct Separate {
+    report: process::ChildReport,
+    relay_cpu_us: f64,
+    postgres_cpu_us: f64,
+}
+
+async fn separate_process_phase(
+    label: &str,
+    relay: &BenchRelay,
+    pool: &sqlx::PgPool,
+    concurrency: usize,
+    duration: Duration,
+    inserts: &Report,
+) -> anyhow::Result<Separate> {
+    let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
+    let prefix = format!(
+        "{}-",
+        label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let report =
+        process::spawn_load(&relay.url, &relay.secret, concurrency, duration, &prefix).await?;
+    if relay.processing.load(std::sync::atomic::Ordering::Acquire) {
+        wait_for_empty_queue(pool, Duration::from_secs(120)).await?;
+    }
+    let separate = Separate {
+        relay_cpu_us: micros_per(process::own_cpu() - relay_before, report.accepted),
+        postgres_cpu_us: micros_per(process::postgres_cpu() - postgres_before, report.accepted),
+        report,
+    };
+    let report = &separate.report;
+    println!(
+        "{label:<30} {:>8.0} accepted/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+        report.per_second(),
+        report.p50_ms,
+        report.p99_ms,
+        report.errors
+    );
+    println!(
+        "  vs single-row INSERT baseline: {:.2}x throughput; CPU per accepted delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
+        report.per_second() / inserts.per_second(),
+        separate.relay_cpu_us,
+        separate.postgres_cpu_us
+    );
+    Ok(separate)
+}
+
+fn micros_per(cpu: Duration, count: u64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / count.max(1) as f64
+}
+
+async fn max_delivery_id(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM deliveries")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// The relay under test: its HTTP side on loopback, one integration to send to.
@@ -128,6 +264,8 @@ struct BenchRelay {
     secret: String,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    /// Whether the processor runs (a phase then waits for the queue to empty).
+    processing: std::sync::atomic::AtomicBool,
 }
 
 impl BenchRelay {
@@ -162,6 +300,7 @@ impl BenchRelay {
             secret: created.webhook_secret,
             metrics,
             shutdown,
+            processing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -180,7 +319,7 @@ impl BenchRelay {
     async fn start_processor(
         &self,
         pool: &sqlx::PgPool,
-    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    ) -> anyhow::Result<(tokio::task::JoinHandle<()>, f64)> {
         let processor = Processor::new(
             pool.clone(),
             self.metrics.clone(),
@@ -195,15 +334,17 @@ impl BenchRelay {
                 .await?;
         let draining = Instant::now();
         let processing = tokio::spawn(processor.run(self.shutdown.clone()));
+        self.processing
+            .store(true, std::sync::atomic::Ordering::Release);
         // Let it clear the first phase's rows before the clock starts: a drain with no load.
         let drained = wait_for_empty_queue(pool, Duration::from_secs(300)).await?;
+        let rate = backlog as f64 / draining.elapsed().as_secs_f64();
         println!(
-            "processing the first phase's backlog of {backlog}: {} in {:.1} s ({:.0}/s)",
+            "processing the first phase's backlog of {backlog} with no load: {} in {:.1} s ({rate:.0}/s)",
             if drained { "drained" } else { "NOT drained" },
             draining.elapsed().as_secs_f64(),
-            backlog as f64 / draining.elapsed().as_secs_f64()
         );
-        Ok(processing)
+        Ok((processing, rate))
     }
 }
 
@@ -228,16 +369,22 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
     })
 }
 
-/// How far behind processing was when the load stopped, and how fast it drained.
-async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Result<()> {
+/// How far behind processing was when the load stopped, and how fast it caught up. Returns
+/// the deliveries still pending a second after the load stopped and the mean batch size
+/// (a batch's deliveries share one `processed_at`).
+async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Result<(i64, f64)> {
     let drain_started = Instant::now();
-    let pending_at_end: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'")
             .fetch_one(pool)
-            .await?;
+            .await
+    };
+    let pending_at_end = pending().await?;
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(drain_started.elapsed())).await;
+    let pending_after_1s = pending().await?;
     wait_for_empty_queue(pool, Duration::from_secs(120)).await?;
-    let (processed, first, last, avg_lag, max_lag): (i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), EXTRACT(EPOCH FROM min(received_at))::float8, EXTRACT(EPOCH FROM max(processed_at))::float8,
+    let (processed, batches, first, last, avg_lag, max_lag): (i64, i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT processed_at), EXTRACT(EPOCH FROM min(received_at))::float8, EXTRACT(EPOCH FROM max(processed_at))::float8,
                 EXTRACT(EPOCH FROM avg(processed_at - received_at))::float8, EXTRACT(EPOCH FROM max(processed_at - received_at))::float8
          FROM deliveries WHERE status <> 'pending' AND id > $1",
     )
@@ -245,14 +392,14 @@ async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Resul
     .fetch_one(pool)
     .await?;
     let span = last.unwrap_or_default() - first.unwrap_or_default();
+    let batch_size = processed as f64 / batches.max(1) as f64;
     println!(
-        "processing: {processed} processed, {:.0}/s over the run; backlog when the load stopped: {pending_at_end}, drained {:.1} s later; lag avg {:.0} ms, max {:.0} ms",
+        "processing: {processed} processed in {batches} batches ({batch_size:.1} per batch), {:.0}/s over the run; pending when the load stopped: {pending_at_end}, a second later: {pending_after_1s}; lag avg {:.0} ms, max {:.0} ms",
         processed as f64 / span.max(0.001),
-        drain_started.elapsed().as_secs_f64(),
         avg_lag.unwrap_or_default() * 1000.0,
         max_lag.unwrap_or_default() * 1000.0,
     );
-    Ok(())
+    Ok((pending_after_1s, batch_size))
 }
 
 /// Whether the queue emptied within `limit`; polls with an index probe, not a count, so the

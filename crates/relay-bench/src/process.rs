@@ -1,0 +1,173 @@
+//! The load generator in a process of its own, so the relay's own CPU can be read from
+//! `/proc` without the senders' share in it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::load::{Load, Report};
+
+/// The first argument that makes this binary the load generator instead of the benchmark.
+pub(crate) const CHILD_FLAG: &str = "--load-generator";
+
+/// What the child prints: one line the parent parses.
+pub(crate) struct ChildReport {
+    pub accepted: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl ChildReport {
+    pub(crate) fn per_second(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// `relay-bench --load-generator URL SECRET CONCURRENCY SECONDS PREFIX`: sends every
+/// fixture in turn with request ids `PREFIX{n}`, then prints
+/// `accepted errors elapsed_s p50_ms p99_ms`.
+pub(crate) async fn run_child(args: &[String]) -> anyhow::Result<()> {
+    let [url, secret, concurrency, seconds, prefix] = args else {
+        anyhow::bail!("usage: relay-bench {CHILD_FLAG} URL SECRET CONCURRENCY SECONDS PREFIX");
+    };
+    let concurrency: usize = concurrency.parse().context("CONCURRENCY")?;
+    let seconds: u64 = seconds.parse().context("SECONDS")?;
+    let bodies = crate::load::fixtures()?;
+    let report: Report = Load::new(url.clone(), secret, bodies, concurrency)
+        .with_request_prefix(prefix)
+        .run(Duration::from_secs(seconds))
+        .await;
+    println!(
+        "{} {} {} {} {}",
+        report.accepted,
+        report.errors,
+        report.elapsed.as_secs_f64(),
+        report.p50_ms(),
+        report.p99_ms()
+    );
+    Ok(())
+}
+
+/// Runs the load generator as a child process against `url` and waits for its report.
+pub(crate) async fn spawn_load(
+    url: &str,
+    secret: &str,
+    concurrency: usize,
+    duration: Duration,
+    request_prefix: &str,
+) -> anyhow::Result<ChildReport> {
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .arg(CHILD_FLAG)
+        .arg(url)
+        .arg(secret)
+        .arg(concurrency.to_string())
+        .arg(duration.as_secs().to_string())
+        .arg(request_prefix)
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the load generator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout)?;
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [accepted, errors, elapsed, p50, p99] = fields[..] else {
+        anyhow::bail!("the load generator printed {text:?}");
+    };
+    Ok(ChildReport {
+        accepted: accepted.parse()?,
+        errors: errors.parse()?,
+        elapsed: Duration::from_secs_f64(elapsed.parse()?),
+        p50_ms: p50.parse()?,
+        p99_ms: p99.parse()?,
+    })
+}
+
+/// CPU time (user + system) used so far by this process, all threads.
+pub(crate) fn own_cpu() -> Duration {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| Stat::parse(&stat))
+        .map_or(Duration::ZERO, |stat| ticks_to_duration(stat.own))
+}
+
+/// CPU time used so far by PostgreSQL: every live server process (backends, autovacuum, WAL
+/// writer, checkpointer...) plus what the postmaster's exited children used (backends of
+/// closed connections, finished autovacuum workers), as far as `/proc` shows them.
+pub(crate) fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let stats: Vec<Stat> = entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .filter_map(|stat| Stat::parse(&stat))
+        .collect();
+    let ticks: u64 = stats
+        .iter()
+        .map(|stat| {
+            let postmaster = !stats.iter().any(|parent| parent.pid == stat.parent);
+            stat.own + if postmaster { stat.children } else { 0 }
+        })
+        .sum();
+    ticks_to_duration(ticks)
+}
+
+/// The fields of a `/proc/<pid>/stat` line this needs, in clock ticks.
+struct Stat {
+    pid: u64,
+    parent: u64,
+    /// utime + stime.
+    own: u64,
+    /// cutime + cstime: children that exited and were waited for.
+    children: u64,
+}
+
+impl Stat {
+    /// Fields are counted after the parenthesised command name, which may hold spaces.
+    fn parse(stat: &str) -> Option<Self> {
+        let pid = stat.split_whitespace().next()?.parse().ok()?;
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<u64> = after_name
+            .split_whitespace()
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let field = |n: usize| fields.get(n - 3).copied();
+        Some(Self {
+            pid,
+            parent: field(4)?,
+            own: field(14)? + field(15)?,
+            children: field(16)? + field(17)?,
+        })
+    }
+}
+
+fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_micros(ticks * 1_000_000 / clock_ticks_per_second())
+}
+
+/// The kernel's clock tick for `/proc` times, from the auxiliary vector (`AT_CLKTCK`), which
+/// is what `sysconf(_SC_CLK_TCK)` reads, without unsafe code.
+fn clock_ticks_per_second() -> u64 {
+    const AT_CLKTCK: u64 = 17;
+    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+    auxv.chunks_exact(16)
+        .map(|pair| {
+            let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().unwrap_or([0; 8]));
+            (word(&pair[..8]), word(&pair[8..]))
+        })
+        .find(|(key, _)| *key == AT_CLKTCK)
+        .map_or(100, |(_, value)| value.max(1))
+}

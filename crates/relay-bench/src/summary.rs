@@ -1,0 +1,85 @@
+//! The figures of one run, and their median and spread over all runs.
+
+/// What one run measured, as ratios against that run's own baselines where a target is a
+/// ratio (the machine is shared: absolute rates move from run to run, ratios much less).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Figures {
+    /// Relay ingest, processor off, / single-row INSERT + COMMIT.
+    pub ingest: f64,
+    /// Backlog drain rate with no load / the INSERT baseline's rate.
+    pub drain: f64,
+    /// Relay ingest with the processor planning every delivery / INSERT baseline.
+    pub processing: f64,
+    pub processing_p99_ms: f64,
+    /// Relay CPU per delivery stored, processor off, load apart, in µs.
+    pub ingest_relay_cpu_us: f64,
+    /// PostgreSQL CPU per delivery stored, processor off, in µs.
+    pub ingest_postgres_cpu_us: f64,
+    /// CPU per delivery planned while draining the backlog, in µs.
+    pub drain_relay_cpu_us: f64,
+    pub drain_postgres_cpu_us: f64,
+    /// Deliveries still pending one second after the load stopped.
+    pub pending_after_1s: i64,
+    /// Deliveries per batch while processing under load.
+    pub batch_size: f64,
+    /// Load generator in its own process, processor on: accepted / INSERT baseline.
+    pub separate: f64,
+    /// CPU of the relay process per accepted delivery (ingest and processing), in µs.
+    pub relay_cpu_us: f64,
+    /// CPU of every PostgreSQL process per accepted delivery, in µs.
+    pub postgres_cpu_us: f64,
+    /// CPU of the INSERT baseline's PostgreSQL processes per row, in µs.
+    pub baseline_postgres_cpu_us: f64,
+    pub peak_rss_mb: f64,
+}
+
+type Field = (&'static str, &'static str, fn(&Figures) -> f64);
+
+const FIELDS: &[Field] = &[
+    ("ingest alone / INSERT baseline", "x", |f| f.ingest),
+    ("backlog drain / INSERT baseline", "x", |f| f.drain),
+    ("  relay CPU per delivery stored", "µs", |f| {
+        f.ingest_relay_cpu_us
+    }),
+    ("  PostgreSQL CPU per delivery stored", "µs", |f| {
+        f.ingest_postgres_cpu_us
+    }),
+    ("  relay CPU per delivery drained", "µs", |f| {
+        f.drain_relay_cpu_us
+    }),
+    ("  PostgreSQL CPU per delivery drained", "µs", |f| {
+        f.drain_postgres_cpu_us
+    }),
+    ("ingest + processing / INSERT baseline", "x", |f| {
+        f.processing
+    }),
+    ("ingest + processing p99", "ms", |f| f.processing_p99_ms),
+    ("pending 1 s after the load stopped", "", |f| {
+        f.pending_after_1s as f64
+    }),
+    ("deliveries per batch under load", "", |f| f.batch_size),
+    ("separate load process / INSERT baseline", "x", |f| {
+        f.separate
+    }),
+    ("relay CPU per delivery", "µs", |f| f.relay_cpu_us),
+    ("PostgreSQL CPU per delivery", "µs", |f| f.postgres_cpu_us),
+    ("PostgreSQL CPU per baseline INSERT", "µs", |f| {
+        f.baseline_postgres_cpu_us
+    }),
+    ("peak resident memory", "MB", |f| f.peak_rss_mb),
+];
+
+/// Prints each figure's median and its range over `runs`.
+pub(crate) fn print(runs: &[Figures]) {
+    println!();
+    println!("summary over {} run(s): median (min – max)", runs.len());
+    for (label, unit, get) in FIELDS {
+        let mut values: Vec<f64> = runs.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        let (Some(min), Some(max)) = (values.first(), values.last()) else {
+            continue;
+        };
+        let median = values[values.len() / 2];
+        println!("  {label:<42} {median:>8.2}{unit:<3} ({min:.2} – {max:.2})");
+    }
+}
