@@ -75,9 +75,15 @@ pub struct Finished {
 }
 
 /// Claims up to `max` due deliveries of the integration whose oldest pending delivery is the
-/// oldest, skipping integrations another worker holds. Within an integration, a delivery
-/// still waiting out its backoff holds back the ones behind it: order first.
-pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, StoreError> {
+/// oldest, skipping integrations another worker holds and those in `skip` (held by this
+/// process's other workers: probing them would only find them locked). Within an
+/// integration, a delivery still waiting out its backoff holds back the ones behind it:
+/// order first.
+pub async fn claim_batch(
+    pool: &PgPool,
+    max: i64,
+    skip: &[String],
+) -> Result<Option<Claim>, StoreError> {
     let mut tx = pool.begin().await?;
     // The claim must walk `deliveries_pending` in order and stop after `max` rows. Right
     // after a burst the statistics still say few rows are pending, and the planner then
@@ -89,33 +95,41 @@ pub async fn claim_batch(pool: &PgPool, max: i64) -> Result<Option<Claim>, Store
     // One index probe per integration for its oldest pending delivery, rather than grouping
     // every pending row: with a backlog of many thousands (measured in relay-bench) that
     // scan made each claim cost as much as the backlog was long.
-    let candidates = sqlx::query_scalar!(
-        r#"SELECT i.id AS "integration_id!" FROM integrations i
+    let candidates = sqlx::query!(
+        r#"SELECT i.id AS "integration_id!", oldest.id AS "oldest!" FROM integrations i
            CROSS JOIN LATERAL (
                SELECT d.id FROM deliveries d
                WHERE d.integration_id = i.id AND d.status = 'pending'
                ORDER BY d.id
                LIMIT 1
            ) oldest
+           WHERE i.id <> ALL($1)
            ORDER BY oldest.id
-           LIMIT 32"#
+           LIMIT 32"#,
+        skip,
     )
     .fetch_all(&mut *tx)
     .await?;
-    for integration_id in candidates {
+    for candidate in candidates {
+        let integration_id = candidate.integration_id;
         // Serialises with every other worker and relay (and the reconciler) per integration.
         if !try_lock_integration(&mut tx, &integration_id).await? {
             continue;
         }
+        // From the oldest pending delivery just found: the index entries before it belong to
+        // processed deliveries (until VACUUM removes them) and one walk over them per claim is
+        // enough. A delivery committed since with a lower id is claimed next time, as if it
+        // had arrived a moment later.
         let rows = sqlx::query!(
             r#"SELECT id, integration_id, event_key, body, attempts, received_at,
                       run_after <= now() AS "due!"
                FROM deliveries
-               WHERE integration_id = $1 AND status = 'pending'
+               WHERE integration_id = $1 AND status = 'pending' AND id >= $3
                ORDER BY id
                LIMIT $2"#,
             integration_id,
             max,
+            candidate.oldest,
         )
         .fetch_all(&mut *tx)
         .await?;

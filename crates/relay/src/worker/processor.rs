@@ -6,7 +6,8 @@
 //! queue's claim (see `relay_store::queue`), so any number of workers in any number of relay
 //! processes can share one database.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -36,7 +37,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
             workers: 2,
-            batch_size: 200,
+            batch_size: 1000,
             sweep_interval: Duration::from_secs(5),
             retry: RetrySchedule::default(),
             refresh_application_sets: false,
@@ -49,6 +50,11 @@ pub struct Processor {
     pool: PgPool,
     metrics: Arc<Metrics>,
     config: ProcessorConfig,
+    /// Integrations this process's workers hold a claim on.
+    held: Arc<Mutex<HashSet<String>>>,
+    /// One claim at a time in this process, so that a worker's probe already knows what its
+    /// siblings hold (two probing at once would race for the same integration).
+    claiming: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Processor {
@@ -57,6 +63,8 @@ impl Processor {
             pool,
             metrics,
             config,
+            held: Arc::default(),
+            claiming: Arc::default(),
         }
     }
 
@@ -78,9 +86,16 @@ impl Processor {
     /// Claims and processes one batch (one integration's next deliveries). Returns how many
     /// deliveries were finished; 0 when nothing is claimable.
     pub async fn process_next(&self) -> Result<usize, StoreError> {
-        let Some(claim) = queue::claim_batch(&self.pool, self.config.batch_size).await? else {
+        // Every notification wakes every worker; one that probed an integration a sibling
+        // holds would only find it locked, after walking its queue for nothing.
+        let claiming = self.claiming.lock().await;
+        let skip: Vec<String> = self.held_now().iter().cloned().collect();
+        let Some(claim) = queue::claim_batch(&self.pool, self.config.batch_size, &skip).await?
+        else {
             return Ok(0);
         };
+        let _held = Held::new(self.held.clone(), claim.integration_id.clone());
+        drop(claiming);
         let head = claim.deliveries[0].clone();
         let count = claim.deliveries.len();
         let received: Vec<_> = claim.deliveries.iter().map(|d| d.received_at).collect();
@@ -127,6 +142,12 @@ impl Processor {
         Ok(count)
     }
 
+    fn held_now(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     async fn park(&self, delivery_id: i64, err: &StoreError) {
         tracing::error!(error = %err, "delivery cannot be processed; parked");
         if let Err(record_err) =
@@ -135,5 +156,32 @@ impl Processor {
             tracing::error!(error = %record_err, "cannot park the delivery");
         }
         self.metrics.record_processed("failed", 0.0);
+    }
+}
+
+/// An integration marked as held by this process while one of its workers processes it.
+struct Held {
+    set: Arc<Mutex<HashSet<String>>>,
+    integration_id: String,
+}
+
+impl Held {
+    fn new(set: Arc<Mutex<HashSet<String>>>, integration_id: String) -> Self {
+        set.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(integration_id.clone());
+        Self {
+            set,
+            integration_id,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.integration_id);
     }
 }

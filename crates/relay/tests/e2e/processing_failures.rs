@@ -187,3 +187,42 @@ async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
     while processor.process_next().await.unwrap() > 0 {}
     assert_eq!(status_of(&pool, next).await.0, "processed");
 }
+
+/// A transient failure recorded after the failed claim rolled back, by which time another
+/// worker may have claimed the integration and finished the delivery: the outcome stands and
+/// the delivery is not queued again.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_late_retry_record_leaves_a_finished_delivery_alone(pool: PgPool) {
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let delivery = relay_store::deliveries::NewDelivery {
+        integration_id: cloud.id.clone(),
+        request_id: Some("late".into()),
+        event_key: "repo:push".into(),
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+    };
+    let id = match relay_store::deliveries::insert(&pool, &delivery)
+        .await
+        .unwrap()
+    {
+        relay_store::deliveries::InsertOutcome::Stored(id) => id,
+        other => panic!("{other:?}"),
+    };
+    sqlx::query("UPDATE deliveries SET status = 'processed', attempts = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let parked =
+        relay_store::queue::record_retry(&pool, id, "connection reset", Duration::from_secs(1), 8)
+            .await
+            .unwrap();
+    assert!(!parked);
+    let (status, attempts, error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT status, attempts, last_error FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts, error), ("processed", 1, None));
+}
