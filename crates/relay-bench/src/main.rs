@@ -1,11 +1,15 @@
-//! Webhook ingest under load, with two baselines measured in the same run:
+//! Webhook ingest and processing under load, against two baselines measured in the same run:
 //! (a) the HTTP ceiling: the same requests against a bare axum handler that only verifies the
 //!     signature; (b) the database's own limit: one single-row INSERT + COMMIT per delivery at
 //!     the same concurrency and durability, straight through sqlx.
-//! Then the relay itself (signature, dedupe, group commit) with its processor running.
+//! Then the relay itself: ingest alone (load in this process, then from a child process so
+//! the relay's own CPU per delivery can be read from /proc), the backlog drained with no
+//! load, and ingest with the processor planning every delivery (in process, then apart).
+//! Each run uses a fresh database; the summary gives every figure's median and range.
 //!
-//! `cargo run --release -p relay-bench -- [concurrency] [seconds]` with DATABASE_URL pointing
-//! at a PostgreSQL where it may create a throw-away database (scripts/bench.sh sets it up).
+//! `cargo run --release -p relay-bench -- [concurrency] [seconds] [runs]` with DATABASE_URL
+//! pointing at a PostgreSQL where it may create throw-away databases (scripts/bench.sh sets
+//! it up).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
@@ -115,78 +119,17 @@ async fn run(
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
 
     let relay = BenchRelay::start(&pool).await?;
-    let postgres_before = process::postgres_cpu();
-    let relay_run = relay.load(&bodies, concurrency, duration).await;
-    figures.ingest_postgres_cpu_us = micros_per(
-        process::postgres_cpu() - postgres_before,
-        relay_run.accepted,
-    );
-    print_report(
-        "relay ingest (group commit)",
-        &relay_run,
-        Some(&inserts),
-        Some(&bare),
-    );
-    figures.ingest = relay_run.per_second() / inserts.per_second();
-    println!(
-        "  PostgreSQL CPU per delivery: {:.0} µs (a baseline INSERT: {:.0} µs)",
-        figures.ingest_postgres_cpu_us, figures.baseline_postgres_cpu_us
-    );
-    let ingest_apart = separate_process_phase(
-        "relay ingest, load apart",
-        &relay,
-        &pool,
+    let phases = Phases {
+        pool: &pool,
+        relay: &relay,
+        bodies: &bodies,
         concurrency,
         duration,
-        &inserts,
-    )
-    .await?;
-    figures.ingest_relay_cpu_us = ingest_apart.relay_cpu_us;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
-        .fetch_one(&pool)
-        .await?;
-    println!(
-        "  rows stored: {stored} (2xx answered: {}; every 2xx has its row: {})",
-        relay_run.accepted + ingest_apart.report.accepted,
-        stored as u64 >= relay_run.accepted + ingest_apart.report.accepted
-    );
-
-    // The first phase's backlog drained with no load, then the same load with the processor
-    // planning every delivery as it arrives.
-    let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
-    let (processing, drain_rate) = relay.start_processor(&pool).await?;
-    figures.drain = drain_rate / inserts.per_second();
-    let backlog = relay_run.accepted + ingest_apart.report.accepted;
-    figures.drain_relay_cpu_us = micros_per(process::own_cpu() - relay_before, backlog);
-    figures.drain_postgres_cpu_us = micros_per(process::postgres_cpu() - postgres_before, backlog);
-    println!(
-        "  drain vs single-row INSERT baseline: {:.2}x rate; CPU per delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
-        figures.drain, figures.drain_relay_cpu_us, figures.drain_postgres_cpu_us
-    );
-    let first_new = max_delivery_id(&pool).await?;
-    let with_processing = relay.load(&bodies, concurrency, duration).await;
-    print_report(
-        "relay ingest + processing",
-        &with_processing,
-        Some(&inserts),
-        Some(&bare),
-    );
-    figures.processing = with_processing.per_second() / inserts.per_second();
-    figures.processing_p99_ms = with_processing.p99_ms();
-    (figures.pending_after_1s, figures.batch_size) = report_processing(&pool, first_new).await?;
-
-    let separate = separate_process_phase(
-        "relay + processing, load apart",
-        &relay,
-        &pool,
-        concurrency,
-        duration,
-        &inserts,
-    )
-    .await?;
-    figures.separate = separate.report.per_second() / inserts.per_second();
-    figures.relay_cpu_us = separate.relay_cpu_us;
-    figures.postgres_cpu_us = separate.postgres_cpu_us;
+        bare: &bare,
+        inserts: &inserts,
+    };
+    let backlog = phases.ingest(&mut figures).await?;
+    let processing = phases.processing(backlog, &mut figures).await?;
     figures.peak_rss_mb = load::peak_rss_mb() as f64;
     println!(
         "peak resident memory of this process (relay + in-process load generator): {} MB",
@@ -196,6 +139,105 @@ async fn run(
     let _ = processing.await;
     pool.close().await;
     Ok(figures)
+}
+
+/// The relay's phases of one run, each measured against the run's baselines.
+struct Phases<'a> {
+    pool: &'a sqlx::PgPool,
+    relay: &'a BenchRelay,
+    bodies: &'a [(String, Vec<u8>)],
+    concurrency: usize,
+    duration: Duration,
+    bare: &'a Report,
+    inserts: &'a Report,
+}
+
+impl Phases<'_> {
+    /// Ingest alone, load in this process and then apart. Returns how many deliveries it
+    /// stored (the backlog the processor drains next).
+    async fn ingest(&self, figures: &mut Figures) -> anyhow::Result<u64> {
+        let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
+        let postgres_before = process::postgres_cpu();
+        let relay_run = relay
+            .load(self.bodies, self.concurrency, self.duration)
+            .await;
+        figures.ingest_postgres_cpu_us = micros_per(
+            process::postgres_cpu() - postgres_before,
+            relay_run.accepted,
+        );
+        print_report(
+            "relay ingest (group commit)",
+            &relay_run,
+            Some(inserts),
+            Some(self.bare),
+        );
+        figures.ingest = relay_run.per_second() / inserts.per_second();
+        println!(
+            "  PostgreSQL CPU per delivery: {:.0} µs (a baseline INSERT: {:.0} µs)",
+            figures.ingest_postgres_cpu_us, figures.baseline_postgres_cpu_us
+        );
+        let apart = self.separate("relay ingest, load apart").await?;
+        figures.ingest_relay_cpu_us = apart.relay_cpu_us;
+        let accepted = relay_run.accepted + apart.report.accepted;
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+            .fetch_one(pool)
+            .await?;
+        println!(
+            "  rows stored: {stored} (2xx answered: {accepted}; every 2xx has its row: {})",
+            stored as u64 >= accepted
+        );
+        Ok(accepted)
+    }
+
+    /// The ingest phases' backlog drained with no load, then the same load with the
+    /// processor planning every delivery as it arrives, in process and apart.
+    async fn processing(
+        &self,
+        backlog: u64,
+        figures: &mut Figures,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
+        let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
+        let (processing, drain_rate) = relay.start_processor(pool).await?;
+        figures.drain = drain_rate / inserts.per_second();
+        figures.drain_relay_cpu_us = micros_per(process::own_cpu() - relay_before, backlog);
+        figures.drain_postgres_cpu_us =
+            micros_per(process::postgres_cpu() - postgres_before, backlog);
+        println!(
+            "  drain vs single-row INSERT baseline: {:.2}x rate; CPU per delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
+            figures.drain, figures.drain_relay_cpu_us, figures.drain_postgres_cpu_us
+        );
+        let first_new = max_delivery_id(pool).await?;
+        let with_processing = relay
+            .load(self.bodies, self.concurrency, self.duration)
+            .await;
+        print_report(
+            "relay ingest + processing",
+            &with_processing,
+            Some(inserts),
+            Some(self.bare),
+        );
+        figures.processing = with_processing.per_second() / inserts.per_second();
+        figures.processing_p99_ms = with_processing.p99_ms();
+        (figures.pending_after_1s, figures.batch_size) = report_processing(pool, first_new).await?;
+        let apart = self.separate("relay + processing, load apart").await?;
+        figures.separate = apart.report.per_second() / inserts.per_second();
+        figures.relay_cpu_us = apart.relay_cpu_us;
+        figures.postgres_cpu_us = apart.postgres_cpu_us;
+        Ok(processing)
+    }
+
+    async fn separate(&self, label: &str) -> anyhow::Result<Separate> {
+        separate_process_phase(
+            label,
+            self.relay,
+            self.pool,
+            self.concurrency,
+            self.duration,
+            self.inserts,
+        )
+        .await
+    }
 }
 
 /// What the relay's process and PostgreSQL's spent per accepted delivery while the load
