@@ -235,6 +235,10 @@ pub(crate) async fn insert_baseline(
             errors += e;
         }
     }
+    // Its backends exit now, so that their CPU is counted (as the postmaster's children's)
+    // by the reading that follows.
+    pool.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(Report {
         accepted: latencies.len() as u64,
         errors,
