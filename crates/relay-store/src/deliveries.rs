@@ -118,10 +118,14 @@ async fn insert_many(
     conn: &mut PgConnection,
     batch: &[NewDelivery],
 ) -> Result<Vec<Result<InsertOutcome, InsertError>>, StoreError> {
-    let integration_ids: Vec<String> = batch.iter().map(|d| d.integration_id.clone()).collect();
-    let request_ids: Vec<Option<String>> = batch.iter().map(|d| d.request_id.clone()).collect();
-    let event_keys: Vec<String> = batch.iter().map(|d| d.event_key.clone()).collect();
-    let headers: Vec<serde_json::Value> = batch.iter().map(|d| d.headers.clone()).collect();
+    // Borrowed, not cloned: the batch is encoded straight from the requests' values.
+    let integration_ids: Vec<&str> = batch.iter().map(|d| d.integration_id.as_str()).collect();
+    let request_ids: Vec<Option<&str>> = batch.iter().map(|d| d.request_id.as_deref()).collect();
+    let event_keys: Vec<&str> = batch.iter().map(|d| d.event_key.as_str()).collect();
+    let headers: Vec<sqlx::types::Json<&serde_json::Value>> = batch
+        .iter()
+        .map(|d| sqlx::types::Json(&d.headers))
+        .collect();
     let bodies: Vec<&[u8]> = batch.iter().map(|d| d.body.as_ref()).collect();
     let mut inserted = sqlx::query!(
         r#"INSERT INTO deliveries (integration_id, request_id, event_key, headers, body)
@@ -131,10 +135,10 @@ async fn insert_many(
            ORDER BY ord
            ON CONFLICT (integration_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
            RETURNING id, integration_id, request_id"#,
-        &integration_ids,
-        &request_ids as &[Option<String>],
-        &event_keys,
-        &headers,
+        &integration_ids[..] as _,
+        &request_ids[..] as _,
+        &event_keys[..] as _,
+        &headers[..] as _,
         &bodies[..] as _,
     )
     .fetch_all(&mut *conn)

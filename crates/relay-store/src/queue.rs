@@ -231,12 +231,12 @@ pub async fn record_outcomes(
     finished: &[Finished],
 ) -> Result<(), StoreError> {
     let ids: Vec<i64> = finished.iter().map(|f| f.delivery_id).collect();
-    let statuses: Vec<String> = finished
+    let statuses: Vec<&str> = finished.iter().map(|f| f.outcome.as_str()).collect();
+    // Borrowed, not cloned: a batch's decisions are encoded straight from the plans.
+    let decisions: Vec<Option<sqlx::types::Json<&serde_json::Value>>> = finished
         .iter()
-        .map(|f| f.outcome.as_str().to_owned())
+        .map(|f| f.decisions.as_ref().map(sqlx::types::Json))
         .collect();
-    let decisions: Vec<Option<serde_json::Value>> =
-        finished.iter().map(|f| f.decisions.clone()).collect();
     let errors: Vec<Option<String>> = finished
         .iter()
         .map(|f| f.error.as_deref().map(storable_text))
@@ -249,8 +249,8 @@ pub async fn record_outcomes(
            FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) AS u(id, status, decisions, error)
            WHERE d.id = u.id"#,
         &ids,
-        &statuses,
-        &decisions as &[Option<serde_json::Value>],
+        &statuses[..] as _,
+        &decisions[..] as _,
         &errors as &[Option<String>],
     )
     .execute(&mut *conn)
