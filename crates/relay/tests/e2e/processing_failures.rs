@@ -226,3 +226,47 @@ async fn a_late_retry_record_leaves_a_finished_delivery_alone(pool: PgPool) {
             .unwrap();
     assert_eq!((status.as_str(), attempts, error), ("processed", 1, None));
 }
+
+/// A batch holds at most 16 MB of bodies (its first delivery whatever its size), so a burst
+/// of large deliveries is claimed a bounded batch at a time, in order, and none is lost.
+#[sqlx::test(migrations = "../../migrations")]
+async fn large_bodies_are_claimed_a_bounded_batch_at_a_time(pool: PgPool) {
+    let cloud = add_integration(&pool, IntegrationType::Cloud).await;
+    let body = bytes::Bytes::from(vec![b' '; 5 * 1024 * 1024]);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let delivery = relay_store::deliveries::NewDelivery {
+            integration_id: cloud.id.clone(),
+            request_id: Some(format!("large-{n}")),
+            event_key: "repo:push".into(),
+            headers: serde_json::json!({}),
+            body: body.clone(),
+        };
+        match relay_store::deliveries::insert(&pool, &delivery)
+            .await
+            .unwrap()
+        {
+            relay_store::deliveries::InsertOutcome::Stored(id) => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let claim = relay_store::queue::claim_batch(&pool, 1000, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
+    assert_eq!(
+        claimed,
+        ids[..4],
+        "0, 5, 10 and 15 MB before each: the fifth waits"
+    );
+    drop(claim);
+    drain(&processor(&pool)).await;
+    let batches: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT min(id), count(*) FROM deliveries WHERE status <> 'pending' GROUP BY processed_at ORDER BY min(id)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(batches, [(ids[0], 4), (ids[4], 1)]);
+}
