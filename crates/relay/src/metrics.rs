@@ -16,12 +16,13 @@ pub struct DeliveryLabels {
     pub integration: String,
     /// `unverified` until the signature is checked: unsigned callers choose header values freely.
     pub event_key: String,
-    pub outcome: String,
+    /// Outcomes are the relay's own words: no allocation per request for them.
+    pub outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -208,26 +209,28 @@ impl Metrics {
         }
     }
 
-    pub fn record_delivery(&self, integration: &str, event_key: &str, outcome: &str, seconds: f64) {
+    pub fn record_delivery(
+        &self,
+        integration: &str,
+        event_key: &str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
         self.deliveries
             .get_or_create(&DeliveryLabels {
                 integration: integration.to_owned(),
                 event_key: event_key.to_owned(),
-                outcome: outcome.to_owned(),
+                outcome,
             })
             .inc();
         self.ingest_duration
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .observe(seconds);
     }
 
-    pub fn record_processed(&self, outcome: &str, lag_seconds: f64) {
+    pub fn record_processed(&self, outcome: &'static str, lag_seconds: f64) {
         self.processed
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
         if lag_seconds > 0.0 {
             self.processing_lag.observe(lag_seconds);
@@ -250,11 +253,9 @@ impl Metrics {
             .observe(queued_seconds);
     }
 
-    pub fn record_plugin_request(&self, outcome: &str) {
+    pub fn record_plugin_request(&self, outcome: &'static str) {
         self.plugin_requests
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
