@@ -141,6 +141,14 @@ async fn run(
     Ok(figures)
 }
 
+/// What the relay's process and PostgreSQL's spent per accepted delivery while the load
+/// came from a process of its own (until the queue was empty again, when processing).
+struct Separate {
+    report: process::ChildReport,
+    relay_cpu_us: f64,
+    postgres_cpu_us: f64,
+}
+
 /// The relay's phases of one run, each measured against the run's baselines.
 struct Phases<'a> {
     pool: &'a sqlx::PgPool,
@@ -176,7 +184,7 @@ impl Phases<'_> {
             "  PostgreSQL CPU per delivery: {:.0} µs (a baseline INSERT: {:.0} µs)",
             figures.ingest_postgres_cpu_us, figures.baseline_postgres_cpu_us
         );
-        let apart = self.separate("relay ingest, load apart").await?;
+        let apart = self.separate("relay ingest, load apart", false).await?;
         figures.ingest_relay_cpu_us = apart.relay_cpu_us;
         let accepted = relay_run.accepted + apart.report.accepted;
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
@@ -220,72 +228,55 @@ impl Phases<'_> {
         figures.processing = with_processing.per_second() / inserts.per_second();
         figures.processing_p99_ms = with_processing.p99_ms();
         (figures.pending_after_1s, figures.batch_size) = report_processing(pool, first_new).await?;
-        let apart = self.separate("relay + processing, load apart").await?;
+        let apart = self
+            .separate("relay + processing, load apart", true)
+            .await?;
         figures.separate = apart.report.per_second() / inserts.per_second();
         figures.relay_cpu_us = apart.relay_cpu_us;
         figures.postgres_cpu_us = apart.postgres_cpu_us;
         Ok(processing)
     }
 
-    async fn separate(&self, label: &str) -> anyhow::Result<Separate> {
-        separate_process_phase(
-            label,
-            self.relay,
-            self.pool,
+    /// One phase with the load from a child process; with `processing`, measured until the
+    /// processor has emptied the queue again.
+    async fn separate(&self, label: &str, processing: bool) -> anyhow::Result<Separate> {
+        let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
+        let prefix = format!(
+            "{}-",
+            label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        );
+        let report = process::spawn_load(
+            &self.relay.url,
+            &self.relay.secret,
             self.concurrency,
             self.duration,
-            self.inserts,
+            &prefix,
         )
-        .await
+        .await?;
+        if processing {
+            wait_for_empty_queue(self.pool, Duration::from_secs(120)).await?;
+        }
+        let separate = Separate {
+            relay_cpu_us: micros_per(process::own_cpu() - relay_before, report.accepted),
+            postgres_cpu_us: micros_per(process::postgres_cpu() - postgres_before, report.accepted),
+            report,
+        };
+        let report = &separate.report;
+        print_line(
+            label,
+            report.per_second(),
+            report.p50_ms,
+            report.p99_ms,
+            report.errors,
+        );
+        println!(
+            "  vs single-row INSERT baseline: {:.2}x throughput; CPU per accepted delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
+            report.per_second() / self.inserts.per_second(),
+            separate.relay_cpu_us,
+            separate.postgres_cpu_us
+        );
+        Ok(separate)
     }
-}
-
-/// What the relay's process and PostgreSQL's spent per accepted delivery while the load
-/// came from a process of its own (until the queue was empty again, when processing).
-struct Separate {
-    report: process::ChildReport,
-    relay_cpu_us: f64,
-    postgres_cpu_us: f64,
-}
-
-async fn separate_process_phase(
-    label: &str,
-    relay: &BenchRelay,
-    pool: &sqlx::PgPool,
-    concurrency: usize,
-    duration: Duration,
-    inserts: &Report,
-) -> anyhow::Result<Separate> {
-    let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
-    let prefix = format!(
-        "{}-",
-        label.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-    );
-    let report =
-        process::spawn_load(&relay.url, &relay.secret, concurrency, duration, &prefix).await?;
-    if relay.processing.load(std::sync::atomic::Ordering::Acquire) {
-        wait_for_empty_queue(pool, Duration::from_secs(120)).await?;
-    }
-    let separate = Separate {
-        relay_cpu_us: micros_per(process::own_cpu() - relay_before, report.accepted),
-        postgres_cpu_us: micros_per(process::postgres_cpu() - postgres_before, report.accepted),
-        report,
-    };
-    let report = &separate.report;
-    println!(
-        "{label:<30} {:>8.0} accepted/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-        report.per_second(),
-        report.p50_ms,
-        report.p99_ms,
-        report.errors
-    );
-    println!(
-        "  vs single-row INSERT baseline: {:.2}x throughput; CPU per accepted delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
-        report.per_second() / inserts.per_second(),
-        separate.relay_cpu_us,
-        separate.postgres_cpu_us
-    );
-    Ok(separate)
 }
 
 fn micros_per(cpu: Duration, count: u64) -> f64 {
@@ -306,8 +297,6 @@ struct BenchRelay {
     secret: String,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-    /// Whether the processor runs (a phase then waits for the queue to empty).
-    processing: std::sync::atomic::AtomicBool,
 }
 
 impl BenchRelay {
@@ -342,7 +331,6 @@ impl BenchRelay {
             secret: created.webhook_secret,
             metrics,
             shutdown,
-            processing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -376,8 +364,6 @@ impl BenchRelay {
                 .await?;
         let draining = Instant::now();
         let processing = tokio::spawn(processor.run(self.shutdown.clone()));
-        self.processing
-            .store(true, std::sync::atomic::Ordering::Release);
         // Let it clear the first phase's rows before the clock starts: a drain with no load.
         let drained = wait_for_empty_queue(pool, Duration::from_secs(300)).await?;
         let rate = backlog as f64 / draining.elapsed().as_secs_f64();
@@ -469,12 +455,12 @@ fn print_report(
     insert_baseline: Option<&Report>,
     http_ceiling: Option<&Report>,
 ) {
-    println!(
-        "{label:<30} {:>8.0} accepted/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+    print_line(
+        label,
         report.per_second(),
         report.p50_ms(),
         report.p99_ms(),
-        report.errors
+        report.errors,
     );
     if let Some(base) = insert_baseline {
         println!(
@@ -488,4 +474,10 @@ fn print_report(
             report.per_second() / ceiling.per_second()
         );
     }
+}
+
+fn print_line(label: &str, per_second: f64, p50_ms: f64, p99_ms: f64, errors: u64) {
+    println!(
+        "{label:<30} {per_second:>8.0} accepted/s  p50 {p50_ms:>6.2} ms  p99 {p99_ms:>6.2} ms  errors {errors}"
+    );
 }
