@@ -1,12 +1,17 @@
 //! Plans one claim (one integration's next deliveries) and writes the result.
 //!
-//! The batch is planned in order against the state the previous deliveries produced and
-//! written in one savepoint of the claim's transaction. When the database refuses a value
-//! of the batch (`StoreError::Rejected`: a data exception that the parser's checks did not
-//! catch), retrying the same write cannot help and charging it to the oldest delivery would
-//! fail an innocent one; so the batch is written again delivery by delivery, each in its own
-//! savepoint: the refused one is marked `failed` at once with the reason, the others are
-//! processed in order.
+//! The batch is planned in order, each delivery against the state the previous ones produced,
+//! a chunk at a time: while PostgreSQL writes one chunk (in a savepoint of the claim's
+//! transaction), the next is planned on a blocking thread against the state the first leaves,
+//! so that the relay's parsing and planning and the database's writing overlap instead of
+//! taking turns. When the database refuses a value of a chunk (`StoreError::Rejected`: a data
+//! exception that the parser's checks did not catch), retrying the same write cannot help and
+//! charging it to the oldest delivery would fail an innocent one; so that chunk is written
+//! again delivery by delivery, each in its own savepoint: the refused one is marked `failed`
+//! at once with the reason, the others are processed in order, and the chunk planned
+//! meanwhile is planned again against what was really written.
+
+use std::sync::Arc;
 
 use relay_core::{Environment, Event, JobSpec, Plan, PlanContext, Settings};
 use relay_store::queue::{self, Claim, Finished, Outcome, QueuedDelivery};
@@ -14,10 +19,32 @@ use relay_store::StoreError;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+/// Deliveries planned and written together. A batch of a backlog (up to the processor's
+/// batch size, 1,000 by default) is written in several, so that planning the next overlaps
+/// writing this one; a chunk costs a savepoint and a statement per table, so not too small.
+const CHUNK: usize = 250;
+
 /// One delivery's outcome and the jobs it decided.
 struct Planned {
     finished: Finished,
     jobs: Vec<JobSpec>,
+}
+
+/// A chunk's deliveries planned against `before`, leaving `after`.
+struct PlannedChunk {
+    deliveries: Vec<QueuedDelivery>,
+    before: Vec<Environment>,
+    after: Vec<Environment>,
+    jobs: Vec<(Option<i64>, JobSpec)>,
+    finished: Vec<Finished>,
+}
+
+/// What writing a chunk left: its outcomes and the state they produced, and whether that is
+/// the state it was planned to produce (not when a delivery was refused).
+struct Written {
+    finished: Vec<Finished>,
+    after: Vec<Environment>,
+    as_planned: bool,
 }
 
 /// Parses, plans and writes every delivery of `claim`, then commits.
@@ -27,74 +54,147 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
     let integration_id = claim.integration_id.clone();
     let deliveries = std::mem::take(&mut claim.deliveries);
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
-    let settings = record.settings;
+    let settings = Arc::new(record.settings);
     let before =
         relay_store::environments::load_for_planning(claim.conn(), &integration_id).await?;
-    let batch = Batch {
+    let writer = Writer {
         integration_id: &integration_id,
         settings: &settings,
-        before: &before,
-        deliveries: &deliveries,
         refresh,
     };
-    let finished = match batch.write_together(claim.conn()).await {
-        Err(StoreError::Rejected(reason)) => {
-            tracing::warn!(error = %reason, "the database refused the batch; writing its deliveries one by one");
-            batch.write_one_by_one(claim.conn()).await?
-        }
-        other => other?,
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    let mut chunks = split(deliveries, CHUNK).into_iter();
+    let mut planned = match chunks.next() {
+        Some(first) => Some(plan_chunk(first, &settings, before)?),
+        None => None,
     };
+    while let Some(chunk) = planned.take() {
+        let following = chunks.next().map(|next| {
+            let (settings, state) = (settings.clone(), chunk.after.clone());
+            tokio::task::spawn_blocking(move || plan_chunk(next, &settings, state))
+        });
+        let written = writer.write_chunk(claim.conn(), chunk).await?;
+        outcomes.extend(written.finished.iter().map(|f| f.outcome));
+        if let Some(handle) = following {
+            let next = match handle.await {
+                Ok(next) => next?,
+                // A panic in the planner is a bug; it goes on unwinding as it would have
+                // had the chunk been planned on this task.
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
+            };
+            planned = Some(if written.as_planned {
+                next
+            } else {
+                plan_chunk(next.deliveries, &settings, written.after)?
+            });
+        }
+    }
     claim.commit().await?;
-    Ok(finished.iter().map(|f| f.outcome).collect())
+    Ok(outcomes)
 }
 
-struct Batch<'a> {
+/// `deliveries` in order, in vectors of at most `size`.
+fn split(deliveries: Vec<QueuedDelivery>, size: usize) -> Vec<Vec<QueuedDelivery>> {
+    let mut chunks = Vec::with_capacity(deliveries.len().div_ceil(size));
+    let mut rest = deliveries.into_iter().peekable();
+    while rest.peek().is_some() {
+        chunks.push(rest.by_ref().take(size).collect());
+    }
+    chunks
+}
+
+/// Plans `deliveries` in order, the first against `before`.
+fn plan_chunk(
+    deliveries: Vec<QueuedDelivery>,
+    settings: &Settings,
+    before: Vec<Environment>,
+) -> Result<PlannedChunk, StoreError> {
+    let mut after = before.clone();
+    let mut jobs = Vec::new();
+    let mut finished = Vec::with_capacity(deliveries.len());
+    for delivery in &deliveries {
+        let planned = plan_delivery(delivery, settings, &mut after)?;
+        jobs.extend(planned.jobs.into_iter().map(|job| (Some(delivery.id), job)));
+        finished.push(planned.finished);
+    }
+    Ok(PlannedChunk {
+        deliveries,
+        before,
+        after,
+        jobs,
+        finished,
+    })
+}
+
+struct Writer<'a> {
     integration_id: &'a str,
     settings: &'a Settings,
-    before: &'a [Environment],
-    deliveries: &'a [QueuedDelivery],
     refresh: bool,
 }
 
-impl Batch<'_> {
-    /// The fast path: every delivery planned, then the net environment changes, every job
-    /// and every outcome written with one statement each.
-    async fn write_together(&self, conn: &mut PgConnection) -> Result<Vec<Finished>, StoreError> {
-        let mut current = self.before.to_vec();
-        let mut jobs: Vec<(Option<i64>, JobSpec)> = Vec::new();
-        let mut finished = Vec::with_capacity(self.deliveries.len());
-        for delivery in self.deliveries {
-            let planned = plan_delivery(delivery, self.settings, &mut current)?;
-            jobs.extend(planned.jobs.into_iter().map(|job| (Some(delivery.id), job)));
-            finished.push(planned.finished);
-        }
+impl Writer<'_> {
+    /// The fast path: the chunk's net environment changes, every job and every outcome
+    /// written with one statement each, in one savepoint; delivery by delivery when the
+    /// database refuses a value of it.
+    async fn write_chunk(
+        &self,
+        conn: &mut PgConnection,
+        chunk: PlannedChunk,
+    ) -> Result<Written, StoreError> {
         let mut savepoint = conn.begin().await?;
-        let written = match self
-            .write(&mut savepoint, self.before, &current, &jobs, &finished)
-            .await
-        {
-            Ok(written) => written,
+        let result = self
+            .write(
+                &mut savepoint,
+                &chunk.before,
+                &chunk.after,
+                &chunk.jobs,
+                &chunk.finished,
+            )
+            .await;
+        match result {
+            Ok(written) => {
+                savepoint.commit().await?;
+                tracing::info!(
+                    deliveries = chunk.finished.len(),
+                    environments_written = written,
+                    jobs = chunk.jobs.len(),
+                    "batch processed"
+                );
+                Ok(Written {
+                    finished: chunk.finished,
+                    after: chunk.after,
+                    as_planned: true,
+                })
+            }
+            Err(StoreError::Rejected(reason)) => {
+                savepoint.rollback().await?;
+                tracing::warn!(error = %reason, "the database refused the batch; writing its deliveries one by one");
+                let (finished, after) = self
+                    .write_one_by_one(conn, &chunk.deliveries, chunk.before)
+                    .await?;
+                Ok(Written {
+                    finished,
+                    after,
+                    as_planned: false,
+                })
+            }
             Err(err) => {
                 savepoint.rollback().await?;
-                return Err(err);
+                Err(err)
             }
-        };
-        savepoint.commit().await?;
-        tracing::info!(
-            deliveries = finished.len(),
-            environments_written = written,
-            jobs = jobs.len(),
-            "batch processed"
-        );
-        Ok(finished)
+        }
     }
 
     /// The careful path: each delivery planned against what the previous ones really wrote,
-    /// and written in its own savepoint.
-    async fn write_one_by_one(&self, conn: &mut PgConnection) -> Result<Vec<Finished>, StoreError> {
-        let mut current = self.before.to_vec();
-        let mut finished = Vec::with_capacity(self.deliveries.len());
-        for delivery in self.deliveries {
+    /// and written in its own savepoint. Returns the outcomes and the state written.
+    async fn write_one_by_one(
+        &self,
+        conn: &mut PgConnection,
+        deliveries: &[QueuedDelivery],
+        mut current: Vec<Environment>,
+    ) -> Result<(Vec<Finished>, Vec<Environment>), StoreError> {
+        let mut finished = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
             let mut next = current.clone();
             let planned = plan_delivery(delivery, self.settings, &mut next)?;
             let jobs: Vec<(Option<i64>, JobSpec)> = planned
@@ -133,7 +233,7 @@ impl Batch<'_> {
                 }
             }
         }
-        Ok(finished)
+        Ok((finished, current))
     }
 
     async fn write(

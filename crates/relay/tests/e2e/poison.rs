@@ -166,25 +166,34 @@ async fn a_pull_request_id_beyond_bigint_fails_only_its_delivery(pool: PgPool) {
     assert!(error.unwrap().contains("out of range"));
 }
 
-/// What the parser cannot foresee: the database itself refusing one delivery's write (here a
-/// trigger standing in for any data exception). The batch is written again one delivery at a
-/// time and only the refused one fails.
-#[sqlx::test(migrations = "../../migrations")]
-async fn a_write_the_database_refuses_fails_only_its_delivery(pool: PgPool) {
-    sqlx::raw_sql(
+/// A trigger standing in for any data exception: the database refuses to store an environment
+/// for `branch`.
+async fn refuse_branch(pool: &PgPool, branch: &str) {
+    let function = format!(
         r#"CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN
-             IF NEW.branch = 'poison' THEN
+             IF NEW.branch = '{branch}' THEN
                RAISE EXCEPTION 'value refused' USING ERRCODE = '22023';
              END IF;
              RETURN NEW;
-           END $$;
-           CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON environments
-             FOR EACH ROW EXECUTE FUNCTION refuse_poison();"#,
+           END $$"#
+    );
+    sqlx::raw_sql(&function).execute(pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON environments
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
     )
-    .execute(&pool)
+    .execute(pool)
     .await
     .unwrap();
+}
+
+/// What the parser cannot foresee: the database itself refusing one delivery's write (here
+/// [`refuse_branch`]). The batch is written again one delivery at a
+/// time and only the refused one fails.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_write_the_database_refuses_fails_only_its_delivery(pool: PgPool) {
+    refuse_branch(&pool, "poison").await;
     let integration = server_integration(&pool).await;
     let ids = ingest_branches(&pool, &integration, &["ok-a", "poison", "ok-b"]).await;
     assert_eq!(outcome(&pool, ids[0]).await.0, "processed");
@@ -198,4 +207,41 @@ async fn a_write_the_database_refuses_fails_only_its_delivery(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(names, ["ok-a", "ok-b"]);
+}
+
+/// A backlog is planned and written a chunk at a time (250 deliveries), the next chunk planned
+/// while the previous one is written. A refused delivery in the middle of a big batch fails
+/// alone, and the chunk planned meanwhile against what the refused one would have left is
+/// planned again: the same branch refused again later fails again, rather than being taken
+/// for an environment that exists.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_refused_delivery_in_a_big_batch_fails_alone_and_the_rest_keep_their_order(pool: PgPool) {
+    refuse_branch(&pool, "poison").await;
+    let integration = server_integration(&pool).await;
+    let mut branches: Vec<String> = (0..560).map(|n| format!("ok-{n:03}")).collect();
+    branches[300] = "poison".into();
+    branches[520] = "poison".into();
+    let names: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let ids = ingest_branches(&pool, &integration, &names).await;
+    for (n, id) in ids.iter().enumerate() {
+        let (status, error, attempts) = outcome(&pool, *id).await;
+        if n == 300 || n == 520 {
+            assert_eq!((status.as_str(), attempts), ("failed", 1), "delivery {n}");
+            assert!(error.unwrap().contains("value refused"), "delivery {n}");
+        } else {
+            assert_eq!(
+                (status.as_str(), error, attempts),
+                ("processed", None, 1),
+                "delivery {n}"
+            );
+        }
+    }
+    let expected: Vec<&str> = names.iter().copied().filter(|b| *b != "poison").collect();
+    assert_eq!(mirrored_branches(&pool).await, expected);
+    let environments: Vec<String> =
+        sqlx::query_scalar("SELECT branch FROM environments ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(environments, expected);
 }
