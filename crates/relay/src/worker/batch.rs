@@ -71,7 +71,11 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
     while let Some(chunk) = planned.take() {
         let following = chunks.next().map(|next| {
             let (settings, state) = (settings.clone(), chunk.after.clone());
-            tokio::task::spawn_blocking(move || plan_chunk(next, &settings, state))
+            // The batch's span (integration, batch head) goes along, for the planner's logs.
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| plan_chunk(next, &settings, state))
+            })
         });
         let written = writer.write_chunk(claim.conn(), chunk).await?;
         outcomes.extend(written.finished.iter().map(|f| f.outcome));
@@ -80,7 +84,9 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
                 Ok(next) => next?,
                 // A panic in the planner is a bug; it goes on unwinding as it would have
                 // had the chunk been planned on this task.
-                Err(err) => std::panic::resume_unwind(err.into_panic()),
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                // Cancelled: the runtime is shutting down. Nothing was committed.
+                Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
             };
             planned = Some(if written.as_planned {
                 next
