@@ -39,12 +39,11 @@ struct PlannedChunk {
     finished: Vec<Finished>,
 }
 
-/// What writing a chunk left: its outcomes and the state they produced, and whether that is
-/// the state it was planned to produce (not when a delivery was refused).
+/// What writing a chunk left: its outcomes and, when a refused delivery made it differ from
+/// the plan, the state really written.
 struct Written {
     finished: Vec<Finished>,
-    after: Vec<Environment>,
-    as_planned: bool,
+    replanned: Option<Vec<Environment>>,
 }
 
 /// Parses, plans and writes every delivery of `claim`, then commits.
@@ -88,10 +87,9 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
                 // Cancelled: the runtime is shutting down. Nothing was committed.
                 Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
             };
-            planned = Some(if written.as_planned {
-                next
-            } else {
-                plan_chunk(next.deliveries, &settings, written.after)?
+            planned = Some(match written.replanned {
+                None => next,
+                Some(state) => plan_chunk(next.deliveries, &settings, state)?,
             });
         }
     }
@@ -168,8 +166,7 @@ impl Writer<'_> {
                 );
                 Ok(Written {
                     finished: chunk.finished,
-                    after: chunk.after,
-                    as_planned: true,
+                    replanned: None,
                 })
             }
             Err(StoreError::Rejected(reason)) => {
@@ -180,8 +177,7 @@ impl Writer<'_> {
                     .await?;
                 Ok(Written {
                     finished,
-                    after,
-                    as_planned: false,
+                    replanned: Some(after),
                 })
             }
             Err(err) => {

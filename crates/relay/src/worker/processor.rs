@@ -96,7 +96,11 @@ impl Processor {
         };
         let _held = Held::new(self.held.clone(), claim.integration_id.clone());
         drop(claiming);
-        let head = claim.deliveries[0].clone();
+        // Only what a failure is charged with: the head's body can be a megabyte.
+        let head = HeadOf {
+            id: claim.deliveries[0].id,
+            attempts: claim.deliveries[0].attempts,
+        };
         let count = claim.deliveries.len();
         let received: Vec<_> = claim.deliveries.iter().map(|d| d.received_at).collect();
         let span = tracing::info_span!(
@@ -143,9 +147,7 @@ impl Processor {
     }
 
     fn held_now(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.held
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.held)
     }
 
     async fn park(&self, delivery_id: i64, err: &StoreError) {
@@ -159,6 +161,18 @@ impl Processor {
     }
 }
 
+/// The batch's oldest delivery, which a transient failure is charged to.
+struct HeadOf {
+    id: i64,
+    attempts: i32,
+}
+
+/// The held set; a panic elsewhere while it was locked leaves it consistent (one insert or
+/// remove), so a poisoned lock is used as is.
+fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// An integration marked as held by this process while one of its workers processes it.
 struct Held {
     set: Arc<Mutex<HashSet<String>>>,
@@ -167,9 +181,7 @@ struct Held {
 
 impl Held {
     fn new(set: Arc<Mutex<HashSet<String>>>, integration_id: String) -> Self {
-        set.lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(integration_id.clone());
+        lock(&set).insert(integration_id.clone());
         Self {
             set,
             integration_id,
@@ -179,9 +191,6 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&self.integration_id);
+        lock(&self.set).remove(&self.integration_id);
     }
 }
