@@ -121,7 +121,8 @@ async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
         .await
         .unwrap();
     let retry = relay::worker::retry::RetrySchedule {
-        delays: vec![Duration::from_millis(100)],
+        // Long enough that a slow machine's next call still falls inside the backoff.
+        delays: vec![Duration::from_millis(400)],
         max_attempts: 3,
     };
     let processor = Processor::new(
@@ -149,7 +150,7 @@ async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
 
     // The lock goes away: the retry succeeds.
     blocker.rollback().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(processor.process_next().await.unwrap() > 0);
     assert_eq!(status_of(&pool, first).await.0, "processed");
 
@@ -178,7 +179,7 @@ async fn transient_failures_retry_with_backoff_then_park(pool: PgPool) {
         .await
         .unwrap();
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
         assert!(processor.process_next().await.unwrap() > 0);
     }
     blocker.rollback().await.unwrap();
