@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use sqlx::PgPool;
+
+use crate::sender::{self, Prepared, Target};
 
 pub(crate) struct Report {
     pub accepted: u64,
@@ -56,9 +57,6 @@ pub(crate) fn fixtures() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         .collect())
 }
 
-static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
-static JSON: HeaderValue = HeaderValue::from_static("application/json");
-
 impl Load {
     pub(crate) fn new(
         url: String,
@@ -80,15 +78,12 @@ impl Load {
         self
     }
 
-    /// `concurrency` senders, each sending its next request as soon as the last is answered.
+    /// `concurrency` senders, each on a connection of its own sending its next request as
+    /// soon as the last is answered.
     pub(crate) async fn run(&self, duration: Duration) -> Report {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(self.concurrency)
-            .build()
-            .unwrap();
-        // Everything but the request id is prepared once: the load generator shares the two
-        // cores with what it measures, so it should cost as little as it can.
-        let requests: Arc<Vec<(HeaderValue, Bytes, HeaderValue)>> = Arc::new(
+        let url = url::Url::parse(&self.url).unwrap();
+        let addr = url.socket_addrs(|| None).unwrap()[0];
+        let requests: Arc<Vec<Prepared>> = Arc::new(
             self.bodies
                 .iter()
                 .map(|(key, body)| {
@@ -101,42 +96,21 @@ impl Load {
                 })
                 .collect(),
         );
-        let url = reqwest::Url::parse(&self.url).unwrap();
+        let target = Arc::new(Target {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).unwrap(),
+            path: url.path().to_owned(),
+            requests,
+            prefix: self.request_prefix.clone(),
+        });
         let started = Instant::now();
         let deadline = started + duration;
-        let mut tasks = Vec::new();
-        for _ in 0..self.concurrency {
-            let (client, url, requests) = (client.clone(), url.clone(), requests.clone());
-            let prefix = self.request_prefix.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                while Instant::now() < deadline {
-                    let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-                    let (event_key, body, signature) =
-                        &requests[usize::try_from(id).unwrap_or(0) % requests.len()];
-                    let sent = Instant::now();
-                    let response = client
-                        .post(url.clone())
-                        .header(CONTENT_TYPE, JSON.clone())
-                        .header("x-event-key", event_key.clone())
-                        .header("x-request-uuid", format!("{prefix}{id}"))
-                        .header("x-hub-signature", signature.clone())
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match response {
-                        // 202: stored now (a duplicate is answered 200 and not counted).
-                        Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
-                            let _ = r.bytes().await;
-                            latencies.push(sent.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
+        let tasks: Vec<_> = (0..self.concurrency)
+            .map(|_| {
+                let target = target.clone();
+                tokio::spawn(async move { sender::send_until(&target, deadline).await })
+            })
+            .collect();
         let mut latencies = Vec::new();
         let mut errors = 0;
         for task in tasks {

@@ -14,6 +14,7 @@
 
 mod load;
 mod process;
+mod sender;
 mod summary;
 
 use std::sync::Arc;
@@ -392,7 +393,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
         ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
             .ok()
             .and_then(|w| w.parse().ok())
-            .unwrap_or(1),
+            .unwrap_or(relay::config::DEFAULT_INGEST_WRITERS),
         argocd_plugin_token: None,
     })
 }

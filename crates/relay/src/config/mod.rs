@@ -125,6 +125,10 @@ struct FileConfig {
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
 /// leaves room while still refusing anything absurd.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Two group-commit writers: while one batch waits for its WAL flush the next is already
+/// being written (relay-bench, ingest alone: 1.79x and 2.25x the INSERT baseline against
+/// 1.39x and 1.90x with one writer, in two pairs of runs).
+pub const DEFAULT_INGEST_WRITERS: usize = 2;
 
 impl Config {
     /// Loads from the process environment and the optional file.
@@ -191,7 +195,12 @@ impl Config {
             workers: usize::try_from(number("RELAY_WORKERS", file.workers, 2)?)
                 .unwrap_or(usize::MAX),
             ingest_writers: usize::try_from(
-                number("RELAY_INGEST_WRITERS", file.ingest_writers, 1)?.max(1),
+                number(
+                    "RELAY_INGEST_WRITERS",
+                    file.ingest_writers,
+                    DEFAULT_INGEST_WRITERS as u64,
+                )?
+                .max(1),
             )
             .unwrap_or(1),
             job_workers: usize::try_from(number("RELAY_JOB_WORKERS", file.job_workers, 4)?)
