@@ -96,6 +96,8 @@ impl Load {
                 })
                 .collect(),
         );
+        HeaderValue::from_str(&format!("{}0", self.request_prefix))
+            .expect("the request id prefix makes a valid header value");
         let target = Arc::new(Target {
             addr,
             host: HeaderValue::from_str(&addr.to_string()).unwrap(),
