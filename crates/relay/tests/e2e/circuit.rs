@@ -92,8 +92,11 @@ async fn an_open_circuit_holds_jobs_without_burning_attempts(pool: PgPool) {
         .unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut config = RunnerConfig::new(data.path().to_path_buf(), nowhere());
+    // The retry must not fall due before the second lane's head has run (on a slow machine a
+    // 20 ms retry of the first head came first, burning its second attempt), yet well before
+    // the probe at 400 ms.
     config.retry = RetrySchedule {
-        delays: vec![Duration::from_millis(20)],
+        delays: vec![Duration::from_millis(200)],
         max_attempts: 3,
     };
     config.circuit = CircuitConfig {
@@ -125,10 +128,11 @@ async fn an_open_circuit_holds_jobs_without_burning_attempts(pool: PgPool) {
         Some("open")
     );
     assert_eq!(hook.calls.load(Ordering::SeqCst), 2, "no calls while open");
-    assert!(attempts(&pool)
-        .await
-        .iter()
-        .all(|(state, n)| state == "pending" && *n <= 1));
+    let held = attempts(&pool).await;
+    assert!(
+        held.iter().all(|(state, n)| state == "pending" && *n <= 1),
+        "{held:?}"
+    );
 
     let relay = Relay::new(&pool);
     let shown = relay.json(&["integration:get", &integration.id]);
