@@ -78,9 +78,8 @@ async fn send_one(
     let id = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let (event_key, body, signature) =
         &target.requests[usize::try_from(id).unwrap_or(0) % target.requests.len()];
-    // The prefix was checked to make a valid header value when the target was built.
     let request_id = HeaderValue::from_str(&format!("{}{id}", target.prefix))
-        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        .expect("the prefix was checked when the target was built");
     let request = Request::post(target.path.as_str())
         .header(HOST, target.host.clone())
         .header(CONTENT_TYPE, JSON.clone())
