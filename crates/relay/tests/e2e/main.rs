@@ -19,6 +19,7 @@ mod deploy_side;
 mod faults;
 mod ingest;
 mod ingest_failures;
+mod integrity;
 mod lifecycle;
 mod mirroring;
 mod monitoring;
