@@ -88,9 +88,11 @@ async fn run(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Figures> {
+    // Connected the way the relay connects (TLS as `relay_store::pool::connect_options`
+    // decides); the INSERT baseline below takes the same options.
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency).unwrap_or(64).max(8))
-        .connect(database_url)
+        .connect_with(relay_store::pool::connect_options(database_url)?)
         .await?;
     relay_store::migrate(&pool).await?;
     let bodies = load::fixtures()?;

@@ -1,9 +1,11 @@
 //! Connecting, migrating and checking the schema.
 
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::PgPool;
 
 use crate::StoreError;
@@ -31,11 +33,41 @@ impl Default for PoolOptions {
 /// Creates the pool without waiting for the database: the relay starts, answers `/healthz`
 /// and reports not-ready until PostgreSQL is reachable.
 pub fn connect(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
-    PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
-        .connect_lazy(url)
-        .map_err(StoreError::from)
+        .connect_lazy_with(connect_options(url)?))
+}
+
+/// The options `url` gives, except that a connection over loopback goes without TLS unless
+/// a mode was asked for (`sslmode` in the URL or `PGSSLMODE`). Left unsaid, the mode is
+/// `prefer`, which promises nothing (it falls back to plain text whenever the server offers
+/// no TLS), and on loopback the bytes never leave the machine: encrypting every body into
+/// and out of PostgreSQL cost the relay a tenth of its ingest CPU (measured with `perf` in
+/// relay-bench). `require` and the `verify-*` modes are kept wherever the server is.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    if ssl_mode_given(url) || !is_loopback(options.get_host()) {
+        return Ok(options);
+    }
+    Ok(options.ssl_mode(PgSslMode::Disable))
+}
+
+fn ssl_mode_given(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let in_url = query.split('&').any(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        name.eq_ignore_ascii_case("sslmode") || name.eq_ignore_ascii_case("ssl-mode")
+    });
+    in_url || std::env::var_os("PGSSLMODE").is_some()
+}
+
+/// A loopback address or name, or a Unix socket directory (which never uses TLS anyway).
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.starts_with('/')
+        || IpAddr::from_str(bare).is_ok_and(|ip| ip.is_loopback())
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -60,4 +92,51 @@ pub async fn schema_is_current(pool: &PgPool) -> Result<bool, StoreError> {
             .fetch_one(pool)
             .await?;
     Ok(applied.is_some_and(|v| v >= latest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        connect_options(url).map(|o| o.get_ssl_mode()).unwrap()
+    }
+
+    #[test]
+    fn loopback_without_a_mode_goes_without_tls() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return;
+        }
+        for url in [
+            "postgres://relay:relay@127.0.0.1:5432/relay",
+            "postgres://relay@localhost/relay",
+            "postgres://relay@[::1]:5432/relay",
+            "postgres://relay@127.0.0.2/relay?application_name=relay",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+    }
+
+    #[test]
+    fn an_asked_for_mode_or_another_host_is_kept() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return;
+        }
+        assert!(matches!(
+            mode("postgres://relay@127.0.0.1/relay?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://relay@localhost/relay?application_name=x&sslmode=prefer"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://relay@db.internal:5432/relay"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://relay@10.0.0.7/relay"),
+            PgSslMode::Prefer
+        ));
+    }
 }
