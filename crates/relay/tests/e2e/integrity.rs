@@ -95,7 +95,7 @@ async fn a_delete_during_storing_waits_and_takes_the_new_deliveries(pool: PgPool
     let integration = add_integration(&pool, IntegrationType::Cloud).await;
     let mut conn = pool.acquire().await.unwrap();
     let mut storing = conn.begin().await.unwrap();
-    let stored = insert_batch(&mut *storing, &[delivery(&integration.id, "a")]).await;
+    let stored = insert_batch(&mut storing, &[delivery(&integration.id, "a")]).await;
     assert!(matches!(stored[0], Ok(InsertOutcome::Stored(_))));
 
     let deleting = {
