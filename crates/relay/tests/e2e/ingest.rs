@@ -275,3 +275,32 @@ async fn a_batch_with_one_bad_row_stores_the_others_once(pool: PgPool) {
     assert_eq!(again[3], Ok(InsertOutcome::Duplicate(first)));
     assert_eq!(delivery_count(&pool).await, 5);
 }
+
+/// The batch INSERT goes without ON CONFLICT first; a request id stored before fails that
+/// statement, and the batch is stored again skipping it: the new deliveries are stored once,
+/// in order, and the repeated one is answered as the duplicate it is.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_mixing_new_and_seen_request_ids_stores_the_new_ones_once(pool: PgPool) {
+    use relay_store::deliveries::{insert_batch, InsertOutcome, NewDelivery};
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let delivery = |request_id: &str| NewDelivery {
+        integration_id: integration.id.clone(),
+        request_id: Some(request_id.to_owned()),
+        event_key: "repo:push".into(),
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let first = insert_batch(&mut conn, &[delivery("seen")]).await;
+    let Ok(InsertOutcome::Stored(seen)) = first[0] else {
+        panic!("{first:?}");
+    };
+    let results = insert_batch(&mut conn, &[delivery("a"), delivery("seen"), delivery("b")]).await;
+    let (Ok(InsertOutcome::Stored(a)), Ok(InsertOutcome::Stored(b))) = (&results[0], &results[2])
+    else {
+        panic!("{results:?}");
+    };
+    assert!(a < b, "stored in order: {results:?}");
+    assert_eq!(results[1], Ok(InsertOutcome::Duplicate(seen)));
+    assert_eq!(delivery_count(&pool).await, 3);
+}
