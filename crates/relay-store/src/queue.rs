@@ -40,18 +40,7 @@ pub struct QueuedDelivery {
 pub struct Claim {
     tx: Transaction<'static, Postgres>,
     pub integration_id: String,
-    /// The first part of the batch, read with the claim.
     pub deliveries: Vec<QueuedDelivery>,
-    /// Where the rest of the batch starts, when the first part did not reach its end.
-    rest: Option<Rest>,
-}
-
-/// The part of a batch still to read: `read_rest` reads it while the caller plans the first.
-#[derive(Debug, Clone, Copy)]
-struct Rest {
-    after_id: i64,
-    max: i64,
-    body_bytes: usize,
 }
 
 /// Final state of one delivery, written with the processing results.
@@ -90,15 +79,12 @@ pub struct Finished {
 /// oldest, skipping integrations another worker holds and those in `skip` (held by this
 /// process's other workers: probing them would only find them locked). Within an
 /// integration, a delivery still waiting out its backoff holds back the ones behind it:
-/// order first. Only the first `first` are read with the claim; [`Claim::read_rest`] reads
-/// the others, so that the caller can plan the first ones meanwhile.
+/// order first.
 pub async fn claim_batch(
     pool: &PgPool,
     max: i64,
-    first: i64,
     skip: &[String],
 ) -> Result<Option<Claim>, StoreError> {
-    let first = first.clamp(1, max.max(1));
     let mut tx = pool.begin().await?;
     // The claim must walk `deliveries_pending` in order and stop after `max` rows. Right
     // after a burst the statistics still say few rows are pending, and the planner then
@@ -131,28 +117,15 @@ pub async fn claim_batch(
         if !try_lock_integration(&mut tx, &integration_id).await? {
             continue;
         }
-        let read = read_batch(
-            &mut tx,
-            &integration_id,
-            candidate.oldest,
-            first,
-            MAX_BATCH_BODY_BYTES,
-        )
-        .await?;
-        let Some(last) = read.deliveries.last() else {
+        let deliveries = read_batch(&mut tx, &integration_id, candidate.oldest, max).await?;
+        if deliveries.is_empty() {
             continue;
-        };
-        let rest = (read.complete && max > first).then(|| Rest {
-            after_id: last.id,
-            max: max - first,
-            body_bytes: MAX_BATCH_BODY_BYTES.saturating_sub(read.body_bytes),
-        });
+        }
         set_claim_plans(&mut tx, true).await?;
         return Ok(Some(Claim {
             tx,
             integration_id,
-            deliveries: read.deliveries,
-            rest,
+            deliveries,
         }));
     }
     tx.rollback().await?;
@@ -164,23 +137,14 @@ pub async fn claim_batch(
 /// its size.
 const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// What one read of a batch found.
-struct Read {
-    deliveries: Vec<QueuedDelivery>,
-    body_bytes: usize,
-    /// All `max` were read, each due and within the byte bound: more may follow.
-    complete: bool,
-}
-
-/// The due prefix of `integration_id`'s pending deliveries from `oldest` on, up to `max` of
-/// them and `body_bytes` of bodies (the first delivery comes whatever its size).
+/// The due prefix of `integration_id`'s pending deliveries, up to `max` of them and
+/// [`MAX_BATCH_BODY_BYTES`] of bodies.
 async fn read_batch(
     tx: &mut PgConnection,
     integration_id: &str,
     oldest: i64,
     max: i64,
-    body_bytes: usize,
-) -> Result<Read, StoreError> {
+) -> Result<Vec<QueuedDelivery>, StoreError> {
     // From the oldest pending delivery the probe found: the index entries before it belong to
     // processed deliveries (until VACUUM removes them) and one walk over them per claim is
     // enough. A delivery committed since with a lower id is claimed next time, as if it had
@@ -202,10 +166,8 @@ async fn read_batch(
     // PostgreSQL 3 µs more per delivery).
     let mut deliveries = Vec::new();
     let mut bytes = 0;
-    let mut stopped = false;
     while let Some(row) = rows.try_next().await? {
-        if !row.due || (bytes >= body_bytes && !deliveries.is_empty()) {
-            stopped = true;
+        if !row.due || (bytes >= MAX_BATCH_BODY_BYTES && !deliveries.is_empty()) {
             break;
         }
         bytes += row.body.len();
@@ -218,12 +180,7 @@ async fn read_batch(
             received_at: row.received_at,
         });
     }
-    let complete = !stopped && i64::try_from(deliveries.len()).is_ok_and(|n| n == max);
-    Ok(Read {
-        deliveries,
-        body_bytes: bytes,
-        complete: complete && bytes < body_bytes,
-    })
+    Ok(deliveries)
 }
 
 /// The processing lock of one integration, held until the transaction ends: a worker
@@ -273,31 +230,6 @@ impl Claim {
     /// The transaction, for writing environments and jobs together with the outcome.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
-    }
-
-    /// Whether [`Claim::read_rest`] may find more of the batch.
-    pub fn has_rest(&self) -> bool {
-        self.rest.is_some()
-    }
-
-    /// The rest of the batch, in order after the first part (empty when there is none).
-    /// Deliveries committed since the claim may be among them, as if they had arrived a
-    /// moment earlier; the integration's lock still keeps every other worker out.
-    pub async fn read_rest(&mut self) -> Result<Vec<QueuedDelivery>, StoreError> {
-        let Some(rest) = self.rest.take() else {
-            return Ok(Vec::new());
-        };
-        set_claim_plans(&mut self.tx, false).await?;
-        let read = read_batch(
-            &mut self.tx,
-            &self.integration_id,
-            rest.after_id + 1,
-            rest.max,
-            rest.body_bytes,
-        )
-        .await;
-        set_claim_plans(&mut self.tx, true).await?;
-        Ok(read?.deliveries)
     }
 
     /// Records every delivery's outcome and commits everything written through

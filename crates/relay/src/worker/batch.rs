@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use relay_core::{Environment, Event, JobSpec, Plan, PlanContext, Settings};
 use relay_store::queue::{self, Claim, Finished, Outcome, QueuedDelivery};
 use relay_store::StoreError;
@@ -25,9 +23,6 @@ use sqlx::{Connection, PgConnection};
 /// batch size, 1,000 by default) is written in several, so that planning the next overlaps
 /// writing this one; a chunk costs a savepoint and a statement per table, so not too small.
 const CHUNK: usize = 250;
-
-/// Deliveries read with the claim: the first chunk, planned while the rest is read.
-pub(super) const FIRST_READ: i64 = CHUNK as i64;
 
 /// One delivery's outcome and the jobs it decided.
 struct Planned {
@@ -51,16 +46,12 @@ struct Written {
     replanned: Option<Vec<Environment>>,
 }
 
-/// Parses, plans and writes every delivery of `claim`, then commits. Returns each
-/// delivery's outcome with its receipt time, in order.
+/// Parses, plans and writes every delivery of `claim`, then commits.
 /// With `refresh`, an Argo CD refresh is queued when the batch may change what the plugin
 /// generator lists.
-pub(super) async fn process(
-    mut claim: Claim,
-    refresh: bool,
-) -> Result<Vec<(Outcome, DateTime<Utc>)>, StoreError> {
+pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreError> {
     let integration_id = claim.integration_id.clone();
-    let first = std::mem::take(&mut claim.deliveries);
+    let deliveries = std::mem::take(&mut claim.deliveries);
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
     let settings = Arc::new(record.settings);
     let before =
@@ -70,27 +61,32 @@ pub(super) async fn process(
         settings: &settings,
         refresh,
     };
-    // The first chunk is planned while the rest of the batch is read.
-    let (planned, rest) = if claim.has_rest() {
-        let planning = plan_elsewhere(first, settings.clone(), before);
-        let rest = claim.read_rest().await?;
-        (planning.await?, rest)
-    } else {
-        (plan_chunk(first, &settings, before)?, Vec::new())
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    let mut chunks = split(deliveries, CHUNK).into_iter();
+    let mut planned = match chunks.next() {
+        Some(first) => Some(plan_chunk(first, &settings, before)?),
+        None => None,
     };
-    tracing::Span::current().record("batch", planned.finished.len() + rest.len());
-    let mut outcomes = Vec::with_capacity(planned.finished.len() + rest.len());
-    let mut chunks = split(rest, CHUNK).into_iter();
-    let mut planned = Some(planned);
     while let Some(chunk) = planned.take() {
-        let following = chunks
-            .next()
-            .map(|next| plan_elsewhere(next, settings.clone(), chunk.after.clone()));
-        let received: Vec<DateTime<Utc>> = chunk.deliveries.iter().map(|d| d.received_at).collect();
+        let following = chunks.next().map(|next| {
+            let (settings, state) = (settings.clone(), chunk.after.clone());
+            // The batch's span (integration, batch head) goes along, for the planner's logs.
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| plan_chunk(next, &settings, state))
+            })
+        });
         let written = writer.write_chunk(claim.conn(), chunk).await?;
-        outcomes.extend(written.finished.iter().map(|f| f.outcome).zip(received));
-        if let Some(next) = following {
-            let next = next.await?;
+        outcomes.extend(written.finished.iter().map(|f| f.outcome));
+        if let Some(handle) = following {
+            let next = match handle.await {
+                Ok(next) => next?,
+                // A panic in the planner is a bug; it goes on unwinding as it would have
+                // had the chunk been planned on this task.
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                // Cancelled: the runtime is shutting down. Nothing was committed.
+                Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+            };
             planned = Some(match written.replanned {
                 None => next,
                 Some(state) => plan_chunk(next.deliveries, &settings, state)?,
@@ -99,29 +95,6 @@ pub(super) async fn process(
     }
     claim.commit().await?;
     Ok(outcomes)
-}
-
-/// Plans a chunk on a blocking thread, with the batch's span (integration, batch head) for
-/// the planner's logs.
-fn plan_elsewhere(
-    deliveries: Vec<QueuedDelivery>,
-    settings: Arc<Settings>,
-    state: Vec<Environment>,
-) -> impl std::future::Future<Output = Result<PlannedChunk, StoreError>> {
-    let span = tracing::Span::current();
-    let handle = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| plan_chunk(deliveries, &settings, state))
-    });
-    async move {
-        match handle.await {
-            Ok(planned) => planned,
-            // A panic in the planner is a bug; it goes on unwinding as it would have had the
-            // chunk been planned on this task.
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            // Cancelled: the runtime is shutting down. Nothing was committed.
-            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
-        }
-    }
 }
 
 /// `deliveries` in order, in vectors of at most `size`.

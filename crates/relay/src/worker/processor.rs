@@ -90,13 +90,7 @@ impl Processor {
         // holds would only find it locked, after walking its queue for nothing.
         let claiming = self.claiming.lock().await;
         let skip: Vec<String> = self.held_now().iter().cloned().collect();
-        let Some(claim) = queue::claim_batch(
-            &self.pool,
-            self.config.batch_size,
-            super::batch::FIRST_READ,
-            &skip,
-        )
-        .await?
+        let Some(claim) = queue::claim_batch(&self.pool, self.config.batch_size, &skip).await?
         else {
             return Ok(0);
         };
@@ -107,20 +101,19 @@ impl Processor {
             id: claim.deliveries[0].id,
             attempts: claim.deliveries[0].attempts,
         };
-        // The batch's size is recorded once its rest has been read.
+        let count = claim.deliveries.len();
+        let received: Vec<_> = claim.deliveries.iter().map(|d| d.received_at).collect();
         let span = tracing::info_span!(
             "process",
             integration.id = %claim.integration_id,
             delivery.id = head.id,
-            batch = tracing::field::Empty,
+            batch = count,
         );
-        let mut count = claim.deliveries.len();
         async {
             match super::batch::process(claim, self.config.refresh_application_sets).await {
                 Ok(outcomes) => {
-                    count = outcomes.len();
                     let now = Utc::now();
-                    for (outcome, received_at) in outcomes {
+                    for (outcome, received_at) in outcomes.iter().zip(received) {
                         let lag = (now - received_at).num_milliseconds() as f64 / 1000.0;
                         self.metrics.record_processed(outcome.as_str(), lag);
                     }
