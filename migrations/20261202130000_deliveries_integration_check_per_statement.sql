@@ -14,6 +14,16 @@
 
 ALTER TABLE deliveries DROP CONSTRAINT deliveries_integration_id_fkey;
 
+-- The foreign key's own error, for an integration that is not there.
+CREATE FUNCTION deliveries_missing_integration(wanted text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'insert or update on table "deliveries" violates foreign key constraint "deliveries_integration_id_fkey"'
+        USING ERRCODE = 'foreign_key_violation',
+              DETAIL = format('Key (integration_id)=(%s) is not present in table "integrations".', wanted),
+              TABLE = 'deliveries',
+              CONSTRAINT = 'deliveries_integration_id_fkey';
+END $$;
+
 CREATE FUNCTION deliveries_check_integrations() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     wanted text;
@@ -21,11 +31,7 @@ BEGIN
     FOR wanted IN SELECT DISTINCT integration_id FROM stored LOOP
         PERFORM 1 FROM integrations WHERE id = wanted FOR KEY SHARE;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'insert or update on table "deliveries" violates foreign key constraint "deliveries_integration_id_fkey"'
-                USING ERRCODE = 'foreign_key_violation',
-                      DETAIL = format('Key (integration_id)=(%s) is not present in table "integrations".', wanted),
-                      TABLE = 'deliveries',
-                      CONSTRAINT = 'deliveries_integration_id_fkey';
+            PERFORM deliveries_missing_integration(wanted);
         END IF;
     END LOOP;
     RETURN NULL;
@@ -40,11 +46,7 @@ CREATE FUNCTION deliveries_check_moved_integration() RETURNS trigger LANGUAGE pl
 BEGIN
     PERFORM 1 FROM integrations WHERE id = NEW.integration_id FOR KEY SHARE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'insert or update on table "deliveries" violates foreign key constraint "deliveries_integration_id_fkey"'
-            USING ERRCODE = 'foreign_key_violation',
-                  DETAIL = format('Key (integration_id)=(%s) is not present in table "integrations".', NEW.integration_id),
-                  TABLE = 'deliveries',
-                  CONSTRAINT = 'deliveries_integration_id_fkey';
+        PERFORM deliveries_missing_integration(NEW.integration_id);
     END IF;
     RETURN NULL;
 END $$;
