@@ -194,7 +194,8 @@ struct Inserted {
 }
 
 /// Every row of the batch, in order; a request id stored before fails the whole statement
-/// with `Conflict`.
+/// with `Conflict`. (Two functions, not one with a flag: the checked query macros need the
+/// SQL as a literal.)
 async fn insert_rows(
     conn: &mut PgConnection,
     columns: &Columns<'_>,
