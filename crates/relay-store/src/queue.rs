@@ -25,6 +25,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::{DeliveryStatus, StoreError, Text};
 
+mod ahead;
+pub use ahead::ReadAhead;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueuedDelivery {
     pub id: i64,
@@ -79,11 +82,13 @@ pub struct Finished {
 /// oldest, skipping integrations another worker holds and those in `skip` (held by this
 /// process's other workers: probing them would only find them locked). Within an
 /// integration, a delivery still waiting out its backoff holds back the ones behind it:
-/// order first.
+/// order first. With `ahead` (the integration's next batch read ahead, see [`ReadAhead`]),
+/// what of it is confirmed under the lock is taken instead of being read again.
 pub async fn claim_batch(
     pool: &PgPool,
     max: i64,
     skip: &[String],
+    mut ahead: Option<ReadAhead>,
 ) -> Result<Option<Claim>, StoreError> {
     let mut tx = pool.begin().await?;
     // The claim must walk `deliveries_pending` in order and stop after `max` rows. Right
@@ -117,7 +122,15 @@ pub async fn claim_batch(
         if !try_lock_integration(&mut tx, &integration_id).await? {
             continue;
         }
-        let deliveries = read_batch(&mut tx, &integration_id, candidate.oldest, max).await?;
+        let confirmed = match ahead.take_if(|a| a.integration_id() == integration_id) {
+            Some(read) => read.confirm(&mut tx, candidate.oldest).await?,
+            None => Vec::new(),
+        };
+        let deliveries = if confirmed.is_empty() {
+            read_batch(&mut tx, &integration_id, candidate.oldest, max).await?
+        } else {
+            confirmed
+        };
         if deliveries.is_empty() {
             continue;
         }

@@ -55,6 +55,15 @@ pub struct Processor {
     /// One claim at a time in this process, so that a worker's probe already knows what its
     /// siblings hold (two probing at once would race for the same integration).
     claiming: Arc<tokio::sync::Mutex<()>>,
+    /// The next batch of a backlogged integration, being read while its current batch is
+    /// written (see `relay_store::queue::ReadAhead`).
+    ahead: Arc<Mutex<Option<Ahead>>>,
+}
+
+/// A read-ahead in flight for one integration.
+struct Ahead {
+    integration_id: String,
+    read: tokio::task::JoinHandle<Option<queue::ReadAhead>>,
 }
 
 impl Processor {
@@ -65,6 +74,7 @@ impl Processor {
             config,
             held: Arc::default(),
             claiming: Arc::default(),
+            ahead: Arc::default(),
         }
     }
 
@@ -90,11 +100,19 @@ impl Processor {
         // holds would only find it locked, after walking its queue for nothing.
         let claiming = self.claiming.lock().await;
         let skip: Vec<String> = self.held_now().iter().cloned().collect();
-        let Some(claim) = queue::claim_batch(&self.pool, self.config.batch_size, &skip).await?
+        let ahead = self.take_ahead(&skip).await;
+        let Some(claim) =
+            queue::claim_batch(&self.pool, self.config.batch_size, &skip, ahead).await?
         else {
             return Ok(0);
         };
         let _held = Held::new(self.held.clone(), claim.integration_id.clone());
+        // A full batch means a backlog: its next batch is read while this one is written.
+        if claim.deliveries.len() as i64 >= self.config.batch_size {
+            if let Some(last) = claim.deliveries.last() {
+                self.read_ahead(&claim.integration_id, last.id);
+            }
+        }
         drop(claiming);
         // Only what a failure is charged with: the head's body can be a megabyte.
         let head = HeadOf {
@@ -146,6 +164,43 @@ impl Processor {
         Ok(count)
     }
 
+    /// Starts reading `integration_id`'s deliveries after `after_id` on a connection of its
+    /// own, replacing any earlier read-ahead.
+    fn read_ahead(&self, integration_id: &str, after_id: i64) {
+        let (pool, max) = (self.pool.clone(), self.config.batch_size);
+        let id = integration_id.to_owned();
+        let read = tokio::spawn(
+            async move {
+                match queue::ReadAhead::read(&pool, &id, after_id, max).await {
+                    Ok(read) => Some(read),
+                    Err(err) => {
+                        // The claim reads the rows itself, as it would have anyway.
+                        tracing::debug!(error = %err, "reading the next batch ahead failed");
+                        None
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        let replaced = lock(&self.ahead).replace(Ahead {
+            integration_id: integration_id.to_owned(),
+            read,
+        });
+        if let Some(stale) = replaced {
+            stale.read.abort();
+        }
+    }
+
+    /// The read-ahead, once read, unless its integration is held by a sibling worker (which
+    /// will want it for its next claim).
+    async fn take_ahead(&self, held: &[String]) -> Option<queue::ReadAhead> {
+        let ahead = {
+            let mut slot = lock(&self.ahead);
+            slot.take_if(|a| !held.contains(&a.integration_id))?
+        };
+        ahead.read.await.ok().flatten()
+    }
+
     fn held_now(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         lock(&self.held)
     }
@@ -167,9 +222,9 @@ struct HeadOf {
     attempts: i32,
 }
 
-/// The held set; a panic elsewhere while it was locked leaves it consistent (one insert or
-/// remove), so a poisoned lock is used as is.
-fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+/// The held set or the read-ahead slot; a panic elsewhere while one was locked leaves it
+/// consistent (one insert, remove or replacement), so a poisoned lock is used as is.
+fn lock<T>(set: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -27,6 +27,7 @@ mod poison;
 mod policies;
 mod processing;
 mod processing_failures;
+mod read_ahead;
 mod reconcile;
 mod rotation;
 mod secrets_hygiene;

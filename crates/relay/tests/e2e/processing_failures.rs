@@ -251,7 +251,7 @@ async fn large_bodies_are_claimed_a_bounded_batch_at_a_time(pool: PgPool) {
             other => panic!("{other:?}"),
         }
     }
-    let claim = relay_store::queue::claim_batch(&pool, 1000, &[])
+    let claim = relay_store::queue::claim_batch(&pool, 1000, &[], None)
         .await
         .unwrap()
         .unwrap();
