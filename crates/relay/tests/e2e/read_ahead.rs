@@ -20,7 +20,7 @@ async fn store_pushes(pool: &PgPool, integration: &str, count: usize) -> Vec<i64
             "INSERT INTO deliveries (integration_id, request_id, event_key, body) VALUES ($1, $2, 'repo:push', $3) RETURNING id",
         )
         .bind(integration)
-        .bind(format!("{integration}-{n}-{}", rand_suffix()))
+        .bind(format!("{integration}-{n}-{}", unique()))
         .bind(&body)
         .fetch_one(pool)
         .await
@@ -30,7 +30,8 @@ async fn store_pushes(pool: &PgPool, integration: &str, count: usize) -> Vec<i64
     ids
 }
 
-fn rand_suffix() -> u64 {
+/// A number no other call in this test binary gets, for request ids.
+fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     SEQ.fetch_add(1, Ordering::Relaxed)
