@@ -358,6 +358,11 @@ impl BenchRelay {
             self.metrics.clone(),
             ProcessorConfig {
                 workers: 2,
+                // RELAY_BENCH_BATCH sets the processor's batch size, for comparing sizes.
+                batch_size: std::env::var("RELAY_BENCH_BATCH")
+                    .ok()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(ProcessorConfig::default().batch_size),
                 ..ProcessorConfig::default()
             },
         );
