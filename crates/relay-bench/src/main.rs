@@ -358,11 +358,7 @@ impl BenchRelay {
             self.metrics.clone(),
             ProcessorConfig {
                 workers: 2,
-                // RELAY_BENCH_BATCH sets the processor's batch size, for comparing sizes.
-                batch_size: std::env::var("RELAY_BENCH_BATCH")
-                    .ok()
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(ProcessorConfig::default().batch_size),
+                batch_size: env_or("RELAY_BENCH_BATCH", ProcessorConfig::default().batch_size),
                 ..ProcessorConfig::default()
             },
         );
@@ -384,6 +380,15 @@ impl BenchRelay {
     }
 }
 
+/// A number from the environment, for comparing settings between runs (RELAY_BENCH_WRITERS,
+/// RELAY_BENCH_BATCH); `default` when unset or not a number.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 fn http_settings() -> anyhow::Result<HttpSettings> {
     Ok(HttpSettings {
         max_body_bytes: 1024 * 1024,
@@ -397,10 +402,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
             web: url::Url::parse("http://127.0.0.1:9")?,
             api: url::Url::parse("http://127.0.0.1:9")?,
         },
-        ingest_writers: std::env::var("RELAY_BENCH_WRITERS")
-            .ok()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(relay::config::DEFAULT_INGEST_WRITERS),
+        ingest_writers: env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS),
         argocd_plugin_token: None,
     })
 }
