@@ -49,9 +49,11 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
            LEFT JOIN LATERAL (
                SELECT id, event_key, status, received_at FROM deliveries
                WHERE integration_id = i.id ORDER BY id DESC LIMIT 1) last ON true
+           LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
            LEFT JOIN LATERAL (
                SELECT id, event_key, status, received_at FROM deliveries
-               WHERE integration_id = i.id AND status = 'pending' ORDER BY id LIMIT 1) old ON true
+               WHERE integration_id = i.id AND status = 'pending' AND id >= COALESCE(w.below, 0)
+               ORDER BY id LIMIT 1) old ON true
            ORDER BY i.id"#
     )
     .fetch_all(pool)

@@ -26,7 +26,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use crate::{DeliveryStatus, StoreError, Text};
 
 mod ahead;
+mod watermark;
 pub use ahead::ReadAhead;
+use watermark::Watermark;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QueuedDelivery {
@@ -44,6 +46,7 @@ pub struct Claim {
     tx: Transaction<'static, Postgres>,
     pub integration_id: String,
     pub deliveries: Vec<QueuedDelivery>,
+    seen: Watermark,
 }
 
 /// Final state of one delivery, written with the processing results.
@@ -100,12 +103,18 @@ pub async fn claim_batch(
     set_claim_plans(&mut tx, false).await?;
     // One index probe per integration for its oldest pending delivery, rather than grouping
     // every pending row: with a backlog of many thousands (measured in relay-bench) that
-    // scan made each claim cost as much as the backlog was long.
+    // scan made each claim cost as much as the backlog was long. From the integration's
+    // watermark on: the entries before it are processed deliveries' (see `watermark`).
     let candidates = sqlx::query!(
-        r#"SELECT i.id AS "integration_id!", oldest.id AS "oldest!" FROM integrations i
+        r#"SELECT i.id AS "integration_id!", oldest.id AS "oldest!",
+                  COALESCE(w.generation, 0) AS "generation!",
+                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "snapshot_xmin!"
+           FROM integrations i
+           LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
            CROSS JOIN LATERAL (
                SELECT d.id FROM deliveries d
                WHERE d.integration_id = i.id AND d.status = 'pending'
+                 AND d.id >= COALESCE(w.below, 0)
                ORDER BY d.id
                LIMIT 1
            ) oldest
@@ -135,10 +144,16 @@ pub async fn claim_batch(
             continue;
         }
         set_claim_plans(&mut tx, true).await?;
+        let seen = Watermark {
+            oldest: candidate.oldest,
+            generation: candidate.generation,
+            snapshot_xmin: candidate.snapshot_xmin,
+        };
         return Ok(Some(Claim {
             tx,
             integration_id,
             deliveries,
+            seen,
         }));
     }
     tx.rollback().await?;
@@ -254,8 +269,10 @@ impl Claim {
     }
 
     /// Commits what was written through [`Claim::conn`] (outcomes recorded one by one with
-    /// [`record_outcomes`]).
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// [`record_outcomes`]), with what the claim's probe saw of the queue (see
+    /// `watermark`).
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        watermark::advance(&mut self.tx, &self.integration_id, self.seen).await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -374,11 +391,16 @@ pub struct QueueStats {
     pub oldest_pending_secs: f64,
 }
 
+/// Pending deliveries across integrations, each counted from its watermark on (the index
+/// entries before it are processed deliveries').
 pub async fn stats(pool: &PgPool) -> Result<QueueStats, StoreError> {
     let row = sqlx::query!(
         r#"SELECT count(*) AS "pending!",
-                  COALESCE(EXTRACT(EPOCH FROM now() - min(received_at)), 0)::float8 AS "oldest!"
-           FROM deliveries WHERE status = 'pending'"#
+                  COALESCE(EXTRACT(EPOCH FROM now() - min(d.received_at)), 0)::float8 AS "oldest!"
+           FROM integrations i
+           LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
+           JOIN deliveries d ON d.integration_id = i.id AND d.status = 'pending'
+                            AND d.id >= COALESCE(w.below, 0)"#
     )
     .fetch_one(pool)
     .await?;

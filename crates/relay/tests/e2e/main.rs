@@ -33,3 +33,4 @@ mod rotation;
 mod secrets_hygiene;
 mod support;
 mod urls;
+mod watermark;

@@ -1,0 +1,56 @@
+//! Where an integration's queue starts: the id below which none of its deliveries is
+//! pending (`delivery_watermarks.below`), so that a claim's probe skips the index entries
+//! of processed deliveries instead of walking all of them until VACUUM removes them.
+//!
+//! The bound moves one claim behind: a claim records the oldest pending delivery its probe
+//! found (the candidate) with its own transaction id, and a later claim, whose probe's
+//! snapshot shows that no transaction below that id still runs, moves `below` up to the
+//! lower of the candidate and what it found itself. Why that never skips a delivery, not
+//! even one committed late with a lower id, is in the migration that added the table
+//! (`migrations/20261204100000_delivery_watermarks.sql`): it relies on the deliveries' ids
+//! coming from their identity sequence without a cache (each `nextval` higher than every
+//! earlier one, in any session) and on the triggers there.
+
+use sqlx::PgConnection;
+
+use crate::StoreError;
+
+/// What a claim's probe saw of its integration's queue, to record with the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watermark {
+    /// The oldest pending delivery the probe found.
+    pub oldest: i64,
+    /// `delivery_watermarks.generation` as the probe read it.
+    pub generation: i64,
+    /// The lowest transaction id still running at the probe's snapshot.
+    pub snapshot_xmin: i64,
+}
+
+/// Records `seen` as the next candidate and moves `below` up to the previous one if it has
+/// settled, on the claim's transaction (so a rolled-back batch moves nothing). Void when a
+/// delivery was set back to pending since the probe (the generation changed).
+pub(crate) async fn advance(
+    conn: &mut PgConnection,
+    integration_id: &str,
+    seen: Watermark,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO delivery_watermarks AS w (integration_id, candidate, candidate_xid)
+           VALUES ($1, $2, pg_current_xact_id()::text::bigint)
+           ON CONFLICT (integration_id) DO UPDATE SET
+               below = CASE WHEN w.candidate_xid <= $3
+                            THEN GREATEST(w.below, LEAST(w.candidate, $2)) ELSE w.below END,
+               candidate = CASE WHEN w.candidate_xid IS NULL OR w.candidate_xid <= $3
+                                THEN EXCLUDED.candidate ELSE w.candidate END,
+               candidate_xid = CASE WHEN w.candidate_xid IS NULL OR w.candidate_xid <= $3
+                                    THEN EXCLUDED.candidate_xid ELSE w.candidate_xid END
+           WHERE w.generation = $4"#,
+        integration_id,
+        seen.oldest,
+        seen.snapshot_xmin,
+        seen.generation,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
