@@ -362,10 +362,7 @@ impl BenchRelay {
                 ..ProcessorConfig::default()
             },
         );
-        let backlog: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await?;
+        let backlog = relay_store::queue::stats(pool).await?.pending;
         let draining = Instant::now();
         let processing = tokio::spawn(processor.run(self.shutdown.clone()));
         // Let it clear the first phase's rows before the clock starts: a drain with no load.
@@ -412,11 +409,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
 /// (a batch's deliveries share one `processed_at`).
 async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Result<(i64, f64)> {
     let drain_started = Instant::now();
-    let pending = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(pool)
-            .await
-    };
+    let pending = || async { relay_store::queue::stats(pool).await.map(|s| s.pending) };
     let pending_at_end = pending().await?;
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(drain_started.elapsed())).await;
     let pending_after_1s = pending().await?;
@@ -440,15 +433,13 @@ async fn report_processing(pool: &sqlx::PgPool, first_new: i64) -> anyhow::Resul
     Ok((pending_after_1s, batch_size))
 }
 
-/// Whether the queue emptied within `limit`; polls with an index probe, not a count, so the
-/// polling itself costs nothing next to the work it waits for.
+/// Whether the queue emptied within `limit`; polls with the relay's own probe (from each
+/// integration's watermark), not a count, so the polling costs little next to the work it
+/// waits for.
 async fn wait_for_empty_queue(pool: &sqlx::PgPool, limit: Duration) -> anyhow::Result<bool> {
     let started = Instant::now();
     loop {
-        let pending: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending')")
-                .fetch_one(pool)
-                .await?;
+        let pending = relay_store::queue::has_pending(pool).await?;
         if !pending {
             return Ok(true);
         }

@@ -38,7 +38,8 @@ pub async fn overview(pool: &PgPool) -> Result<Vec<IntegrationOverview>, StoreEr
                   last.id AS "last_id?", last.event_key AS "last_event_key?",
                   last.status AS "last_status?: Text<DeliveryStatus>", last.received_at AS "last_received_at?",
                   (SELECT count(*) FROM deliveries f
-                   WHERE f.integration_id = i.id AND f.status = 'failed'
+                   WHERE f.integration_id = i.id AND f.last_error IS NOT NULL
+                     AND f.status = 'failed'
                      AND f.updated_at > now() - interval '1 hour') AS "failed!",
                   (SELECT count(*) FROM jobs j
                    WHERE j.integration_id = i.id AND j.state = 'dead'

@@ -350,13 +350,23 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Delivery, StoreError> {
 /// Queues a `relay:sweep` delivery (body: `body`, the serialized sweep event for `now_ms`)
 /// for every integration with an `environment_idle_ttl` and an active non-production
 /// environment idle past it (or with no recorded activity), unless one is pending already:
-/// several relays doing this at once still queue one (a unique index). The planner decides
-/// what expires; this only saves planning sweeps that cannot change anything.
+/// relays queue sweeps one at a time (an advisory lock), so several doing this at once still
+/// queue one. The planner decides what expires; this only saves planning sweeps that cannot
+/// change anything.
 pub async fn queue_sweeps(pool: &PgPool, now_ms: i64, body: &[u8]) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Waits for a sweep queued by another relay to commit, so the statement below, with a
+    // snapshot taken after that, sees it pending.
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('relay:queue_sweeps', 8))::text AS locked"
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let result = sqlx::query!(
         r#"INSERT INTO deliveries (integration_id, event_key, headers, body)
            SELECT i.id, 'relay:sweep', '{"x-relay-source": "sweep"}'::jsonb, $2
            FROM integrations i
+           LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
            WHERE i.environment_idle_ttl IS NOT NULL
              AND EXISTS (
                  SELECT 1 FROM environments e
@@ -364,12 +374,15 @@ pub async fn queue_sweeps(pool: &PgPool, now_ms: i64, body: &[u8]) -> Result<u64
                    AND e.status IN ('active', 'failed')
                    AND (e.last_activity_ms IS NULL
                         OR e.last_activity_ms <= $1 - i.environment_idle_ttl * 1000))
-           ON CONFLICT (integration_id) WHERE event_key = 'relay:sweep' AND status = 'pending'
-           DO NOTHING"#,
+             AND NOT EXISTS (
+                 SELECT 1 FROM deliveries d
+                 WHERE d.integration_id = i.id AND d.event_key = 'relay:sweep'
+                   AND d.status = 'pending' AND d.id >= COALESCE(w.below, 0))"#,
         now_ms,
         body,
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(result.rows_affected())
 }

@@ -391,21 +391,52 @@ pub struct QueueStats {
     pub oldest_pending_secs: f64,
 }
 
-/// Pending deliveries across integrations, each counted from its watermark on (the index
-/// entries before it are processed deliveries').
+/// Pending deliveries across integrations, each counted from its watermark on (the rows
+/// before it are processed).
 pub async fn stats(pool: &PgPool) -> Result<QueueStats, StoreError> {
+    let mut tx = pool.begin().await?;
+    // The planner cannot know how close the watermark is to the table's end, and would
+    // rather read the whole table than most of an index.
+    set_claim_plans(&mut tx, false).await?;
     let row = sqlx::query!(
-        r#"SELECT count(*) AS "pending!",
-                  COALESCE(EXTRACT(EPOCH FROM now() - min(d.received_at)), 0)::float8 AS "oldest!"
+        r#"SELECT COALESCE(sum(p.pending), 0)::bigint AS "pending!",
+                  COALESCE(EXTRACT(EPOCH FROM now() - min(p.oldest)), 0)::float8 AS "oldest!"
            FROM integrations i
            LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
-           JOIN deliveries d ON d.integration_id = i.id AND d.status = 'pending'
-                            AND d.id >= COALESCE(w.below, 0)"#
+           CROSS JOIN LATERAL (
+               SELECT count(*) AS pending, min(d.received_at) AS oldest FROM deliveries d
+               WHERE d.integration_id = i.id AND d.status = 'pending'
+                 AND d.id >= COALESCE(w.below, 0)
+           ) p"#
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(QueueStats {
         pending: row.pending,
         oldest_pending_secs: row.oldest,
     })
+}
+
+/// Whether any delivery is pending: the first one found from each integration's watermark.
+pub async fn has_pending(pool: &PgPool) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    set_claim_plans(&mut tx, false).await?;
+    let pending = sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM integrations i
+               LEFT JOIN delivery_watermarks w ON w.integration_id = i.id
+               CROSS JOIN LATERAL (
+                   SELECT d.id FROM deliveries d
+                   WHERE d.integration_id = i.id AND d.status = 'pending'
+                     AND d.id >= COALESCE(w.below, 0)
+                   ORDER BY d.id
+                   LIMIT 1
+               ) p
+           ) AS "pending!""#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(pending)
 }

@@ -42,8 +42,15 @@ async fn idle_ttl(pool: PgPool, flavor: Flavor) {
     let idle_at = active_since + 5_000 + 200;
     let wait = idle_at - chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
-    // Two relays sweeping at once queue one sweep.
-    relay::worker::sweep::queue(&stage.pool).await.unwrap();
+    // Relays sweeping at once, or one after the other, queue one sweep.
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let pool = stage.pool.clone();
+        at_once.spawn(async move { relay::worker::sweep::queue(&pool).await });
+    }
+    while let Some(queued) = at_once.join_next().await {
+        queued.unwrap().unwrap();
+    }
     relay::worker::sweep::queue(&stage.pool).await.unwrap();
     assert_eq!(sweeps(&stage).await, 1);
     stage.settle().await;
