@@ -6,23 +6,23 @@
 -- relay-bench: 2,900 index pages and 4 ms per probe after 590,000 deliveries, 17 µs of
 -- PostgreSQL time per delivery under load). The probe now starts at `below`.
 --
--- Soundness (see relay_store::queue::Watermark): a probe with snapshot S finds c, the
--- oldest pending delivery from `below` on. A delivery with an id under c that S did not see
--- was given its id before c was, so by a transaction that already had its transaction id
--- (the trigger below makes sure of that) before S, which is lower than the id of the
--- claim's own transaction, assigned after S. Once a later probe's snapshot has no running
--- transaction below that id, every such delivery is visible to it; that probe, from
--- `below`, finds the oldest pending delivery d, and nothing under min(c, d) is pending or
--- can commit any more. Only a delivery set back to pending can then be under it, and that
--- lowers `below` (the trigger below).
+-- Soundness (see relay_store::queue::watermark): a claim reads its batch, the pending
+-- deliveries from the oldest on, up to some id L, and records c = L + 1 with its own
+-- transaction id T. Every id under c was given out before L was, so (with the trigger below
+-- taking the transaction id first) by a transaction whose id is lower than T, which the
+-- claim gets only when it first writes, after reading. Once a later probe's snapshot has no
+-- running transaction below T, every delivery under c that will ever commit is visible to
+-- it; that probe, from `below`, finds the oldest pending delivery d, and nothing under
+-- min(c, d) is pending or can commit any more. Only a delivery set back to pending can then
+-- be under it, and that lowers `below` (the trigger below).
 CREATE TABLE delivery_watermarks (
     integration_id  text PRIMARY KEY REFERENCES integrations (id) ON DELETE CASCADE,
     -- No delivery of the integration under this id is pending.
     below           bigint NOT NULL DEFAULT 0,
     -- Counts deliveries set back to pending: an advance computed before one is void.
     generation      bigint NOT NULL DEFAULT 0,
-    -- The oldest pending delivery an earlier claim's probe found, and that claim's
-    -- transaction id: once no transaction below it runs, `below` may move up to it.
+    -- The id after an earlier claim's last delivery, and that claim's transaction id: once
+    -- no transaction below it runs, `below` may move up to it.
     candidate       bigint,
     candidate_xid   bigint
 );

@@ -144,10 +144,12 @@ pub async fn claim_batch(
             continue;
         }
         set_claim_plans(&mut tx, true).await?;
+        let last = deliveries.last().map_or(candidate.oldest, |d| d.id);
         let seen = Watermark {
             oldest: candidate.oldest,
             generation: candidate.generation,
             snapshot_xmin: candidate.snapshot_xmin,
+            next: last.saturating_add(1),
         };
         return Ok(Some(Claim {
             tx,

@@ -1,15 +1,15 @@
 //! Where an integration's queue starts: the id below which none of its deliveries is
-//! pending (`delivery_watermarks.below`), so that a claim's probe skips the index entries
-//! of processed deliveries instead of walking all of them until VACUUM removes them.
+//! pending (`delivery_watermarks.below`), so that a claim's probe skips the processed
+//! deliveries instead of walking all of them.
 //!
-//! The bound moves one claim behind: a claim records the oldest pending delivery its probe
-//! found (the candidate) with its own transaction id, and a later claim, whose probe's
+//! The bound moves one claim behind: a claim records the id after the last delivery it
+//! claimed (the candidate) with its own transaction id, and a later claim, whose probe's
 //! snapshot shows that no transaction below that id still runs, moves `below` up to the
-//! lower of the candidate and what it found itself. Why that never skips a delivery, not
-//! even one committed late with a lower id, is in the migration that added the table
-//! (`migrations/20261204100000_delivery_watermarks.sql`): it relies on the deliveries' ids
-//! coming from their identity sequence without a cache (each `nextval` higher than every
-//! earlier one, in any session) and on the triggers there.
+//! lower of the candidate and the oldest pending delivery it found itself. Why that never
+//! skips a delivery, not even one committed late with a lower id, is in the migration that
+//! added the table (`migrations/20261204100000_delivery_watermarks.sql`): it relies on the
+//! deliveries' ids coming from their identity sequence without a cache (each `nextval`
+//! higher than every earlier one, in any session) and on the triggers there.
 
 use sqlx::PgConnection;
 
@@ -24,10 +24,13 @@ pub(crate) struct Watermark {
     pub generation: i64,
     /// The lowest transaction id still running at the probe's snapshot.
     pub snapshot_xmin: i64,
+    /// The id after the last delivery claimed: every lower id was given out before the
+    /// claim read its batch, so before the claim's transaction got its id.
+    pub next: i64,
 }
 
-/// Records `seen` as the next candidate and moves `below` up to the previous one if it has
-/// settled, on the claim's transaction (so a rolled-back batch moves nothing). Void when a
+/// Records `seen.next` as the next candidate and moves `below` up to the previous one if
+/// it has settled, on the claim's transaction (so a rolled-back batch moves nothing). Void when a
 /// delivery was set back to pending since the probe (the generation changed).
 pub(crate) async fn advance(
     conn: &mut PgConnection,
@@ -36,7 +39,7 @@ pub(crate) async fn advance(
 ) -> Result<(), StoreError> {
     sqlx::query!(
         r#"INSERT INTO delivery_watermarks AS w (integration_id, candidate, candidate_xid)
-           VALUES ($1, $2, pg_current_xact_id()::text::bigint)
+           VALUES ($1, $5, pg_current_xact_id()::text::bigint)
            ON CONFLICT (integration_id) DO UPDATE SET
                below = CASE WHEN w.candidate_xid <= $3
                             THEN GREATEST(w.below, LEAST(w.candidate, $2)) ELSE w.below END,
@@ -49,6 +52,7 @@ pub(crate) async fn advance(
         seen.oldest,
         seen.snapshot_xmin,
         seen.generation,
+        seen.next,
     )
     .execute(&mut *conn)
     .await?;
