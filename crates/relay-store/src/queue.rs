@@ -6,9 +6,9 @@
 //! of a pending delivery's outcome holds it. The rows are not also locked (`FOR UPDATE`): a
 //! row lock costs a WAL record per row, and a row locked by the transaction and then updated
 //! in the batch's savepoint (a subtransaction) gets a MultiXact as its xmax, which index
-//! scans can never mark dead, so the queue index's processed prefix was walked entry by
-//! entry by every claim until vacuum (measured: 8 ms and ~2,000 heap fetches per claim under
-//! load). So:
+//! scans can never mark dead, so the processed prefix of the queue's index (the partial
+//! index on pending deliveries it had then) was walked entry by entry by every claim until
+//! vacuum (measured: 8 ms and ~2,000 heap fetches per claim under load). So:
 //! * two workers, in one process or many, never process the same delivery;
 //! * one integration's deliveries are processed by one worker at a time, oldest first; the
 //!   next batch is claimed only after the previous one committed;
@@ -94,7 +94,8 @@ pub async fn claim_batch(
     mut ahead: Option<ReadAhead>,
 ) -> Result<Option<Claim>, StoreError> {
     let mut tx = pool.begin().await?;
-    // The claim must walk `deliveries_pending` in order and stop after `max` rows. Right
+    // The claim must walk `deliveries_integration_id` in order from the watermark and stop
+    // after `max` rows. Right
     // after a burst the statistics still say few rows are pending, and the planner then
     // prefers a bitmap scan that reads and sorts the whole backlog, bodies included:
     // measured at 360 ms per claim with 100,000 pending (2.5 ms walking the index). So the
