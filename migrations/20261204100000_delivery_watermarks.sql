@@ -14,7 +14,9 @@
 -- running transaction below T, every delivery under c that will ever commit is visible to
 -- it; that probe, from `below`, finds the oldest pending delivery d, and nothing under
 -- min(c, d) is pending or can commit any more. Only a delivery set back to pending can then
--- be under it, and that lowers `below` (the trigger below).
+-- be under it, and that lowers `below` (the trigger below). A claim whose batch starts at
+-- `below` and holds every id from there to L moves `below` to c at once: no other delivery
+-- can have an id in that range.
 CREATE TABLE delivery_watermarks (
     integration_id  text PRIMARY KEY REFERENCES integrations (id) ON DELETE CASCADE,
     -- No delivery of the integration under this id is pending.

@@ -146,11 +146,18 @@ pub async fn claim_batch(
         }
         set_claim_plans(&mut tx, true).await?;
         let last = deliveries.last().map_or(candidate.oldest, |d| d.id);
+        let gapless = deliveries.iter().enumerate().all(|(i, d)| {
+            i64::try_from(i)
+                .ok()
+                .and_then(|i| candidate.oldest.checked_add(i))
+                == Some(d.id)
+        });
         let seen = Watermark {
             oldest: candidate.oldest,
             generation: candidate.generation,
             snapshot_xmin: candidate.snapshot_xmin,
             next: last.saturating_add(1),
+            gapless,
         };
         return Ok(Some(Claim {
             tx,
