@@ -7,7 +7,7 @@ use std::time::Duration;
 use relay::metrics::Metrics;
 use relay::worker::{Processor, ProcessorConfig};
 use relay_core::IntegrationType;
-use relay_store::queue::{self, Finished, Outcome, ReadAhead};
+use relay_store::queue::{self, ReadAhead};
 use sqlx::PgPool;
 
 use crate::support::*;
@@ -43,18 +43,7 @@ async fn finish_next(pool: &PgPool, max: i64, ahead: Option<ReadAhead>) -> Vec<i
         .await
         .unwrap()
         .expect("something to claim");
-    let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
-    let finished: Vec<Finished> = ids
-        .iter()
-        .map(|&delivery_id| Finished {
-            delivery_id,
-            outcome: Outcome::Processed,
-            decisions: None,
-            error: None,
-        })
-        .collect();
-    claim.finish(&finished).await.unwrap();
-    ids
+    finish_as_processed(claim).await
 }
 
 async fn attempts(pool: &PgPool, ids: &[i64]) -> Vec<i32> {

@@ -3,7 +3,7 @@
 //! deliveries commit in and whatever is set back to pending.
 
 use relay_core::IntegrationType;
-use relay_store::queue::{self, Finished, Outcome};
+use relay_store::queue;
 use sqlx::{PgConnection, PgPool};
 
 use crate::support::*;
@@ -37,18 +37,7 @@ async fn finish_next(pool: &PgPool, max: i64) -> Vec<i64> {
     let Some(claim) = queue::claim_batch(pool, max, &[], None).await.unwrap() else {
         return Vec::new();
     };
-    let ids: Vec<i64> = claim.deliveries.iter().map(|d| d.id).collect();
-    let finished: Vec<Finished> = ids
-        .iter()
-        .map(|&delivery_id| Finished {
-            delivery_id,
-            outcome: Outcome::Processed,
-            decisions: None,
-            error: None,
-        })
-        .collect();
-    claim.finish(&finished).await.unwrap();
-    ids
+    finish_as_processed(claim).await
 }
 
 async fn below(pool: &PgPool, integration: &str) -> i64 {
@@ -204,17 +193,7 @@ async fn an_advance_computed_before_a_redelivery_is_void(pool: PgPool) {
         .unwrap()
         .unwrap();
     queue::redeliver(&pool, ids[1]).await.unwrap();
-    let finished: Vec<Finished> = claim
-        .deliveries
-        .iter()
-        .map(|d| Finished {
-            delivery_id: d.id,
-            outcome: Outcome::Processed,
-            decisions: None,
-            error: None,
-        })
-        .collect();
-    claim.finish(&finished).await.unwrap();
+    finish_as_processed(claim).await;
     assert!(below(&pool, &cloud.id).await <= ids[1]);
     assert_eq!(pending(&pool, &cloud.id).await, [ids[1]]);
     assert_eq!(finish_next(&pool, 1000).await, [ids[1]]);
