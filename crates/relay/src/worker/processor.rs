@@ -1,7 +1,8 @@
 //! Turns stored deliveries into environment decisions.
 //!
-//! Workers are woken by `LISTEN relay_deliveries` (a trigger notifies on every insert) and by
-//! a periodic sweep, which also picks up deliveries whose backoff has passed and covers any
+//! Workers are woken by `LISTEN relay_deliveries` (a trigger notifies on every insert, naming
+//! the integrations: one a worker here holds wakes nobody, see `wake`) and by a periodic
+//! sweep, which also picks up deliveries whose backoff has passed and covers any
 //! notification lost while the listener reconnected. Ordering and exclusivity come from the
 //! queue's claim (see `relay_store::queue`), so any number of workers in any number of relay
 //! processes can share one database.
@@ -86,11 +87,14 @@ impl Processor {
             self.config.workers,
             self.config.sweep_interval,
         );
+        let held = self.held.clone();
+        let in_hand: super::wake::InHand =
+            Arc::new(move |integration: &str| lock(&held).contains(integration));
         let step = move || {
             let processor = self.clone();
             async move { processor.process_next().await.map(|done| done > 0) }
         };
-        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step).await;
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, in_hand).await;
     }
 
     /// Claims and processes one batch (one integration's next deliveries). Returns how many

@@ -1,6 +1,11 @@
 //! The one loop behind every queue worker: `LISTEN` on the queue's channel (a trigger
 //! notifies on every insert) plus a periodic sweep, which also picks up work whose backoff has
 //! passed and covers notifications lost while the listener reconnected.
+//!
+//! A notification may name what it is for (the deliveries' one names their integrations): when
+//! this process's workers already hold all of it, nobody is woken. The holder claims again
+//! as soon as it has written its batch, and that claim sees everything committed before the
+//! notification was sent; a sibling woken for it would only probe the queue and roll back.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +16,10 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// Whether a key a notification names (an integration id) is held by one of this process's
+/// workers, which will claim again once it has finished what it holds.
+pub(super) type InHand = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Runs `workers` copies of `step` plus one listener until `shutdown`. `step` claims and
 /// finishes one unit of work and says whether it found any; a worker calls it until it finds
@@ -23,13 +32,20 @@ pub(super) async fn run<S, F>(
     sweep: Duration,
     shutdown: CancellationToken,
     step: S,
+    in_hand: InHand,
 ) where
     S: Fn() -> F + Clone + Send + 'static,
     F: Future<Output = Result<bool, StoreError>> + Send + 'static,
 {
     let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
-    tasks.spawn(listen(pool, channel, wake.clone(), shutdown.clone()));
+    let listener = Listener {
+        pool,
+        channel,
+        wake: wake.clone(),
+        in_hand,
+    };
+    tasks.spawn(listener.run(shutdown.clone()));
     for worker in 0..workers.max(1) {
         let drain = Drain {
             worker,
@@ -42,47 +58,63 @@ pub(super) async fn run<S, F>(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn listen(
+struct Listener {
     pool: PgPool,
     channel: &'static str,
     wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    let mut delay = Duration::from_millis(200);
-    while !shutdown.is_cancelled() {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(channel).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = match connected.await {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::warn!(channel, error = %err, "cannot LISTEN yet; sweeping meanwhile");
+    in_hand: InHand,
+}
+
+impl Listener {
+    async fn run(self, shutdown: CancellationToken) {
+        let channel = self.channel;
+        let mut delay = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            let connected = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(channel).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match connected.await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(channel, error = %err, "cannot LISTEN yet; sweeping meanwhile");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            delay = Duration::from_millis(200);
+            // Anything inserted while not listening is picked up now.
+            self.wake.notify_waiters();
+            loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    received = listener.recv() => match received {
+                        Ok(notification) => {
+                            if wakes(notification.payload(), &*self.in_hand) {
+                                self.wake.notify_waiters();
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(channel, error = %err, "LISTEN connection lost");
+                            break;
+                        }
+                    },
                 }
-                delay = (delay * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
-        delay = Duration::from_millis(200);
-        // Anything inserted while not listening is picked up now.
-        wake.notify_waiters();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                received = listener.recv() => match received {
-                    Ok(_) => wake.notify_waiters(),
-                    Err(err) => {
-                        tracing::warn!(channel, error = %err, "LISTEN connection lost");
-                        break;
-                    }
-                },
             }
         }
     }
+}
+
+/// Whether a notification with `payload` wakes the workers: not when it names keys and
+/// every one of them is in hand; an empty payload names nothing, so it always does.
+fn wakes(payload: &str, in_hand: &dyn Fn(&str) -> bool) -> bool {
+    let mut named = payload.split(' ').filter(|key| !key.is_empty()).peekable();
+    named.peek().is_none() || named.any(|key| !in_hand(key))
 }
 
 struct Drain {
@@ -120,5 +152,32 @@ impl Drain {
                 _ = tokio::time::sleep(self.sweep) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wakes;
+
+    #[test]
+    fn a_notification_naming_only_held_keys_wakes_nobody() {
+        let held = |key: &str| key == "app" || key == "web";
+        assert!(!wakes("app", &held));
+        assert!(!wakes("app web", &held));
+    }
+
+    #[test]
+    fn a_notification_naming_a_key_not_held_wakes_the_workers() {
+        let held = |key: &str| key == "app";
+        assert!(wakes("api", &held));
+        assert!(wakes("app api", &held));
+        assert!(wakes("api", &|_: &str| false));
+    }
+
+    #[test]
+    fn a_notification_naming_nothing_wakes_the_workers() {
+        let held = |_: &str| true;
+        assert!(wakes("", &held));
+        assert!(wakes(" ", &held));
     }
 }

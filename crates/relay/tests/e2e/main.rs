@@ -33,4 +33,5 @@ mod rotation;
 mod secrets_hygiene;
 mod support;
 mod urls;
+mod wakeups;
 mod watermark;

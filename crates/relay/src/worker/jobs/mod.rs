@@ -188,7 +188,9 @@ impl Runner {
             let runner = self.clone();
             async move { runner.run_next().await }
         };
-        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step).await;
+        // The jobs' notification names nothing: every one wakes the runners.
+        let in_hand: super::wake::InHand = std::sync::Arc::new(|_: &str| false);
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, in_hand).await;
     }
 
     /// Claims and runs one job. `Ok(false)` when none is runnable.
