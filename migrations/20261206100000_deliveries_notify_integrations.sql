@@ -10,13 +10,13 @@ CREATE OR REPLACE FUNCTION notify_deliveries() RETURNS trigger LANGUAGE plpgsql 
 DECLARE
     named text;
 BEGIN
-    SELECT string_agg(DISTINCT integration_id, ' ') INTO named FROM stored;
+    SELECT string_agg(DISTINCT integration_id, ' ' ORDER BY integration_id) INTO named FROM stored;
     IF named IS NULL THEN
         -- Nothing stored (every row a request id seen before): nothing to wake for.
         RETURN NULL;
     END IF;
     -- PostgreSQL's payload limit is 8000 bytes.
-    IF length(named) > 4000 THEN
+    IF octet_length(named) > 4000 THEN
         named := '';
     END IF;
     PERFORM pg_notify('relay_deliveries', named);

@@ -13,7 +13,7 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::{read_batch, set_claim_plans, QueuedDelivery};
+use super::{read_batch, QueuedDelivery, BEGIN_CLAIM};
 use crate::StoreError;
 
 /// Pending deliveries of one integration read without its lock: a guess at its next batch,
@@ -33,9 +33,8 @@ impl ReadAhead {
         after_id: i64,
         max: i64,
     ) -> Result<Self, StoreError> {
-        let mut tx = pool.begin().await?;
         // The claim's plan: a bitmap scan here would read the whole backlog.
-        set_claim_plans(&mut tx, false).await?;
+        let mut tx = pool.begin_with(BEGIN_CLAIM).await?;
         let deliveries =
             read_batch(&mut tx, integration_id, after_id.saturating_add(1), max).await?;
         tx.commit().await?;

@@ -98,9 +98,11 @@ impl Processor {
     }
 
     /// Claims and processes one batch (one integration's next deliveries). Returns how many
-    /// deliveries were finished; 0 when nothing is claimable.
+    /// deliveries were finished; 0 when nothing is claimable. [`Processor::run`]'s workers
+    /// call it again after every batch it finished: a notification for an integration one of
+    /// them holds wakes nobody (`wake`), since that next call claims what it announced.
     pub async fn process_next(&self) -> Result<usize, StoreError> {
-        // Every notification wakes every worker; one that probed an integration a sibling
+        // A notification can wake every worker; one that probed an integration a sibling
         // holds would only find it locked, after walking its queue for nothing.
         let claiming = self.claiming.lock().await;
         let skip: Vec<String> = self.held_now().iter().cloned().collect();

@@ -1,5 +1,5 @@
 //! The one loop behind every queue worker: `LISTEN` on the queue's channel (a trigger
-//! notifies on every insert) plus a periodic sweep, which also picks up work whose backoff has
+//! notifies on every insert statement) plus a periodic sweep, which also picks up work whose backoff has
 //! passed and covers notifications lost while the listener reconnected.
 //!
 //! A notification may name what it is for (the deliveries' one names their integrations): when
