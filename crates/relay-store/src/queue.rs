@@ -145,7 +145,7 @@ pub async fn claim_batch(
         if deliveries.is_empty() {
             continue;
         }
-        set_claim_plans(&mut tx, true).await?;
+        restore_plans(&mut tx).await?;
         let last = deliveries.last().map_or(candidate.oldest, |d| d.id);
         let gapless = deliveries.iter().enumerate().all(|(i, d)| {
             i64::try_from(i)
@@ -252,18 +252,17 @@ pub(crate) async fn lock_integration(
     Ok(())
 }
 
-/// `BEGIN` with bitmap and sequential scans off (see [`set_claim_plans`]), in one simple
-/// query. Constant text, no parameters.
+/// `BEGIN` with bitmap and sequential scans off for the claim's probe and batch read, in one
+/// simple query. Constant text, no parameters.
 const BEGIN_CLAIM: &str =
     "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
 
-/// Turns bitmap and sequential scans off (`allowed = false`) or back on for the rest of the
-/// transaction.
-async fn set_claim_plans(conn: &mut PgConnection, allowed: bool) -> Result<(), StoreError> {
-    let value = if allowed { "on" } else { "off" };
+/// Turns bitmap and sequential scans back on for the rest of a transaction begun with
+/// [`BEGIN_CLAIM`].
+async fn restore_plans(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query_scalar!(
         r#"SELECT set_config('enable_bitmapscan', $1, true) || set_config('enable_seqscan', $1, true) AS "set!""#,
-        value
+        "on"
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -1,9 +1,9 @@
 //! The one loop behind every queue worker: `LISTEN` on the queue's channel (a trigger
-//! notifies on every insert statement) plus a periodic sweep, which also picks up work whose backoff has
-//! passed and covers notifications lost while the listener reconnected.
+//! notifies on every insert statement) plus a periodic sweep, which also picks up work whose
+//! backoff has passed and covers notifications lost while the listener reconnected.
 //!
-//! A notification may name what it is for (the deliveries' one names their integrations): when
-//! this process's workers already hold all of it, nobody is woken. The holder claims again
+//! A notification may name what it is for (the deliveries' one names their integrations):
+//! when this process's workers already hold all of it, nobody is woken. The holder claims again
 //! as soon as it has written its batch, and that claim sees everything committed before the
 //! notification was sent; a sibling woken for it would only probe the queue and roll back.
 

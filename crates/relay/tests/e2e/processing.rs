@@ -309,17 +309,7 @@ async fn two_processes_never_process_a_delivery_twice_and_keep_order(pool: PgPoo
         );
         handles.push(tokio::spawn(processor.run(token.clone())));
     }
-    for _ in 0..200 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_no_pending(&pool, Duration::from_secs(10)).await;
     token.cancel();
     for handle in handles {
         handle.await.unwrap();

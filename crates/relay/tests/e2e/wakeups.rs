@@ -113,17 +113,7 @@ async fn a_worker_holding_an_integration_claims_what_arrived_while_it_held_it(po
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let mut pending = i64::MAX;
-    for _ in 0..200 {
-        pending = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pending = wait_for_no_pending(&pool, Duration::from_secs(10)).await;
     token.cancel();
     running.await.unwrap();
     assert_eq!(pending, 0, "every delivery processed without the sweep");

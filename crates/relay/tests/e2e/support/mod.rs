@@ -180,6 +180,23 @@ pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     relay_core::sign(secret.as_bytes(), body)
 }
 
+/// Polls every 50 ms until no delivery is pending or `limit` has passed; returns how many
+/// still are.
+pub(crate) async fn wait_for_no_pending(pool: &PgPool, limit: std::time::Duration) -> i64 {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if pending == 0 || std::time::Instant::now() >= deadline {
+            return pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn delivery_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(pool)
