@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
+mod meter;
 mod process;
 mod sender;
 mod summary;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use load::{Load, Report};
+use meter::Meter;
 use relay::http::{AppState, HttpSettings};
 use relay::metrics::Metrics;
 use relay::worker::{Processor, ProcessorConfig};
@@ -95,6 +97,15 @@ async fn run(
         .connect_with(relay_store::pool::connect_options(database_url)?)
         .await?;
     relay_store::migrate(&pool).await?;
+    // RELAY_BENCH_SETUP_SQL: statements run on the fresh database after the migrations, to
+    // measure a schema change before writing it as a migration.
+    if let Ok(setup) = std::env::var("RELAY_BENCH_SETUP_SQL") {
+        sqlx::raw_sql(&setup)
+            .execute(&pool)
+            .await
+            .context("RELAY_BENCH_SETUP_SQL")?;
+        println!("setup SQL run after the migrations: {setup}");
+    }
     let bodies = load::fixtures()?;
     let mean = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / bodies.len().max(1);
     println!(
@@ -115,11 +126,12 @@ async fn run(
     print_report("bare axum, signature only", &bare, None, None);
 
     // (b) the database's own limit.
-    let postgres_before = process::postgres_cpu();
+    let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(&pool).await);
     let inserts = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
     figures.baseline_postgres_cpu_us =
         micros_per(process::postgres_cpu() - postgres_before, inserts.accepted);
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
+    figures.baseline = meter.stop(&pool, &inserts, &inserts).await;
 
     let relay = BenchRelay::start(&pool).await?;
     let phases = Phases {
@@ -168,7 +180,7 @@ impl Phases<'_> {
     /// stored (the backlog the processor drains next).
     async fn ingest(&self, figures: &mut Figures) -> anyhow::Result<u64> {
         let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
-        let postgres_before = process::postgres_cpu();
+        let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(pool).await);
         let relay_run = relay
             .load(self.bodies, self.concurrency, self.duration)
             .await;
@@ -183,6 +195,7 @@ impl Phases<'_> {
             Some(self.bare),
         );
         figures.ingest = relay_run.per_second() / inserts.per_second();
+        figures.ingest_cost = meter.stop(pool, &relay_run, inserts).await;
         println!(
             "  PostgreSQL CPU per delivery: {:.0} µs (a baseline INSERT: {:.0} µs)",
             figures.ingest_postgres_cpu_us, figures.baseline_postgres_cpu_us
@@ -209,6 +222,7 @@ impl Phases<'_> {
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
         let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
+        let meter = Meter::start(pool).await;
         let (processing, drain_rate) = relay.start_processor(pool).await?;
         figures.drain = drain_rate / inserts.per_second();
         figures.drain_relay_cpu_us = micros_per(process::own_cpu() - relay_before, backlog);
@@ -218,7 +232,9 @@ impl Phases<'_> {
             "  drain vs single-row INSERT baseline: {:.2}x rate; CPU per delivery: relay process {:.0} µs, PostgreSQL {:.0} µs",
             figures.drain, figures.drain_relay_cpu_us, figures.drain_postgres_cpu_us
         );
+        figures.drain_cost = meter.stop_at(pool, backlog, drain_rate, inserts).await;
         let first_new = max_delivery_id(pool).await?;
+        let meter = Meter::start(pool).await;
         let with_processing = relay
             .load(self.bodies, self.concurrency, self.duration)
             .await;
@@ -230,6 +246,7 @@ impl Phases<'_> {
         );
         figures.processing = with_processing.per_second() / inserts.per_second();
         figures.processing_p99_ms = with_processing.p99_ms();
+        figures.processing_cost = meter.stop(pool, &with_processing, inserts).await;
         (figures.pending_after_1s, figures.batch_size) = report_processing(pool, first_new).await?;
         let apart = self
             .separate("relay + processing, load apart", true)

@@ -125,6 +125,57 @@ pub(crate) fn postgres_cpu() -> Duration {
     ticks_to_duration(ticks)
 }
 
+/// The whole machine's CPU time so far, every core and process (`/proc/stat`'s first line):
+/// what was busy, and what was idle (waiting for I/O included).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MachineCpu {
+    pub busy: Duration,
+    pub idle: Duration,
+}
+
+impl MachineCpu {
+    pub(crate) fn now() -> Self {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| Self::parse(&stat))
+            .unwrap_or_default()
+    }
+
+    fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal; guest time is already in user.
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        let all: u64 = ticks.iter().take(8).sum();
+        Some(Self {
+            busy: ticks_to_duration(all.saturating_sub(idle)),
+            idle: ticks_to_duration(idle),
+        })
+    }
+
+    /// What the machine did between `earlier` and this reading.
+    pub(crate) fn since(self, earlier: Self) -> Self {
+        Self {
+            busy: self.busy.saturating_sub(earlier.busy),
+            idle: self.idle.saturating_sub(earlier.idle),
+        }
+    }
+
+    /// The share of the machine that was idle, 0 to 1.
+    pub(crate) fn idle_share(self) -> f64 {
+        let all = (self.busy + self.idle).as_secs_f64();
+        if all > 0.0 {
+            self.idle.as_secs_f64() / all
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The fields of a `/proc/<pid>/stat` line this needs, in clock ticks.
 struct Stat {
     pid: u64,
@@ -170,4 +221,20 @@ fn clock_ticks_per_second() -> u64 {
         })
         .find(|(key, _)| *key == AT_CLKTCK)
         .map_or(100, |(_, value)| value.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineCpu;
+
+    #[test]
+    fn reads_busy_and_idle_from_the_first_line_of_proc_stat() {
+        let stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n";
+        let cpu = MachineCpu::parse(stat).expect("a cpu line");
+        let tick = super::ticks_to_duration(1);
+        assert_eq!(cpu.busy, tick * 160);
+        assert_eq!(cpu.idle, tick * 840);
+        assert!((cpu.idle_share() - 0.84).abs() < 1e-9);
+        assert!(MachineCpu::parse("intr 1 2 3\n").is_none());
+    }
 }

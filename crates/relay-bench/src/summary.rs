@@ -1,5 +1,7 @@
 //! The figures of one run, and their median and spread over all runs.
 
+use crate::meter::PhaseCost;
+
 /// What one run measured, as ratios against that run's own baselines where a target is a
 /// ratio (the machine is shared: absolute rates move from run to run, ratios much less).
 #[derive(Debug, Clone, Default)]
@@ -31,6 +33,12 @@ pub(crate) struct Figures {
     /// CPU of the INSERT baseline's PostgreSQL processes per row, in µs.
     pub baseline_postgres_cpu_us: f64,
     pub peak_rss_mb: f64,
+    /// What the INSERT baseline, ingest alone and ingest + processing (load in process) cost
+    /// the whole machine and the WAL.
+    pub baseline: PhaseCost,
+    pub ingest_cost: PhaseCost,
+    pub drain_cost: PhaseCost,
+    pub processing_cost: PhaseCost,
 }
 
 type Field = (&'static str, &'static str, fn(&Figures) -> f64);
@@ -50,8 +58,45 @@ const FIELDS: &[Field] = &[
     ("  PostgreSQL CPU per delivery drained", "µs", |f| {
         f.drain_postgres_cpu_us
     }),
+    ("  machine idle, drain", "%", |f| f.drain_cost.idle),
+    ("  machine busy CPU per delivery drained", "µs", |f| {
+        f.drain_cost.busy_us
+    }),
+    ("  WAL bytes per delivery drained", "", |f| {
+        f.drain_cost.wal_bytes
+    }),
+    ("  machine idle, ingest alone", "%", |f| f.ingest_cost.idle),
+    ("  machine busy CPU per delivery stored", "µs", |f| {
+        f.ingest_cost.busy_us
+    }),
+    ("  ingest alone, machine fully busy / baseline", "x", |f| {
+        f.ingest_cost.ceiling
+    }),
+    ("  WAL bytes per delivery stored", "", |f| {
+        f.ingest_cost.wal_bytes
+    }),
+    ("  full-page images per delivery stored", "", |f| {
+        f.ingest_cost.full_page_images
+    }),
     ("ingest + processing / INSERT baseline", "x", |f| {
         f.processing
+    }),
+    ("  machine idle, ingest + processing", "%", |f| {
+        f.processing_cost.idle
+    }),
+    (
+        "  machine busy CPU per delivery, + processing",
+        "µs",
+        |f| f.processing_cost.busy_us,
+    ),
+    ("  + processing, machine fully busy / baseline", "x", |f| {
+        f.processing_cost.ceiling
+    }),
+    ("  WAL bytes per delivery, + processing", "", |f| {
+        f.processing_cost.wal_bytes
+    }),
+    ("  full-page images per delivery, + processing", "", |f| {
+        f.processing_cost.full_page_images
     }),
     ("ingest + processing p99", "ms", |f| f.processing_p99_ms),
     ("pending 1 s after the load stopped", "", |f| {
@@ -65,6 +110,12 @@ const FIELDS: &[Field] = &[
     ("PostgreSQL CPU per delivery", "µs", |f| f.postgres_cpu_us),
     ("PostgreSQL CPU per baseline INSERT", "µs", |f| {
         f.baseline_postgres_cpu_us
+    }),
+    ("machine busy CPU per baseline INSERT", "µs", |f| {
+        f.baseline.busy_us
+    }),
+    ("WAL bytes per baseline INSERT", "", |f| {
+        f.baseline.wal_bytes
     }),
     ("peak resident memory", "MB", |f| f.peak_rss_mb),
 ];

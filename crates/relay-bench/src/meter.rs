@@ -1,0 +1,103 @@
+//! What a phase cost the whole machine and PostgreSQL's WAL, read around the phase: the
+//! machine's idle share and busy CPU per delivery (every process: relay, load generator,
+//! PostgreSQL, kernel) say whether a phase is bound by CPU and how far using the idle share
+//! could take it; WAL bytes and full-page images per delivery say what each row costs the
+//! log.
+
+use crate::load::Report;
+use crate::process::MachineCpu;
+
+/// The cluster's WAL counters (`pg_stat_wal`, PostgreSQL 14 and later).
+#[derive(Debug, Clone, Copy, Default)]
+struct Wal {
+    bytes: f64,
+    full_page_images: i64,
+}
+
+impl Wal {
+    async fn read(pool: &sqlx::PgPool) -> Option<Self> {
+        let (bytes, full_page_images): (f64, i64) =
+            sqlx::query_as("SELECT wal_bytes::float8, wal_fpi FROM pg_stat_wal")
+                .fetch_one(pool)
+                .await
+                .ok()?;
+        Some(Self {
+            bytes,
+            full_page_images,
+        })
+    }
+}
+
+/// A phase's costs, as the summary keeps them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PhaseCost {
+    /// Share of the machine left idle, in %.
+    pub idle: f64,
+    /// Busy CPU of the whole machine per delivery, in µs.
+    pub busy_us: f64,
+    /// The phase's rate with the machine fully busy at the same CPU per delivery, as a ratio to
+    /// the INSERT baseline.
+    pub ceiling: f64,
+    pub wal_bytes: f64,
+    pub full_page_images: f64,
+}
+
+/// Readings taken when a phase started.
+pub(crate) struct Meter {
+    cpu: MachineCpu,
+    wal: Option<Wal>,
+}
+
+impl Meter {
+    pub(crate) async fn start(pool: &sqlx::PgPool) -> Self {
+        Self {
+            wal: Wal::read(pool).await,
+            cpu: MachineCpu::now(),
+        }
+    }
+
+    /// Prints and returns what the phase that produced `run` cost, against `inserts`.
+    pub(crate) async fn stop(
+        self,
+        pool: &sqlx::PgPool,
+        run: &Report,
+        inserts: &Report,
+    ) -> PhaseCost {
+        self.stop_at(pool, run.accepted, run.per_second(), inserts)
+            .await
+    }
+
+    /// The same for a phase that handled `count` deliveries at `rate` per second.
+    pub(crate) async fn stop_at(
+        self,
+        pool: &sqlx::PgPool,
+        count: u64,
+        rate: f64,
+        inserts: &Report,
+    ) -> PhaseCost {
+        let machine = MachineCpu::now().since(self.cpu);
+        let wal = Wal::read(pool).await;
+        let count = count.max(1) as f64;
+        let idle = machine.idle_share();
+        let mut cost = PhaseCost {
+            idle: idle * 100.0,
+            busy_us: machine.busy.as_secs_f64() * 1e6 / count,
+            ceiling: rate / (1.0 - idle).max(0.01) / inserts.per_second(),
+            ..PhaseCost::default()
+        };
+        println!(
+            "  machine: {:.0} % idle, {:.0} µs busy CPU per delivery (all processes); fully busy at that cost: {:.2}x the INSERT baseline",
+            cost.idle, cost.busy_us, cost.ceiling
+        );
+        if let (Some(before), Some(after)) = (self.wal, wal) {
+            cost.wal_bytes = (after.bytes - before.bytes) / count;
+            cost.full_page_images =
+                (after.full_page_images - before.full_page_images) as f64 / count;
+            println!(
+                "  WAL per delivery: {:.0} bytes, {:.2} full-page images",
+                cost.wal_bytes, cost.full_page_images
+            );
+        }
+        cost
+    }
+}
