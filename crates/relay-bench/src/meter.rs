@@ -7,23 +7,29 @@
 use crate::load::Report;
 use crate::process::MachineCpu;
 
-/// The cluster's WAL counters (`pg_stat_wal`, PostgreSQL 14 and later).
+/// The cluster's WAL counters (`pg_stat_wal`, PostgreSQL 14 and later) and the bench
+/// database's committed transactions (`pg_stat_database`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Wal {
     bytes: f64,
     full_page_images: i64,
+    commits: i64,
 }
 
 impl Wal {
     async fn read(pool: &sqlx::PgPool) -> Option<Self> {
-        let (bytes, full_page_images): (f64, i64) =
-            sqlx::query_as("SELECT wal_bytes::float8, wal_fpi FROM pg_stat_wal")
-                .fetch_one(pool)
-                .await
-                .ok()?;
+        let (bytes, full_page_images, commits): (f64, i64, i64) = sqlx::query_as(
+            "SELECT wal_bytes::float8, wal_fpi,
+                    (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())
+             FROM pg_stat_wal",
+        )
+        .fetch_one(pool)
+        .await
+        .ok()?;
         Some(Self {
             bytes,
             full_page_images,
+            commits,
         })
     }
 }
@@ -40,6 +46,9 @@ pub(crate) struct PhaseCost {
     pub ceiling: f64,
     pub wal_bytes: f64,
     pub full_page_images: f64,
+    /// Deliveries per committed transaction (statistics are flushed by each backend at most
+    /// every 10 ms or when it goes idle, so this is approximate).
+    pub per_commit: f64,
 }
 
 /// Readings taken when a phase started.
@@ -93,9 +102,10 @@ impl Meter {
             cost.wal_bytes = (after.bytes - before.bytes) / count;
             cost.full_page_images =
                 (after.full_page_images - before.full_page_images) as f64 / count;
+            cost.per_commit = count / (after.commits - before.commits).max(1) as f64;
             println!(
-                "  WAL per delivery: {:.0} bytes, {:.2} full-page images",
-                cost.wal_bytes, cost.full_page_images
+                "  WAL per delivery: {:.0} bytes, {:.2} full-page images; {:.1} deliveries per committed transaction",
+                cost.wal_bytes, cost.full_page_images, cost.per_commit
             );
         }
         cost

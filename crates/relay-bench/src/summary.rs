@@ -78,6 +78,9 @@ const FIELDS: &[Field] = &[
     ("  full-page images per delivery stored", "", |f| {
         f.ingest_cost.full_page_images
     }),
+    ("  deliveries per transaction, ingest alone", "", |f| {
+        f.ingest_cost.per_commit
+    }),
     ("ingest + processing / INSERT baseline", "x", |f| {
         f.processing
     }),
@@ -97,6 +100,9 @@ const FIELDS: &[Field] = &[
     }),
     ("  full-page images per delivery, + processing", "", |f| {
         f.processing_cost.full_page_images
+    }),
+    ("  deliveries per transaction, + processing", "", |f| {
+        f.processing_cost.per_commit
     }),
     ("ingest + processing p99", "ms", |f| f.processing_p99_ms),
     ("pending 1 s after the load stopped", "", |f| {
