@@ -126,7 +126,7 @@ async fn run(
     print_report("bare axum, signature only", &bare, None, None);
 
     // (b) the database's own limit.
-    let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(&pool).await);
+    let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(&pool, None).await);
     let inserts = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
     figures.baseline_postgres_cpu_us =
         micros_per(process::postgres_cpu() - postgres_before, inserts.accepted);
@@ -180,7 +180,10 @@ impl Phases<'_> {
     /// stored (the backlog the processor drains next).
     async fn ingest(&self, figures: &mut Figures) -> anyhow::Result<u64> {
         let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
-        let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(pool).await);
+        let (postgres_before, meter) = (
+            process::postgres_cpu(),
+            Meter::start(pool, Some(&relay.metrics)).await,
+        );
         let relay_run = relay
             .load(self.bodies, self.concurrency, self.duration)
             .await;
@@ -222,7 +225,7 @@ impl Phases<'_> {
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let (pool, relay, inserts) = (self.pool, self.relay, self.inserts);
         let (relay_before, postgres_before) = (process::own_cpu(), process::postgres_cpu());
-        let meter = Meter::start(pool).await;
+        let meter = Meter::start(pool, None).await;
         let (processing, drain_rate) = relay.start_processor(pool).await?;
         figures.drain = drain_rate / inserts.per_second();
         figures.drain_relay_cpu_us = micros_per(process::own_cpu() - relay_before, backlog);
@@ -234,7 +237,7 @@ impl Phases<'_> {
         );
         figures.drain_cost = meter.stop_at(pool, backlog, drain_rate, inserts).await;
         let first_new = max_delivery_id(pool).await?;
-        let meter = Meter::start(pool).await;
+        let meter = Meter::start(pool, Some(&relay.metrics)).await;
         let with_processing = relay
             .load(self.bodies, self.concurrency, self.duration)
             .await;

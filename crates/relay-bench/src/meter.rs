@@ -4,8 +4,35 @@
 //! could take it; WAL bytes and full-page images per delivery say what each row costs the
 //! log.
 
+use relay::metrics::Metrics;
+
 use crate::load::Report;
 use crate::process::MachineCpu;
+
+/// The relay's group-commit statements so far (`relay_ingest_batch_*`): how many, their rows
+/// and their time in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Statements {
+    count: f64,
+    rows: f64,
+    seconds: f64,
+}
+
+impl Statements {
+    fn read(metrics: &Metrics) -> Self {
+        let text = metrics.render();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Self {
+            count: value("relay_ingest_batch_rows_count"),
+            rows: value("relay_ingest_batch_rows_sum"),
+            seconds: value("relay_ingest_batch_duration_seconds_sum"),
+        }
+    }
+}
 
 /// The cluster's WAL counters (`pg_stat_wal`, PostgreSQL 14 and later) and the bench
 /// database's committed transactions (`pg_stat_database`).
@@ -49,18 +76,24 @@ pub(crate) struct PhaseCost {
     /// Deliveries per committed transaction (statistics are flushed by each backend at most
     /// every 10 ms or when it goes idle, so this is approximate).
     pub per_commit: f64,
+    /// The relay's group-commit statements: mean rows and mean time in ms.
+    pub statement_rows: f64,
+    pub statement_ms: f64,
 }
 
 /// Readings taken when a phase started.
-pub(crate) struct Meter {
+pub(crate) struct Meter<'a> {
     cpu: MachineCpu,
     wal: Option<Wal>,
+    relay: Option<(&'a Metrics, Statements)>,
 }
 
-impl Meter {
-    pub(crate) async fn start(pool: &sqlx::PgPool) -> Self {
+impl<'a> Meter<'a> {
+    /// With `relay`, the relay's group-commit statements are read too.
+    pub(crate) async fn start(pool: &sqlx::PgPool, relay: Option<&'a Metrics>) -> Self {
         Self {
             wal: Wal::read(pool).await,
+            relay: relay.map(|metrics| (metrics, Statements::read(metrics))),
             cpu: MachineCpu::now(),
         }
     }
@@ -106,6 +139,18 @@ impl Meter {
             println!(
                 "  WAL per delivery: {:.0} bytes, {:.2} full-page images; {:.1} deliveries per committed transaction",
                 cost.wal_bytes, cost.full_page_images, cost.per_commit
+            );
+        }
+        if let Some((metrics, before)) = self.relay {
+            let after = Statements::read(metrics);
+            let count = (after.count - before.count).max(1.0);
+            cost.statement_rows = (after.rows - before.rows) / count;
+            cost.statement_ms = (after.seconds - before.seconds) * 1000.0 / count;
+            println!(
+                "  group commit: {:.0} statements, {:.1} deliveries and {:.2} ms each",
+                after.count - before.count,
+                cost.statement_rows,
+                cost.statement_ms
             );
         }
         cost

@@ -81,6 +81,12 @@ const FIELDS: &[Field] = &[
     ("  deliveries per transaction, ingest alone", "", |f| {
         f.ingest_cost.per_commit
     }),
+    ("  group commit: deliveries per statement", "", |f| {
+        f.ingest_cost.statement_rows
+    }),
+    ("  group commit: ms per statement", "ms", |f| {
+        f.ingest_cost.statement_ms
+    }),
     ("ingest + processing / INSERT baseline", "x", |f| {
         f.processing
     }),
@@ -104,6 +110,11 @@ const FIELDS: &[Field] = &[
     ("  deliveries per transaction, + processing", "", |f| {
         f.processing_cost.per_commit
     }),
+    (
+        "  group commit, + processing: ms per statement",
+        "ms",
+        |f| f.processing_cost.statement_ms,
+    ),
     ("ingest + processing p99", "ms", |f| f.processing_p99_ms),
     ("pending 1 s after the load stopped", "", |f| {
         f.pending_after_1s as f64

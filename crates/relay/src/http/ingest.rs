@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use relay_store::deliveries::{self, InsertError, InsertOutcome, NewDelivery};
 use relay_store::PgPool;
+
+use crate::metrics::Metrics;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -35,16 +37,25 @@ impl std::fmt::Debug for Pending {
 impl Ingestor {
     /// `writers` batches may be in flight at once, each with up to `max_batch` rows; a batch
     /// not stored within `batch_timeout` is answered `Unavailable`.
-    pub fn start(pool: PgPool, writers: usize, max_batch: usize, batch_timeout: Duration) -> Self {
+    /// Each statement's rows and time go to `metrics`.
+    pub fn start(
+        pool: PgPool,
+        metrics: Arc<Metrics>,
+        writers: usize,
+        max_batch: usize,
+        batch_timeout: Duration,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel::<Pending>(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(
-                pool.clone(),
-                receiver.clone(),
-                max_batch.max(1),
+            let writer = Writer {
+                pool: pool.clone(),
+                metrics: metrics.clone(),
+                receiver: receiver.clone(),
+                max_batch: max_batch.max(1),
                 batch_timeout,
-            ));
+            };
+            tokio::spawn(writer.run());
         }
         Self { queue }
     }
@@ -59,28 +70,39 @@ impl Ingestor {
     }
 }
 
-async fn write_batches(
+/// One group-commit writer: takes what is queued, stores it with one statement, answers.
+struct Writer {
     pool: PgPool,
+    metrics: Arc<Metrics>,
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     max_batch: usize,
     batch_timeout: Duration,
-) {
-    let mut held = HeldConnection::default();
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(first) => batch.push(first),
-                None => return,
-            }
-            while batch.len() < max_batch {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
+}
+
+impl Writer {
+    async fn run(self) {
+        let mut held = HeldConnection::default();
+        while let Some(batch) = self.next_batch().await {
+            self.write(batch, &mut held).await;
+        }
+    }
+
+    /// The first delivery queued, and whatever else is queued by then; `None` once the
+    /// ingestor is gone.
+    async fn next_batch(&self) -> Option<Vec<Pending>> {
+        let mut receiver = self.receiver.lock().await;
+        let mut batch = vec![receiver.recv().await?];
+        while batch.len() < self.max_batch {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
         }
+        Some(batch)
+    }
+
+    async fn write(&self, batch: Vec<Pending>, held: &mut HeldConnection) {
+        let (pool, batch_timeout) = (&self.pool, self.batch_timeout);
         let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) =
             batch.into_iter().map(|p| (p.delivery, p.reply)).unzip();
         let unavailable = || {
@@ -89,19 +111,26 @@ async fn write_batches(
                 .map(|_| Err(InsertError::Unavailable))
                 .collect::<Vec<_>>()
         };
-        let results = match held.get(&pool).await {
+        let results = match held.get(pool).await {
             // A half-open connection would otherwise hold every request until the kernel
             // gives up on it (minutes); Bitbucket waits 10 s.
             Ok(conn) => {
-                tokio::time::timeout(batch_timeout, deliveries::insert_batch(conn, &deliveries))
-                    .await
-                    .unwrap_or_else(|_| {
-                        tracing::error!(
-                            rows = deliveries.len(),
-                            "storing a batch of deliveries timed out"
-                        );
-                        unavailable()
-                    })
+                let started = Instant::now();
+                let results = tokio::time::timeout(
+                    batch_timeout,
+                    deliveries::insert_batch(conn, &deliveries),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(
+                        rows = deliveries.len(),
+                        "storing a batch of deliveries timed out"
+                    );
+                    unavailable()
+                });
+                self.metrics
+                    .record_ingest_batch(deliveries.len(), started.elapsed().as_secs_f64());
+                results
             }
             Err(()) => unavailable(),
         };

@@ -96,6 +96,7 @@ impl AppState {
         Self(Arc::new(SharedState {
             ingestor: Ingestor::start(
                 pool.clone(),
+                metrics.clone(),
                 settings.ingest_writers,
                 256,
                 // Well inside the request timeout, so a stuck database is a 503 that

@@ -396,7 +396,8 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
     let cloud = add_integration(&pool, IntegrationType::Cloud).await;
     let (proxy, proxied) = proxied_pool(&pool).await;
     // One writer, so the stalled request meets the connection the first one left it.
-    let ingestor = Ingestor::start(proxied, 1, 16, Duration::from_secs(2));
+    let metrics = std::sync::Arc::new(relay::metrics::Metrics::new());
+    let ingestor = Ingestor::start(proxied, metrics.clone(), 1, 16, Duration::from_secs(2));
     let delivery = |id: &str| NewDelivery {
         integration_id: cloud.id.clone(),
         request_id: Some(id.to_owned()),
@@ -442,4 +443,16 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
         stored, 0,
         "the stalled statement never reached the database"
     );
+    // The timed-out statement is in the group-commit metrics with the time it was given.
+    let text = metrics.render();
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert!(
+        sum("relay_ingest_batch_duration_seconds_sum") >= 1.9,
+        "{text}"
+    );
+    assert!(sum("relay_ingest_batch_rows_count") >= 3.0, "{text}");
 }
