@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use relay_store::deliveries::{self, InsertError, InsertOutcome, NewDelivery};
 use relay_store::PgPool;
-
-use crate::metrics::Metrics;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::metrics::Metrics;
 
 struct Pending {
     delivery: NewDelivery,

@@ -77,22 +77,8 @@ async fn load(
 }
 
 async fn wait_until_processed(pool: &PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        if pending == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} deliveries still pending"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let pending = wait_for_no_pending(pool, Duration::from_secs(30)).await;
+    assert_eq!(pending, 0, "{pending} deliveries still pending");
 }
 
 async fn assert_stored_and_processed_once(pool: &PgPool, acknowledged: &HashSet<String>) {

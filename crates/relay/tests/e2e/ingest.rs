@@ -94,12 +94,7 @@ async fn every_fixture_is_stored_with_a_right_signature_and_rejected_without(poo
         "{metrics}"
     );
     // Sent one after the other, each delivery was a group-commit statement of its own.
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {metrics}"))
-    };
+    let value = |name: &str| metric_value(&metrics, name);
     let stored = fixtures.len() as f64;
     assert_eq!(value("relay_ingest_batch_rows_count"), stored, "{metrics}");
     assert_eq!(value("relay_ingest_batch_rows_sum"), stored, "{metrics}");

@@ -445,11 +445,7 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
     );
     // The timed-out statement is in the group-commit metrics with the time it was given.
     let text = metrics.render();
-    let sum = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
+    let sum = |name: &str| metric_value(&text, name);
     assert!(
         sum("relay_ingest_batch_duration_seconds_sum") >= 1.9,
         "{text}"

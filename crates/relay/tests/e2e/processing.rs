@@ -244,10 +244,7 @@ async fn a_running_processor_is_woken_by_notify(pool: PgPool) {
         sweep_interval: Duration::from_secs(60),
         ..ProcessorConfig::default()
     };
-    let processor = Processor::new(pool.clone(), Arc::new(Metrics::new()), config);
-    let token = CancellationToken::new();
-    let running = tokio::spawn(processor.run(token.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (token, running) = start_processor(&pool, config).await;
     let id = post_fixture(
         &server,
         &cloud,

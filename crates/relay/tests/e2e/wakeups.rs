@@ -1,15 +1,12 @@
 //! The deliveries' notification names its integrations, and a worker that holds one is not
 //! joined by a woken sibling: nothing may be lost by that (the holder claims again).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use relay::metrics::Metrics;
-use relay::worker::{Processor, ProcessorConfig};
+use relay::worker::ProcessorConfig;
 use relay_core::IntegrationType;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -100,10 +97,7 @@ async fn a_worker_holding_an_integration_claims_what_arrived_while_it_held_it(po
         sweep_interval: Duration::from_secs(60),
         ..ProcessorConfig::default()
     };
-    let processor = Processor::new(pool.clone(), Arc::new(Metrics::new()), config);
-    let token = CancellationToken::new();
-    let running = tokio::spawn(processor.run(token.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (token, running) = start_processor(&pool, config).await;
 
     let first: Vec<String> = (0..150).map(|n| format!("first-{n}")).collect();
     let rows: Vec<(&str, &str)> = first.iter().map(|r| (a.id.as_str(), r.as_str())).collect();

@@ -197,6 +197,28 @@ pub(crate) async fn wait_for_no_pending(pool: &PgPool, limit: std::time::Duratio
     }
 }
 
+/// Starts a processor with `config` on its own task and gives its LISTEN connection time to
+/// connect; cancel the token and await the handle to stop it.
+pub(crate) async fn start_processor(
+    pool: &PgPool,
+    config: relay::worker::ProcessorConfig,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let metrics = std::sync::Arc::new(relay::metrics::Metrics::new());
+    let processor = relay::worker::Processor::new(pool.clone(), metrics, config);
+    let token = CancellationToken::new();
+    let running = tokio::spawn(processor.run(token.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (token, running)
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text `metrics`.
+pub(crate) fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {metrics}"))
+}
+
 pub(crate) async fn delivery_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(pool)
