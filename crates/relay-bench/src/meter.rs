@@ -66,6 +66,9 @@ impl Wal {
 pub(crate) struct PhaseCost {
     /// Share of the machine left idle, in %.
     pub idle: f64,
+    /// Share of the machine the hypervisor gave to other guests, in %: a phase where it is
+    /// more than a few % measured the neighbours as much as the relay.
+    pub stolen: f64,
     /// Busy CPU of the whole machine per delivery, in µs.
     pub busy_us: f64,
     /// The phase's rate with the machine fully busy at the same CPU per delivery, as a ratio to
@@ -120,16 +123,17 @@ impl<'a> Meter<'a> {
         let machine = MachineCpu::now().since(self.cpu);
         let wal = Wal::read(pool).await;
         let count = count.max(1) as f64;
-        let idle = machine.idle_share();
+        let (idle, stolen) = (machine.idle_share(), machine.stolen_share());
         let mut cost = PhaseCost {
             idle: idle * 100.0,
+            stolen: stolen * 100.0,
             busy_us: machine.busy.as_secs_f64() * 1e6 / count,
-            ceiling: rate / (1.0 - idle).max(0.01) / inserts.per_second(),
+            ceiling: rate / (1.0 - idle - stolen).max(0.01) / inserts.per_second(),
             ..PhaseCost::default()
         };
         println!(
-            "  machine: {:.0} % idle, {:.0} µs busy CPU per delivery (all processes); fully busy at that cost: {:.2}x the INSERT baseline",
-            cost.idle, cost.busy_us, cost.ceiling
+            "  machine: {:.0} % idle, {:.1} % stolen by the hypervisor, {:.0} µs busy CPU per delivery (all processes); fully busy at that cost: {:.2}x the INSERT baseline",
+            cost.idle, cost.stolen, cost.busy_us, cost.ceiling
         );
         if let (Some(before), Some(after)) = (self.wal, wal) {
             cost.wal_bytes = (after.bytes - before.bytes) / count;

@@ -126,11 +126,14 @@ pub(crate) fn postgres_cpu() -> Duration {
 }
 
 /// The whole machine's CPU time so far, every core and process (`/proc/stat`'s first line):
-/// what was busy, and what was idle (waiting for I/O included).
+/// what was busy, what was idle (waiting for I/O included), and what the hypervisor gave to
+/// other guests while this one wanted to run ("steal"): on a shared machine that is the
+/// neighbours' load, not this machine's work, so it is kept apart from both.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct MachineCpu {
     pub busy: Duration,
     pub idle: Duration,
+    pub stolen: Duration,
 }
 
 impl MachineCpu {
@@ -150,10 +153,12 @@ impl MachineCpu {
             .collect();
         // user nice system idle iowait irq softirq steal; guest time is already in user.
         let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        let stolen = ticks.get(7).copied().unwrap_or(0);
         let all: u64 = ticks.iter().take(8).sum();
         Some(Self {
-            busy: ticks_to_duration(all.saturating_sub(idle)),
+            busy: ticks_to_duration(all.saturating_sub(idle).saturating_sub(stolen)),
             idle: ticks_to_duration(idle),
+            stolen: ticks_to_duration(stolen),
         })
     }
 
@@ -162,14 +167,24 @@ impl MachineCpu {
         Self {
             busy: self.busy.saturating_sub(earlier.busy),
             idle: self.idle.saturating_sub(earlier.idle),
+            stolen: self.stolen.saturating_sub(earlier.stolen),
         }
     }
 
     /// The share of the machine that was idle, 0 to 1.
     pub(crate) fn idle_share(self) -> f64 {
-        let all = (self.busy + self.idle).as_secs_f64();
+        self.share(self.idle)
+    }
+
+    /// The share of the machine the hypervisor gave to other guests, 0 to 1.
+    pub(crate) fn stolen_share(self) -> f64 {
+        self.share(self.stolen)
+    }
+
+    fn share(self, part: Duration) -> f64 {
+        let all = (self.busy + self.idle + self.stolen).as_secs_f64();
         if all > 0.0 {
-            self.idle.as_secs_f64() / all
+            part.as_secs_f64() / all
         } else {
             0.0
         }
@@ -225,6 +240,8 @@ fn clock_ticks_per_second() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::MachineCpu;
 
     #[test]
@@ -234,7 +251,24 @@ mod tests {
         let tick = super::ticks_to_duration(1);
         assert_eq!(cpu.busy, tick * 160);
         assert_eq!(cpu.idle, tick * 840);
+        assert_eq!(cpu.stolen, Duration::ZERO);
         assert!((cpu.idle_share() - 0.84).abs() < 1e-9);
         assert!(MachineCpu::parse("intr 1 2 3\n").is_none());
+    }
+
+    #[test]
+    fn keeps_the_hypervisors_steal_apart_from_busy_and_idle() {
+        let stat = "cpu  100 0 50 700 40 5 5 100 0 0\n";
+        let cpu = MachineCpu::parse(stat).expect("a cpu line");
+        let tick = super::ticks_to_duration(1);
+        assert_eq!(cpu.busy, tick * 160);
+        assert_eq!(cpu.idle, tick * 740);
+        assert_eq!(cpu.stolen, tick * 100);
+        assert!((cpu.stolen_share() - 0.1).abs() < 1e-9);
+        assert!((cpu.idle_share() - 0.74).abs() < 1e-9);
+        let later = MachineCpu::parse("cpu  200 0 50 800 40 5 5 150 0 0\n").expect("a cpu line");
+        let phase = later.since(cpu);
+        assert_eq!(phase.busy, tick * 100);
+        assert_eq!(phase.stolen, tick * 50);
     }
 }

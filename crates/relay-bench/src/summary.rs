@@ -135,6 +135,22 @@ const FIELDS: &[Field] = &[
         f.baseline.wal_bytes
     }),
     ("peak resident memory", "MB", |f| f.peak_rss_mb),
+    // A run whose phases lost more than a few % to other guests measured its neighbours too.
+    (
+        "machine stolen by the hypervisor, most of any phase",
+        "%",
+        |f| {
+            [
+                &f.baseline,
+                &f.ingest_cost,
+                &f.drain_cost,
+                &f.processing_cost,
+            ]
+            .iter()
+            .map(|cost| cost.stolen)
+            .fold(0.0, f64::max)
+        },
+    ),
 ];
 
 /// Prints each figure's median and its range over `runs`.
