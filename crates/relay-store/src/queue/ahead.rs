@@ -56,6 +56,11 @@ impl ReadAhead {
         self.deliveries.is_empty()
     }
 
+    /// The rows read, in order (not yet confirmed: see [`ReadAhead::confirm`]).
+    pub fn deliveries(&self) -> &[QueuedDelivery] {
+        &self.deliveries
+    }
+
     /// Under the integration's lock, on the claim's transaction: the longest prefix of the
     /// rows read ahead that are, in order, the integration's oldest due pending deliveries
     /// from `oldest` on, with their attempts as they are now. Empty when the first is not

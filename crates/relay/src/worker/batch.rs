@@ -22,7 +22,7 @@ use sqlx::{Connection, PgConnection};
 /// Deliveries planned and written together. A batch of a backlog (up to the processor's
 /// batch size, 1,000 by default) is written in several, so that planning the next overlaps
 /// writing this one; a chunk costs a savepoint and a statement per table, so not too small.
-const CHUNK: usize = 250;
+pub(super) const CHUNK: usize = 250;
 
 /// One delivery's outcome and the jobs it decided.
 struct Planned {
@@ -46,10 +46,75 @@ struct Written {
     replanned: Option<Vec<Environment>>,
 }
 
+/// The first chunk of an integration's next batch, planned from its read-ahead while this
+/// batch's last chunk was written, against the settings and the state that chunk was to
+/// leave. Used only when the next claim finds exactly that: the same deliveries at the head
+/// of its batch, the same settings and the same environments loaded under the lock; the
+/// planner being pure, the plan is then the one planning them again would give.
+pub(super) struct Speculation {
+    ids: Vec<i64>,
+    settings: Arc<Settings>,
+    before: Vec<Environment>,
+    after: Vec<Environment>,
+    jobs: Vec<(Option<i64>, JobSpec)>,
+    finished: Vec<Finished>,
+}
+
+/// Where a batch hands its expected end state: the settings it planned with and the
+/// environments its last chunk leaves.
+pub(super) type EndState = tokio::sync::oneshot::Sender<(Arc<Settings>, Vec<Environment>)>;
+
+/// Plans `ahead` (the first chunk of the next batch, read ahead) against `before`.
+pub(super) fn speculate(
+    ahead: &[QueuedDelivery],
+    settings: Arc<Settings>,
+    before: Vec<Environment>,
+) -> Result<Speculation, StoreError> {
+    let (after, jobs, finished) = plan_all(ahead, &settings, before.clone())?;
+    Ok(Speculation {
+        ids: ahead.iter().map(|d| d.id).collect(),
+        settings,
+        before,
+        after,
+        jobs,
+        finished,
+    })
+}
+
+impl Speculation {
+    /// The speculation as the first chunk of `first`, if it was planned for exactly that.
+    fn take_for(
+        self,
+        first: Vec<QueuedDelivery>,
+        settings: &Settings,
+        before: &[Environment],
+    ) -> Result<PlannedChunk, Vec<QueuedDelivery>> {
+        let same_deliveries =
+            self.ids.len() == first.len() && self.ids.iter().zip(&first).all(|(id, d)| *id == d.id);
+        if same_deliveries && *self.settings == *settings && self.before == before {
+            Ok(PlannedChunk {
+                deliveries: first,
+                before: self.before,
+                after: self.after,
+                jobs: self.jobs,
+                finished: self.finished,
+            })
+        } else {
+            Err(first)
+        }
+    }
+}
+
 /// Parses, plans and writes every delivery of `claim`, then commits.
 /// With `refresh`, an Argo CD refresh is queued when the batch may change what the plugin
-/// generator lists.
-pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outcome>, StoreError> {
+/// generator lists. `ahead` is this batch's first chunk planned in advance, if any; `end`,
+/// where to send the state this batch expects to leave, for planning the next one ahead.
+pub(super) async fn process(
+    mut claim: Claim,
+    refresh: bool,
+    ahead: Option<Speculation>,
+    mut end: Option<EndState>,
+) -> Result<Vec<Outcome>, StoreError> {
     let integration_id = claim.integration_id.clone();
     let deliveries = std::mem::take(&mut claim.deliveries);
     let record = relay_store::integrations::get_in(claim.conn(), &integration_id).await?;
@@ -63,9 +128,13 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
     };
     let mut outcomes = Vec::with_capacity(deliveries.len());
     let mut chunks = split(deliveries, CHUNK).into_iter();
-    let mut planned = match chunks.next() {
-        Some(first) => Some(plan_chunk(first, &settings, before)?),
-        None => None,
+    let mut planned = match (chunks.next(), ahead) {
+        (Some(first), Some(ahead)) => match ahead.take_for(first, &settings, &before) {
+            Ok(chunk) => Some(chunk),
+            Err(first) => Some(plan_chunk(first, &settings, before)?),
+        },
+        (Some(first), None) => Some(plan_chunk(first, &settings, before)?),
+        (None, _) => None,
     };
     while let Some(chunk) = planned.take() {
         let following = chunks.next().map(|next| {
@@ -76,6 +145,12 @@ pub(super) async fn process(mut claim: Claim, refresh: bool) -> Result<Vec<Outco
                 span.in_scope(|| plan_chunk(next, &settings, state))
             })
         });
+        if following.is_none() {
+            if let Some(end) = end.take() {
+                // Nobody waiting (the read-ahead was replaced) is fine: nothing is planned.
+                let _ = end.send((settings.clone(), chunk.after.clone()));
+            }
+        }
         let written = writer.write_chunk(claim.conn(), chunk).await?;
         outcomes.extend(written.finished.iter().map(|f| f.outcome));
         if let Some(handle) = following {
@@ -113,14 +188,7 @@ fn plan_chunk(
     settings: &Settings,
     before: Vec<Environment>,
 ) -> Result<PlannedChunk, StoreError> {
-    let mut after = before.clone();
-    let mut jobs = Vec::new();
-    let mut finished = Vec::with_capacity(deliveries.len());
-    for delivery in &deliveries {
-        let planned = plan_delivery(delivery, settings, &mut after)?;
-        jobs.extend(planned.jobs.into_iter().map(|job| (Some(delivery.id), job)));
-        finished.push(planned.finished);
-    }
+    let (after, jobs, finished) = plan_all(&deliveries, settings, before.clone())?;
     Ok(PlannedChunk {
         deliveries,
         before,
@@ -128,6 +196,24 @@ fn plan_chunk(
         jobs,
         finished,
     })
+}
+
+/// The state `deliveries` leave when planned in order from `state`, their jobs and outcomes.
+type Planning = (Vec<Environment>, Vec<(Option<i64>, JobSpec)>, Vec<Finished>);
+
+fn plan_all(
+    deliveries: &[QueuedDelivery],
+    settings: &Settings,
+    mut state: Vec<Environment>,
+) -> Result<Planning, StoreError> {
+    let mut jobs = Vec::new();
+    let mut finished = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let planned = plan_delivery(delivery, settings, &mut state)?;
+        jobs.extend(planned.jobs.into_iter().map(|job| (Some(delivery.id), job)));
+        finished.push(planned.finished);
+    }
+    Ok((state, jobs, finished))
 }
 
 struct Writer<'a> {

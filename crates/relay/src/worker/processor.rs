@@ -17,6 +17,7 @@ use relay_store::{PgPool, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::batch::{EndState, Speculation};
 use super::retry::RetrySchedule;
 use crate::metrics::Metrics;
 
@@ -61,10 +62,11 @@ pub struct Processor {
     ahead: Arc<Mutex<Option<Ahead>>>,
 }
 
-/// A read-ahead in flight for one integration.
+/// A read-ahead in flight for one integration: the rows, and the first chunk of them planned
+/// against the state the batch being written expects to leave (see `batch::Speculation`).
 struct Ahead {
     integration_id: String,
-    read: tokio::task::JoinHandle<Option<queue::ReadAhead>>,
+    read: tokio::task::JoinHandle<Option<(queue::ReadAhead, Option<Speculation>)>>,
 }
 
 impl Processor {
@@ -106,7 +108,10 @@ impl Processor {
         // holds would only find it locked, after walking its queue for nothing.
         let claiming = self.claiming.lock().await;
         let skip: Vec<String> = self.held_now().iter().cloned().collect();
-        let ahead = self.take_ahead(&skip).await;
+        let (ahead, speculation) = match self.take_ahead(&skip).await {
+            Some((read, planned)) => (Some(read), planned),
+            None => (None, None),
+        };
         let Some(claim) =
             queue::claim_batch(&self.pool, self.config.batch_size, &skip, ahead).await?
         else {
@@ -114,9 +119,10 @@ impl Processor {
         };
         let _held = Held::new(self.held.clone(), claim.integration_id.clone());
         // A full batch means a backlog: its next batch is read while this one is written.
+        let mut end = None;
         if claim.deliveries.len() as i64 >= self.config.batch_size {
             if let Some(last) = claim.deliveries.last() {
-                self.read_ahead(&claim.integration_id, last.id);
+                end = Some(self.read_ahead(&claim.integration_id, last.id));
             }
         }
         drop(claiming);
@@ -134,7 +140,8 @@ impl Processor {
             batch = count,
         );
         async {
-            match super::batch::process(claim, self.config.refresh_application_sets).await {
+            let refresh = self.config.refresh_application_sets;
+            match super::batch::process(claim, refresh, speculation, end).await {
                 Ok(outcomes) => {
                     let now = Utc::now();
                     for (outcome, received_at) in outcomes.iter().zip(received) {
@@ -171,20 +178,29 @@ impl Processor {
     }
 
     /// Starts reading `integration_id`'s deliveries after `after_id` on a connection of its
-    /// own, replacing any earlier read-ahead.
-    fn read_ahead(&self, integration_id: &str, after_id: i64) {
+    /// own, replacing any earlier read-ahead. Once the batch being written sends the state it
+    /// expects to leave on the returned sender, the first chunk read is planned against it.
+    fn read_ahead(&self, integration_id: &str, after_id: i64) -> EndState {
         let (pool, max) = (self.pool.clone(), self.config.batch_size);
         let id = integration_id.to_owned();
+        let (end, expected) = tokio::sync::oneshot::channel();
         let read = tokio::spawn(
             async move {
-                match queue::ReadAhead::read(&pool, &id, after_id, max).await {
-                    Ok(read) => Some(read),
+                let read = match queue::ReadAhead::read(&pool, &id, after_id, max).await {
+                    Ok(read) => read,
                     Err(err) => {
                         // The claim reads the rows itself, as it would have anyway.
                         tracing::debug!(error = %err, "reading the next batch ahead failed");
-                        None
+                        return None;
                     }
-                }
+                };
+                let planned = match expected.await {
+                    Ok((settings, state)) if !read.is_empty() => {
+                        plan_ahead(&read, settings, state).await
+                    }
+                    _ => None,
+                };
+                Some((read, planned))
             }
             .in_current_span(),
         );
@@ -195,11 +211,12 @@ impl Processor {
         if let Some(stale) = replaced {
             stale.read.abort();
         }
+        end
     }
 
     /// The read-ahead, once read, unless its integration is held by a sibling worker (which
     /// will want it for its next claim).
-    async fn take_ahead(&self, held: &[String]) -> Option<queue::ReadAhead> {
+    async fn take_ahead(&self, held: &[String]) -> Option<(queue::ReadAhead, Option<Speculation>)> {
         let ahead = {
             let mut slot = lock(&self.ahead);
             slot.take_if(|a| !held.contains(&a.integration_id))?
@@ -220,6 +237,22 @@ impl Processor {
         }
         self.metrics.record_processed("failed", 0.0);
     }
+}
+
+/// Plans the first chunk of `read` on a blocking thread (as every chunk is planned); `None`
+/// when that fails, and the claim then plans it as usual.
+async fn plan_ahead(
+    read: &queue::ReadAhead,
+    settings: std::sync::Arc<relay_core::Settings>,
+    state: Vec<relay_core::Environment>,
+) -> Option<Speculation> {
+    let head = read.deliveries()[..read.len().min(super::batch::CHUNK)].to_vec();
+    let span = tracing::info_span!("planned_ahead");
+    let planned = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| super::batch::speculate(&head, settings, state))
+    })
+    .await;
+    planned.ok().and_then(Result::ok)
 }
 
 /// The batch's oldest delivery, which a transient failure is charged to.

@@ -23,6 +23,7 @@ mod integrity;
 mod lifecycle;
 mod mirroring;
 mod monitoring;
+mod planned_ahead;
 mod poison;
 mod policies;
 mod processing;
