@@ -194,13 +194,12 @@ impl Processor {
                         return None;
                     }
                 };
-                let planned = match expected.await {
+                match expected.await {
                     Ok((settings, state)) if !read.is_empty() => {
-                        plan_ahead(&read, settings, state).await
+                        plan_ahead(read, settings, state).await
                     }
-                    _ => None,
-                };
-                Some((read, planned))
+                    _ => Some((read, None)),
+                }
             }
             .in_current_span(),
         );
@@ -239,20 +238,22 @@ impl Processor {
     }
 }
 
-/// Plans the first chunk of `read` on a blocking thread (as every chunk is planned); `None`
-/// when that fails, and the claim then plans it as usual.
+/// Plans the first chunk of `read` on a blocking thread (as every chunk is planned), the rows
+/// moved there and back rather than copied. No plan when planning fails (the claim then plans
+/// as usual); nothing at all when the thread was lost (the claim then reads the rows itself).
 async fn plan_ahead(
-    read: &queue::ReadAhead,
+    read: queue::ReadAhead,
     settings: std::sync::Arc<relay_core::Settings>,
     state: Vec<relay_core::Environment>,
-) -> Option<Speculation> {
-    let head = read.deliveries()[..read.len().min(super::batch::CHUNK)].to_vec();
+) -> Option<(queue::ReadAhead, Option<Speculation>)> {
     let span = tracing::info_span!("planned_ahead");
-    let planned = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| super::batch::speculate(&head, settings, state))
+    tokio::task::spawn_blocking(move || {
+        let head = &read.deliveries()[..read.len().min(super::batch::CHUNK)];
+        let planned = span.in_scope(|| super::batch::speculate(head, settings, state));
+        (read, planned.ok())
     })
-    .await;
-    planned.ok().and_then(Result::ok)
+    .await
+    .ok()
 }
 
 /// The batch's oldest delivery, which a transient failure is charged to.
