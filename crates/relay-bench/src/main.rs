@@ -1,7 +1,9 @@
-//! Webhook ingest and processing under load, against two baselines measured in the same run:
+//! Webhook ingest and processing under load, against baselines measured in the same run:
 //! (a) the HTTP ceiling: the same requests against a bare axum handler that only verifies the
 //!     signature; (b) the database's own limit: one single-row INSERT + COMMIT per delivery at
-//!     the same concurrency and durability, straight through sqlx.
+//!     the same concurrency and durability, straight through sqlx; (c) the relay's own
+//!     multi-row INSERT with no HTTP in front of it, which with (a) gives the floor under
+//!     ingest (see `floor`).
 //! Then the relay itself: ingest alone (load in this process, then from a child process so
 //! the relay's own CPU per delivery can be read from /proc), the backlog drained with no
 //! load, and ingest with the processor planning every delivery (in process, then apart).
@@ -12,6 +14,7 @@
 //! it up).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod floor;
 mod load;
 mod meter;
 mod process;
@@ -120,10 +123,19 @@ async fn run(
 
     // (a) HTTP ceiling.
     let ceiling = load::bare_server("bench-secret").await?;
+    let machine = process::MachineCpu::now();
     let bare = Load::new(ceiling.clone(), "bench-secret", bodies.clone(), concurrency)
         .run(duration)
         .await;
+    figures.bare_busy_us = micros_per(
+        process::MachineCpu::now().since(machine).busy,
+        bare.accepted,
+    );
     print_report("bare axum, signature only", &bare, None, None);
+    println!(
+        "  machine busy CPU per request: {:.0} µs",
+        figures.bare_busy_us
+    );
 
     // (b) the database's own limit.
     let (postgres_before, meter) = (process::postgres_cpu(), Meter::start(&pool, None).await);
@@ -132,6 +144,12 @@ async fn run(
         micros_per(process::postgres_cpu() - postgres_before, inserts.accepted);
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
     figures.baseline = meter.stop(&pool, &inserts, &inserts).await;
+    // (c) the floor under ingest: the relay's INSERT with no HTTP in front, as many rows per
+    // statement as the senders can have in flight on each writer.
+    let writers = ingest_writers();
+    let rows = (concurrency / writers).max(1);
+    (figures.store_alone, figures.store_alone_ratio) =
+        floor::store_alone(&pool, KEY, &bodies, (writers, rows), duration, &inserts).await?;
 
     let relay = BenchRelay::start(&pool).await?;
     let phases = Phases {
@@ -406,6 +424,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+fn ingest_writers() -> usize {
+    env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS)
+}
+
 fn http_settings() -> anyhow::Result<HttpSettings> {
     Ok(HttpSettings {
         max_body_bytes: 1024 * 1024,
@@ -419,7 +441,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
             web: url::Url::parse("http://127.0.0.1:9")?,
             api: url::Url::parse("http://127.0.0.1:9")?,
         },
-        ingest_writers: env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS),
+        ingest_writers: ingest_writers(),
         argocd_plugin_token: None,
     })
 }

@@ -39,6 +39,27 @@ pub(crate) struct Figures {
     pub ingest_cost: PhaseCost,
     pub drain_cost: PhaseCost,
     pub processing_cost: PhaseCost,
+    /// Busy CPU of the whole machine per request of the bare axum phase, in µs.
+    pub bare_busy_us: f64,
+    /// What the relay's INSERT alone cost, with no HTTP in front of it.
+    pub store_alone: PhaseCost,
+    /// Its rate / the INSERT baseline's.
+    pub store_alone_ratio: f64,
+}
+
+impl Figures {
+    /// The most ingest could reach against the INSERT baseline with every core busy and the
+    /// relay doing nothing but the bare HTTP exchange and its INSERT.
+    fn ingest_floor(&self) -> f64 {
+        self.baseline.busy_us / (self.bare_busy_us + self.store_alone.busy_us).max(1.0)
+    }
+
+    /// The same with each delivery also processed at what the drain cost it (in batches far
+    /// bigger than any under load, so the cheapest processing measured).
+    fn processing_floor(&self) -> f64 {
+        self.baseline.busy_us
+            / (self.bare_busy_us + self.store_alone.busy_us + self.drain_cost.busy_us).max(1.0)
+    }
 }
 
 type Field = (&'static str, &'static str, fn(&Figures) -> f64);
@@ -87,6 +108,20 @@ const FIELDS: &[Field] = &[
     ("  group commit: ms per statement", "ms", |f| {
         f.ingest_cost.statement_ms
     }),
+    ("  bare HTTP: machine busy CPU per request", "µs", |f| {
+        f.bare_busy_us
+    }),
+    ("  INSERT alone: machine busy CPU per row", "µs", |f| {
+        f.store_alone.busy_us
+    }),
+    ("  INSERT alone / INSERT baseline", "x", |f| {
+        f.store_alone_ratio
+    }),
+    (
+        "  ingest floor, fully busy: HTTP + INSERT / baseline",
+        "x",
+        |f| f.ingest_floor(),
+    ),
     ("ingest + processing / INSERT baseline", "x", |f| {
         f.processing
     }),
@@ -97,6 +132,11 @@ const FIELDS: &[Field] = &[
         "  machine busy CPU per delivery, + processing",
         "µs",
         |f| f.processing_cost.busy_us,
+    ),
+    (
+        "  floor, fully busy: HTTP + INSERT + drain / baseline",
+        "x",
+        |f| f.processing_floor(),
     ),
     ("  + processing, machine fully busy / baseline", "x", |f| {
         f.processing_cost.ceiling
@@ -165,5 +205,34 @@ pub(crate) fn print(runs: &[Figures]) {
         };
         let median = values[values.len() / 2];
         println!("  {label:<42} {median:>8.2}{unit:<3} ({min:.2} – {max:.2})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floors_divide_the_baselines_cost_by_what_every_relay_pays() {
+        let figures = Figures {
+            baseline: PhaseCost {
+                busy_us: 160.0,
+                ..PhaseCost::default()
+            },
+            bare_busy_us: 20.0,
+            store_alone: PhaseCost {
+                busy_us: 44.0,
+                ..PhaseCost::default()
+            },
+            drain_cost: PhaseCost {
+                busy_us: 16.0,
+                ..PhaseCost::default()
+            },
+            ..Figures::default()
+        };
+        assert!((figures.ingest_floor() - 2.5).abs() < 1e-9);
+        assert!((figures.processing_floor() - 2.0).abs() < 1e-9);
+        // A run that measured nothing gives no floor rather than a division by zero.
+        assert!(Figures::default().ingest_floor().abs() < 1e-9);
     }
 }
