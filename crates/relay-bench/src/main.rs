@@ -144,12 +144,10 @@ async fn run(
         micros_per(process::postgres_cpu() - postgres_before, inserts.accepted);
     print_report("single-row INSERT+COMMIT", &inserts, None, None);
     figures.baseline = meter.stop(&pool, &inserts, &inserts).await;
-    // (c) the floor under ingest: the relay's INSERT with no HTTP in front, as many rows per
-    // statement as the senders can have in flight on each writer.
-    let writers = ingest_writers();
-    let rows = (concurrency / writers).max(1);
+    // (c) the floor under ingest: the relay's INSERT with no HTTP in front, every sender's
+    // delivery in one statement (the most rows a statement can hold, the least per row).
     (figures.store_alone, figures.store_alone_ratio) =
-        floor::store_alone(&pool, KEY, &bodies, (writers, rows), duration, &inserts).await?;
+        floor::store_alone(&pool, KEY, &bodies, (1, concurrency), duration, &inserts).await?;
 
     let relay = BenchRelay::start(&pool).await?;
     let phases = Phases {
