@@ -31,18 +31,7 @@ pub(crate) async fn store_alone(
     inserts: &Report,
 ) -> anyhow::Result<(PhaseCost, f64)> {
     let key = relay::secrets::SecretKey::parse(&SecretString::from(key))?;
-    let created = relay::admin::integrations::add(
-        pool,
-        &key,
-        relay::admin::integrations::IntegrationInput {
-            kind: Some(relay_core::IntegrationType::Cloud),
-            repository: Some("bench/floor".into()),
-            key: Some("floor".into()),
-            secret: Some("s".into()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let created = crate::add_integration(pool, &key, "bench/floor").await?;
     let integration = created.record.id.to_string();
     let meter = Meter::start(pool, None).await;
     let report = run_writers(pool, &integration, bodies, (writers, rows), duration).await?;

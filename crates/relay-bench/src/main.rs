@@ -341,18 +341,7 @@ struct BenchRelay {
 impl BenchRelay {
     async fn start(pool: &sqlx::PgPool) -> anyhow::Result<Self> {
         let key = relay::secrets::SecretKey::parse(&SecretString::from(KEY))?;
-        let created = relay::admin::integrations::add(
-            pool,
-            &key,
-            relay::admin::integrations::IntegrationInput {
-                kind: Some(relay_core::IntegrationType::Cloud),
-                repository: Some("bench/repo".into()),
-                key: Some("k".into()),
-                secret: Some("s".into()),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let created = add_integration(pool, &key, "bench/repo").await?;
         let metrics = Arc::new(Metrics::new());
         let state = AppState::new(pool.clone(), key, metrics.clone(), http_settings()?);
         state
@@ -411,6 +400,26 @@ impl BenchRelay {
         );
         Ok((processing, rate))
     }
+}
+
+/// A Bitbucket Cloud integration for `repository`, added as an admin adds one.
+async fn add_integration(
+    pool: &sqlx::PgPool,
+    key: &relay::secrets::SecretKey,
+    repository: &str,
+) -> anyhow::Result<relay::admin::integrations::Created> {
+    Ok(relay::admin::integrations::add(
+        pool,
+        key,
+        relay::admin::integrations::IntegrationInput {
+            kind: Some(relay_core::IntegrationType::Cloud),
+            repository: Some(repository.into()),
+            key: Some("k".into()),
+            secret: Some("s".into()),
+            ..Default::default()
+        },
+    )
+    .await?)
 }
 
 /// A number from the environment, for comparing settings between runs (RELAY_BENCH_WRITERS,
