@@ -155,7 +155,11 @@ pub(crate) async fn insert_baseline(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Report> {
-    // The same table as the relay's (columns, indexes, compression), without the foreign key.
+    // The same table as the relay's (columns, indexes, compression), without the foreign key;
+    // empty each time it is measured.
+    sqlx::query("DROP TABLE IF EXISTS bench_deliveries")
+        .execute(pool)
+        .await?;
     sqlx::query("CREATE TABLE bench_deliveries (LIKE deliveries INCLUDING ALL)")
         .execute(pool)
         .await?;

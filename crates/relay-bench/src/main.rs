@@ -168,6 +168,23 @@ async fn run(
     );
     relay.shutdown.cancel();
     let _ = processing.await;
+    // The baseline again, once the relay has stopped: a run whose machine changed speed
+    // between its start and its end compared the relay with a baseline it no longer had.
+    // Vacuumed first, so that autovacuum's pass over the processed rows is not measured in it;
+    // the relay's connections closed, so that the baseline's can all open.
+    pool.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
+    sqlx::query("VACUUM deliveries").execute(&pool).await?;
+    let again = load::insert_baseline(&pool, &bodies, concurrency, duration).await?;
+    figures.baseline_drift = again.per_second() / inserts.per_second();
+    print_report("single-row INSERT+COMMIT, again", &again, None, None);
+    println!(
+        "  after the relay's phases / before: {:.2}x",
+        figures.baseline_drift
+    );
     pool.close().await;
     Ok(figures)
 }

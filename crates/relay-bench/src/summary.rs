@@ -45,6 +45,8 @@ pub(crate) struct Figures {
     pub store_alone: PhaseCost,
     /// Its rate / the INSERT baseline's.
     pub store_alone_ratio: f64,
+    /// The INSERT baseline measured again after the relay's phases, / the first.
+    pub baseline_drift: f64,
 }
 
 impl Figures {
@@ -174,6 +176,11 @@ const FIELDS: &[Field] = &[
     ("WAL bytes per baseline INSERT", "", |f| {
         f.baseline.wal_bytes
     }),
+    (
+        "INSERT baseline again at the end / at the start",
+        "x",
+        |f| f.baseline_drift,
+    ),
     ("peak resident memory", "MB", |f| f.peak_rss_mb),
     // A run whose phases lost more than a few % to other guests measured its neighbours too.
     (
