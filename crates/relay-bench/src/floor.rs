@@ -9,8 +9,6 @@
 //! binary)` with the ids drawn first, since COPY has no RETURNING, cost more per row than this
 //! INSERT: 58-65 against 48-52 µs at 2 × 32 rows, two alternating pairs.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -20,13 +18,13 @@ use secrecy::SecretString;
 use crate::load::Report;
 use crate::meter::{Meter, PhaseCost};
 
-/// Stores `rows`-row statements on `writers` connections for `duration` into an integration of
-/// its own, removed (with its rows) afterwards so that the relay's phases start as before.
+/// Stores `rows`-row statements on one connection for `duration` into an integration of its
+/// own, removed (with its rows) afterwards so that the relay's phases start as before.
 pub(crate) async fn store_alone(
     pool: &sqlx::PgPool,
     key: &str,
     bodies: &[(String, Vec<u8>)],
-    (writers, rows): (usize, usize),
+    rows: usize,
     duration: Duration,
     inserts: &Report,
 ) -> anyhow::Result<(PhaseCost, f64)> {
@@ -34,9 +32,9 @@ pub(crate) async fn store_alone(
     let created = crate::add_integration(pool, &key, "bench/floor").await?;
     let integration = created.record.id.to_string();
     let meter = Meter::start(pool, None).await;
-    let report = run_writers(pool, &integration, bodies, (writers, rows), duration).await?;
+    let report = store_for(pool, &integration, bodies, rows, duration).await?;
     println!(
-        "the relay's INSERT alone, {writers} connections × {rows} rows per statement: {:.0} rows/s ({} failed)",
+        "the relay's INSERT alone, {rows} rows per statement: {:.0} rows/s ({} failed)",
         report.per_second(),
         report.errors
     );
@@ -46,47 +44,29 @@ pub(crate) async fn store_alone(
     Ok((cost, report.per_second() / inserts.per_second()))
 }
 
-async fn run_writers(
+async fn store_for(
     pool: &sqlx::PgPool,
     integration: &str,
     bodies: &[(String, Vec<u8>)],
-    (writers, rows): (usize, usize),
+    rows: usize,
     duration: Duration,
 ) -> anyhow::Result<Report> {
-    let bodies: Arc<Vec<(String, Bytes)>> = Arc::new(
-        bodies
-            .iter()
-            .map(|(key, body)| (key.clone(), Bytes::from(body.clone())))
-            .collect(),
-    );
-    let sequence = Arc::new(AtomicU64::new(0));
+    let bodies: Vec<(String, Bytes)> = bodies
+        .iter()
+        .map(|(key, body)| (key.clone(), Bytes::from(body.clone())))
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let (mut sequence, mut latencies, mut errors) = (0u64, Vec::new(), 0u64);
     let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..writers {
-        let mut conn = pool.acquire().await?;
-        let (bodies, sequence, integration) =
-            (bodies.clone(), sequence.clone(), integration.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            while Instant::now() < deadline {
-                let batch = next_batch(&integration, &bodies, &sequence, rows);
-                let sent = Instant::now();
-                for outcome in deliveries::insert_batch(&mut conn, &batch).await {
-                    match outcome {
-                        Ok(InsertOutcome::Stored(_)) => latencies.push(sent.elapsed()),
-                        _ => errors += 1,
-                    }
-                }
+    while started.elapsed() < duration {
+        let batch = next_batch(integration, &bodies, &mut sequence, rows);
+        let sent = Instant::now();
+        for outcome in deliveries::insert_batch(&mut conn, &batch).await {
+            match outcome {
+                Ok(InsertOutcome::Stored(_)) => latencies.push(sent.elapsed()),
+                _ => errors += 1,
             }
-            (latencies, errors)
-        }));
-    }
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (mut l, e) = task.await?;
-        latencies.append(&mut l);
-        errors += e;
+        }
     }
     Ok(Report {
         accepted: latencies.len() as u64,
@@ -100,12 +80,13 @@ async fn run_writers(
 fn next_batch(
     integration: &str,
     bodies: &[(String, Bytes)],
-    sequence: &AtomicU64,
+    sequence: &mut u64,
     rows: usize,
 ) -> Vec<NewDelivery> {
     (0..rows)
         .map(|_| {
-            let n = sequence.fetch_add(1, Ordering::Relaxed);
+            let n = *sequence;
+            *sequence += 1;
             let (event_key, body) = &bodies[usize::try_from(n).unwrap_or(0) % bodies.len()];
             let request_id = format!("floor-{n}");
             NewDelivery {

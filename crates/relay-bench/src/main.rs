@@ -147,7 +147,7 @@ async fn run(
     // (c) the floor under ingest: the relay's INSERT with no HTTP in front, every sender's
     // delivery in one statement (the most rows a statement can hold, the least per row).
     (figures.store_alone, figures.store_alone_ratio) =
-        floor::store_alone(&pool, KEY, &bodies, (1, concurrency), duration, &inserts).await?;
+        floor::store_alone(&pool, KEY, &bodies, concurrency, duration, &inserts).await?;
 
     let relay = BenchRelay::start(&pool).await?;
     let phases = Phases {
@@ -448,10 +448,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn ingest_writers() -> usize {
-    env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS)
-}
-
 fn http_settings() -> anyhow::Result<HttpSettings> {
     Ok(HttpSettings {
         max_body_bytes: 1024 * 1024,
@@ -465,7 +461,7 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
             web: url::Url::parse("http://127.0.0.1:9")?,
             api: url::Url::parse("http://127.0.0.1:9")?,
         },
-        ingest_writers: ingest_writers(),
+        ingest_writers: env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS),
         argocd_plugin_token: None,
     })
 }
