@@ -3,7 +3,8 @@
 //!     signature; (b) the database's own limit: one single-row INSERT + COMMIT per delivery at
 //!     the same concurrency and durability, straight through sqlx; (c) the relay's own
 //!     multi-row INSERT with no HTTP in front of it, which with (a) gives the floor under
-//!     ingest (see `floor`).
+//!     ingest (see `floor`); (d) the same load against a skeleton of the relay's ingest, the
+//!     signature check and its group-commit writers alone (see `skeleton`).
 //! Then the relay itself: ingest alone (load in this process, then from a child process so
 //! the relay's own CPU per delivery can be read from /proc), the backlog drained with no
 //! load, and ingest with the processor planning every delivery (in process, then apart).
@@ -19,6 +20,7 @@ mod load;
 mod meter;
 mod process;
 mod sender;
+mod skeleton;
 mod summary;
 
 use std::sync::Arc;
@@ -148,6 +150,9 @@ async fn run(
     // delivery in one statement (the most rows a statement can hold, the least per row).
     (figures.store_alone, figures.store_alone_ratio) =
         floor::store_alone(&pool, KEY, &bodies, concurrency, duration, &inserts).await?;
+    // (d) the same load against the least the relay's ingest could do per request.
+    (figures.skeleton, figures.skeleton_ratio) =
+        skeleton::run(&pool, KEY, &bodies, concurrency, duration, &inserts).await?;
 
     let relay = BenchRelay::start(&pool).await?;
     let phases = Phases {

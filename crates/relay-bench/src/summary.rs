@@ -45,6 +45,10 @@ pub(crate) struct Figures {
     pub store_alone: PhaseCost,
     /// Its rate / the INSERT baseline's.
     pub store_alone_ratio: f64,
+    /// The skeleton of the relay's ingest (signature check and group commit alone) under the
+    /// same load: what it cost, and its rate / the INSERT baseline's.
+    pub skeleton: PhaseCost,
+    pub skeleton_ratio: f64,
     /// The INSERT baseline measured again after the relay's phases, / the first.
     pub baseline_drift: f64,
 }
@@ -124,6 +128,18 @@ const FIELDS: &[Field] = &[
         "x",
         |f| f.ingest_floor(),
     ),
+    (
+        "  skeleton (signature + group commit) / baseline",
+        "x",
+        |f| f.skeleton_ratio,
+    ),
+    ("  skeleton: machine idle", "%", |f| f.skeleton.idle),
+    ("  skeleton: machine busy CPU per delivery", "µs", |f| {
+        f.skeleton.busy_us
+    }),
+    ("  skeleton: deliveries per statement", "", |f| {
+        f.skeleton.statement_rows
+    }),
     ("ingest + processing / INSERT baseline", "x", |f| {
         f.processing
     }),
@@ -192,6 +208,7 @@ const FIELDS: &[Field] = &[
                 &f.ingest_cost,
                 &f.drain_cost,
                 &f.processing_cost,
+                &f.skeleton,
             ]
             .iter()
             .map(|cost| cost.stolen)

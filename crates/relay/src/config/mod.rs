@@ -55,9 +55,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Delivery processors in this process; 0 makes an ingest-only replica.
     pub workers: usize,
-    /// Concurrent group-commit writers of webhook ingest. Measured with relay-bench: one
-    /// writer (larger transactions) beat two, two beat four; while it commits, the next
-    /// batch gathers.
+    /// Concurrent group-commit writers of webhook ingest (`DEFAULT_INGEST_WRITERS` says what
+    /// was measured).
     pub ingest_writers: usize,
     /// Job runners in this process (git, deploy hooks, build statuses); 0 disables them.
     pub job_workers: usize,
@@ -125,10 +124,13 @@ struct FileConfig {
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
 /// leaves room while still refusing anything absurd.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Two group-commit writers: while one batch waits for its WAL flush the next is already
-/// being written (relay-bench, ingest alone: 1.79x and 2.25x the INSERT baseline against
-/// 1.39x and 1.90x with one writer, in two pairs of runs).
-pub const DEFAULT_INGEST_WRITERS: usize = 2;
+/// One group-commit writer: its statements hold every delivery that queued while the last
+/// committed, and PostgreSQL's cost per row falls with the statement's size. relay-bench
+/// (fourteenth session, five alternating pairs): ingest + processing 1.30-1.33x the INSERT
+/// baseline against 0.89-1.20x with two writers, ingest alone 1.78-1.92x against 1.66-2.01x.
+/// Earlier sessions on other machines measured two writers ahead for ingest alone, one as
+/// good for ingest + processing; `RELAY_INGEST_WRITERS` sets it.
+pub const DEFAULT_INGEST_WRITERS: usize = 1;
 
 impl Config {
     /// Loads from the process environment and the optional file.

@@ -33,6 +33,14 @@ fn defaults() {
 }
 
 #[test]
+fn one_ingest_writer_unless_told_otherwise() {
+    let config = Config::load_from(None, env(&[])).unwrap();
+    assert_eq!(config.ingest_writers, 1);
+    let config = Config::load_from(None, env(&[("RELAY_INGEST_WRITERS", "3")])).unwrap();
+    assert_eq!(config.ingest_writers, 3);
+}
+
+#[test]
 fn environment_overrides_file() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(
