@@ -445,7 +445,7 @@ async fn add_integration(
 }
 
 /// A number from the environment, for comparing settings between runs (RELAY_BENCH_WRITERS,
-/// RELAY_BENCH_BATCH); `default` when unset or not a number.
+/// RELAY_BENCH_OVERLAP, RELAY_BENCH_BATCH); `default` when unset or not a number.
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -453,7 +453,20 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The relay's group commit as it runs by default, unless RELAY_BENCH_WRITERS or
+/// RELAY_BENCH_OVERLAP say otherwise; what the relay's own settings give for 10 s requests.
+fn group_commit() -> relay::http::ingest::GroupCommit {
+    use relay::config::{DEFAULT_INGEST_OVERLAP_ROWS, DEFAULT_INGEST_WRITERS, MAX_INGEST_BATCH};
+    relay::http::ingest::GroupCommit {
+        writers: env_or("RELAY_BENCH_WRITERS", DEFAULT_INGEST_WRITERS),
+        max_batch: MAX_INGEST_BATCH,
+        overlap_rows: env_or("RELAY_BENCH_OVERLAP", DEFAULT_INGEST_OVERLAP_ROWS),
+        batch_timeout: Duration::from_secs(5),
+    }
+}
+
 fn http_settings() -> anyhow::Result<HttpSettings> {
+    let group_commit = group_commit();
     Ok(HttpSettings {
         max_body_bytes: 1024 * 1024,
         request_timeout: Duration::from_secs(10),
@@ -466,7 +479,8 @@ fn http_settings() -> anyhow::Result<HttpSettings> {
             web: url::Url::parse("http://127.0.0.1:9")?,
             api: url::Url::parse("http://127.0.0.1:9")?,
         },
-        ingest_writers: env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS),
+        ingest_writers: group_commit.writers,
+        ingest_overlap_rows: group_commit.overlap_rows,
         argocd_plugin_token: None,
     })
 }

@@ -49,13 +49,7 @@ pub(crate) async fn run(
     let state = Arc::new(Skeleton {
         secret: created.webhook_secret.clone(),
         integration: integration.clone(),
-        ingestor: Ingestor::start(
-            pool.clone(),
-            metrics.clone(),
-            crate::env_or("RELAY_BENCH_WRITERS", relay::config::DEFAULT_INGEST_WRITERS),
-            256,
-            Duration::from_secs(5),
-        ),
+        ingestor: Ingestor::start(pool.clone(), metrics.clone(), crate::group_commit()),
     });
     let app = axum::Router::new()
         .route("/hook", post(receive))

@@ -77,6 +77,7 @@ impl Application {
             activity_retention: config.activity_retention,
             public_base_url: config.public_base_url(),
             ingest_writers: config.ingest_writers,
+            ingest_overlap_rows: config.ingest_overlap_rows,
             cloud_urls: config.cloud_urls(),
             argocd_plugin_token: config.argocd_plugin_token.clone(),
         };

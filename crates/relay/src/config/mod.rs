@@ -58,6 +58,9 @@ pub struct Config {
     /// Concurrent group-commit writers of webhook ingest (`DEFAULT_INGEST_WRITERS` says what
     /// was measured).
     pub ingest_writers: usize,
+    /// Deliveries an ingest writer gathers before starting a statement while another writer's
+    /// is in flight (`DEFAULT_INGEST_OVERLAP_ROWS`).
+    pub ingest_overlap_rows: usize,
     /// Job runners in this process (git, deploy hooks, build statuses); 0 disables them.
     pub job_workers: usize,
     /// Longest a single job (a fetch, a push) may take.
@@ -106,6 +109,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     workers: Option<u64>,
     ingest_writers: Option<u64>,
+    ingest_overlap_rows: Option<u64>,
     job_workers: Option<u64>,
     job_timeout_secs: Option<u64>,
     resync_interval_secs: Option<u64>,
@@ -124,13 +128,17 @@ struct FileConfig {
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
 /// leaves room while still refusing anything absurd.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// One group-commit writer: its statements hold every delivery that queued while the last
-/// committed, and PostgreSQL's cost per row falls with the statement's size. relay-bench
-/// (fourteenth session, five alternating pairs): ingest + processing 1.30-1.33x the INSERT
-/// baseline against 0.89-1.20x with two writers, ingest alone 1.78-1.92x against 1.66-2.01x.
-/// Earlier sessions on other machines measured two writers ahead for ingest alone, one as
-/// good for ingest + processing; `RELAY_INGEST_WRITERS` sets it.
-pub const DEFAULT_INGEST_WRITERS: usize = 1;
+/// Two group-commit writers, the second starting a statement while the first's is in flight
+/// only once `DEFAULT_INGEST_OVERLAP_ROWS` deliveries are queued: the statements overlap
+/// (one in PostgreSQL's hands while the other waits for its WAL flush) and stay big, since
+/// PostgreSQL's cost per row falls with the statement's size. Two writers that each took
+/// whatever was queued made statements half as big and lost to one writer; see
+/// `DEFAULT_INGEST_OVERLAP_ROWS` for what was measured. `RELAY_INGEST_WRITERS` sets it.
+pub const DEFAULT_INGEST_WRITERS: usize = 2;
+/// Most deliveries in one ingest statement.
+pub const MAX_INGEST_BATCH: usize = 256;
+/// relay-bench, 64 senders (fifteenth session, alternating single runs): OVERLAP_FIGURES
+pub const DEFAULT_INGEST_OVERLAP_ROWS: usize = 16;
 
 impl Config {
     /// Loads from the process environment and the optional file.
@@ -203,6 +211,15 @@ impl Config {
                     DEFAULT_INGEST_WRITERS as u64,
                 )?
                 .max(1),
+            )
+            .unwrap_or(1),
+            ingest_overlap_rows: usize::try_from(
+                number(
+                    "RELAY_INGEST_OVERLAP_ROWS",
+                    file.ingest_overlap_rows,
+                    DEFAULT_INGEST_OVERLAP_ROWS as u64,
+                )?
+                .clamp(1, MAX_INGEST_BATCH as u64),
             )
             .unwrap_or(1),
             job_workers: usize::try_from(number("RELAY_JOB_WORKERS", file.job_workers, 4)?)

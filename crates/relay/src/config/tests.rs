@@ -33,11 +33,25 @@ fn defaults() {
 }
 
 #[test]
-fn one_ingest_writer_unless_told_otherwise() {
+fn two_overlapping_ingest_writers_unless_told_otherwise() {
     let config = Config::load_from(None, env(&[])).unwrap();
-    assert_eq!(config.ingest_writers, 1);
-    let config = Config::load_from(None, env(&[("RELAY_INGEST_WRITERS", "3")])).unwrap();
-    assert_eq!(config.ingest_writers, 3);
+    assert_eq!(config.ingest_writers, 2);
+    assert_eq!(config.ingest_overlap_rows, DEFAULT_INGEST_OVERLAP_ROWS);
+    let config = Config::load_from(
+        None,
+        env(&[
+            ("RELAY_INGEST_WRITERS", "3"),
+            ("RELAY_INGEST_OVERLAP_ROWS", "40"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!((config.ingest_writers, config.ingest_overlap_rows), (3, 40));
+    // Out of range is brought into range: one delivery at least, a statement's worth at most.
+    let config = Config::load_from(None, env(&[("RELAY_INGEST_OVERLAP_ROWS", "0")])).unwrap();
+    assert_eq!(config.ingest_overlap_rows, 1);
+    let config = Config::load_from(None, env(&[("RELAY_INGEST_OVERLAP_ROWS", "100000")])).unwrap();
+    assert_eq!(config.ingest_overlap_rows, MAX_INGEST_BATCH);
+    assert!(Config::load_from(None, env(&[("RELAY_INGEST_OVERLAP_ROWS", "many")])).is_err());
 }
 
 #[test]

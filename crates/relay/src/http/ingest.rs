@@ -1,12 +1,16 @@
 //! Group commit for webhook ingest.
 //!
 //! Each request hands its delivery to a queue and waits for its own answer. A few writer
-//! tasks take whatever is queued at that moment (never waiting for more: the first request
-//! of a batch is held only as long as the previous commit takes) and store it with one
-//! autocommitted statement, so concurrent deliveries share one round trip and one WAL flush
-//! instead of paying one each.
+//! tasks take what is queued and store it with one autocommitted statement, so concurrent
+//! deliveries share one round trip and one WAL flush instead of paying one each. With no
+//! statement in flight a writer starts at once with whatever is queued (a lone webhook never
+//! waits for company); while another writer's statement is in flight it starts only once
+//! [`GroupCommit::overlap_rows`] deliveries are queued, or when that statement ends. Two
+//! statements then overlap (one in PostgreSQL's hands while the other commits) without
+//! splitting the queue into small statements, whose cost per row is higher.
 //! A request is answered only after the statement holding its row has committed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +18,26 @@ use relay_store::deliveries::{self, InsertError, InsertOutcome, NewDelivery};
 use relay_store::PgPool;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use crate::metrics::Metrics;
 
 struct Pending {
     delivery: NewDelivery,
     reply: oneshot::Sender<Result<InsertOutcome, InsertError>>,
+}
+
+/// How ingest groups deliveries into statements.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommit {
+    /// Statements in flight at once.
+    pub writers: usize,
+    /// Most deliveries in one statement.
+    pub max_batch: usize,
+    /// Deliveries a writer waits for before starting a statement while another is in flight.
+    pub overlap_rows: usize,
+    /// A statement not committed in this time is answered `Unavailable`.
+    pub batch_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -35,25 +52,21 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Ingestor {
-    /// `writers` batches may be in flight at once, each with up to `max_batch` rows; a batch
-    /// not stored within `batch_timeout` is answered `Unavailable`.
-    /// Each statement's rows and time go to `metrics`.
-    pub fn start(
-        pool: PgPool,
-        metrics: Arc<Metrics>,
-        writers: usize,
-        max_batch: usize,
-        batch_timeout: Duration,
-    ) -> Self {
-        let (queue, receiver) = mpsc::channel::<Pending>(max_batch * writers.max(1) * 4);
+    /// Starts the writers; each statement's rows and time go to `metrics`.
+    pub fn start(pool: PgPool, metrics: Arc<Metrics>, limits: GroupCommit) -> Self {
+        let (writers, max_batch) = (limits.writers.max(1), limits.max_batch.max(1));
+        let (queue, receiver) = mpsc::channel::<Pending>(max_batch * writers * 4);
         let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
+        let in_flight = Arc::new(InFlight::default());
+        for _ in 0..writers {
             let writer = Writer {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
                 receiver: receiver.clone(),
-                max_batch: max_batch.max(1),
-                batch_timeout,
+                in_flight: in_flight.clone(),
+                max_batch,
+                overlap_rows: limits.overlap_rows.clamp(1, max_batch),
+                batch_timeout: limits.batch_timeout,
             };
             tokio::spawn(writer.run());
         }
@@ -75,8 +88,17 @@ struct Writer {
     pool: PgPool,
     metrics: Arc<Metrics>,
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    in_flight: Arc<InFlight>,
     max_batch: usize,
+    overlap_rows: usize,
     batch_timeout: Duration,
+}
+
+/// The writers' statements in flight, and a signal each time one ends.
+#[derive(Default)]
+struct InFlight {
+    statements: AtomicUsize,
+    ended: Notify,
 }
 
 impl Writer {
@@ -84,21 +106,48 @@ impl Writer {
         let mut held = HeldConnection::default();
         while let Some(batch) = self.next_batch().await {
             self.write(batch, &mut held).await;
+            self.in_flight.statements.fetch_sub(1, Ordering::AcqRel);
+            self.in_flight.ended.notify_waiters();
         }
     }
 
-    /// The first delivery queued, and whatever else is queued by then; `None` once the
-    /// ingestor is gone.
+    /// The first delivery queued and whatever else is queued by then, gathered up to
+    /// `overlap_rows` while another statement is in flight; `None` once the ingestor is gone.
+    /// The writer holds the queue meanwhile, so its siblings cannot split what it gathers.
     async fn next_batch(&self) -> Option<Vec<Pending>> {
         let mut receiver = self.receiver.lock().await;
         let mut batch = vec![receiver.recv().await?];
+        self.take_queued(&mut receiver, &mut batch);
+        loop {
+            // Armed before the count is read, so an end between the two still wakes us.
+            let ended = self.in_flight.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if batch.len() >= self.overlap_rows
+                || self.in_flight.statements.load(Ordering::Acquire) == 0
+            {
+                break;
+            }
+            tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(next) => batch.push(next),
+                    None => break,
+                },
+                () = &mut ended => {}
+            }
+        }
+        self.take_queued(&mut receiver, &mut batch);
+        self.in_flight.statements.fetch_add(1, Ordering::AcqRel);
+        Some(batch)
+    }
+
+    fn take_queued(&self, receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
         while batch.len() < self.max_batch {
             match receiver.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        Some(batch)
     }
 
     async fn write(&self, batch: Vec<Pending>, held: &mut HeldConnection) {

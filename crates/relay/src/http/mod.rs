@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use credentials::CredentialCache;
-use ingest::Ingestor;
+use ingest::{GroupCommit, Ingestor};
 
 /// Everything a request handler needs. Cloned for every request (axum's `State` and each
 /// middleware take it by value), so it is one `Arc`: a clone is one atomic increment, not a
@@ -81,6 +81,8 @@ pub struct HttpSettings {
     pub public_base_url: String,
     /// Concurrent group-commit transactions.
     pub ingest_writers: usize,
+    /// Deliveries gathered before a statement starts beside one in flight.
+    pub ingest_overlap_rows: usize,
     pub cloud_urls: crate::bitbucket::CloudUrls,
     pub argocd_plugin_token: Option<secrecy::SecretString>,
 }
@@ -97,11 +99,15 @@ impl AppState {
             ingestor: Ingestor::start(
                 pool.clone(),
                 metrics.clone(),
-                settings.ingest_writers,
-                256,
-                // Well inside the request timeout, so a stuck database is a 503 that
-                // Bitbucket retries rather than a timeout it does not.
-                (settings.request_timeout / 2).min(std::time::Duration::from_secs(5)),
+                GroupCommit {
+                    writers: settings.ingest_writers,
+                    max_batch: crate::config::MAX_INGEST_BATCH,
+                    overlap_rows: settings.ingest_overlap_rows,
+                    // Well inside the request timeout, so a stuck database is a 503 that
+                    // Bitbucket retries rather than a timeout it does not.
+                    batch_timeout: (settings.request_timeout / 2)
+                        .min(std::time::Duration::from_secs(5)),
+                },
             ),
             credentials: Arc::new(CredentialCache::new(Duration::from_secs(5))),
             clients: Arc::new(crate::bitbucket::Clients::new(

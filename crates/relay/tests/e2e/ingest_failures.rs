@@ -391,13 +391,22 @@ async fn content_types_and_odd_headers_never_cause_a_500(pool: PgPool) {
 /// retries), the writer drops the connection, and ingest resumes on a fresh one.
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPool) {
-    use relay::http::ingest::Ingestor;
+    use relay::http::ingest::{GroupCommit, Ingestor};
     use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
     let cloud = add_integration(&pool, IntegrationType::Cloud).await;
     let (proxy, proxied) = proxied_pool(&pool).await;
     // One writer, so the stalled request meets the connection the first one left it.
     let metrics = std::sync::Arc::new(relay::metrics::Metrics::new());
-    let ingestor = Ingestor::start(proxied, metrics.clone(), 1, 16, Duration::from_secs(2));
+    let ingestor = Ingestor::start(
+        proxied,
+        metrics.clone(),
+        GroupCommit {
+            writers: 1,
+            max_batch: 16,
+            overlap_rows: 16,
+            batch_timeout: Duration::from_secs(2),
+        },
+    );
     let delivery = |id: &str| NewDelivery {
         integration_id: cloud.id.clone(),
         request_id: Some(id.to_owned()),

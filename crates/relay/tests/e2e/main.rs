@@ -17,6 +17,7 @@ mod console_integration;
 mod console_pages;
 mod deploy_side;
 mod faults;
+mod group_commit;
 mod ingest;
 mod ingest_failures;
 mod integrity;
