@@ -101,13 +101,24 @@ struct InFlight {
     ended: Notify,
 }
 
+/// Counts a statement out of [`InFlight`] and wakes a writer gathering beside it.
+struct StatementEnd<'a>(&'a InFlight);
+
+impl Drop for StatementEnd<'_> {
+    fn drop(&mut self) {
+        self.0.statements.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
+}
+
 impl Writer {
     async fn run(self) {
         let mut held = HeldConnection::default();
         while let Some(batch) = self.next_batch().await {
+            // Ended even if writing panics: a sibling gathering beside a statement that never
+            // ends would hold a lone webhook until others arrive.
+            let _ended = StatementEnd(&self.in_flight);
             self.write(batch, &mut held).await;
-            self.in_flight.statements.fetch_sub(1, Ordering::AcqRel);
-            self.in_flight.ended.notify_waiters();
         }
     }
 
