@@ -395,7 +395,8 @@ impl BenchRelay {
             .await
     }
 
-    /// Starts two processors and reports how fast they drain what the first phase left.
+    /// Starts the processor (two workers unless RELAY_BENCH_PROCESSORS says otherwise) and
+    /// reports how fast it drains what the first phase left.
     async fn start_processor(
         &self,
         pool: &sqlx::PgPool,
@@ -404,7 +405,7 @@ impl BenchRelay {
             pool.clone(),
             self.metrics.clone(),
             ProcessorConfig {
-                workers: 2,
+                workers: env_or("RELAY_BENCH_PROCESSORS", 2),
                 batch_size: env_or("RELAY_BENCH_BATCH", ProcessorConfig::default().batch_size),
                 ..ProcessorConfig::default()
             },
@@ -445,7 +446,8 @@ async fn add_integration(
 }
 
 /// A number from the environment, for comparing settings between runs (RELAY_BENCH_WRITERS,
-/// RELAY_BENCH_OVERLAP, RELAY_BENCH_BATCH); `default` when unset or not a number.
+/// RELAY_BENCH_OVERLAP, RELAY_BENCH_BATCH, RELAY_BENCH_PROCESSORS); `default` when unset or
+/// not a number.
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
