@@ -9,7 +9,7 @@ use std::time::Duration;
 use relay::http::ingest::{GroupCommit, Ingestor};
 use relay::metrics::Metrics;
 use relay_core::IntegrationType;
-use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
+use relay_store::deliveries::{InsertError, InsertOutcome};
 use sqlx::{Connection, PgPool};
 use tokio::task::JoinHandle;
 
@@ -33,16 +33,7 @@ fn send(
     integration_id: &str,
     request_id: &str,
 ) -> JoinHandle<Result<InsertOutcome, InsertError>> {
-    let (ingestor, delivery) = (
-        ingestor.clone(),
-        NewDelivery {
-            integration_id: integration_id.to_owned(),
-            request_id: Some(request_id.to_owned()),
-            event_key: "repo:push".into(),
-            headers: serde_json::json!({}),
-            body: bytes::Bytes::from_static(b"{}"),
-        },
-    );
+    let (ingestor, delivery) = (ingestor.clone(), push_delivery(integration_id, request_id));
     tokio::spawn(async move { ingestor.store(delivery).await })
 }
 
@@ -82,7 +73,14 @@ async fn wait_for_statements_waiting(pool: &PgPool, want: i64) {
     );
 }
 
-async fn all_stored(sent: Vec<JoinHandle<Result<InsertOutcome, InsertError>>>) {
+/// Releases the lock, checks every delivery sent was stored, and returns the group-commit
+/// statements that stored them and their rows.
+async fn release_and_count_statements(
+    blocker: sqlx::PgConnection,
+    sent: Vec<JoinHandle<Result<InsertOutcome, InsertError>>>,
+    metrics: &Metrics,
+) -> (f64, f64) {
+    blocker.close().await.unwrap();
     for handle in sent {
         let outcome = tokio::time::timeout(Duration::from_secs(10), handle)
             .await
@@ -93,6 +91,11 @@ async fn all_stored(sent: Vec<JoinHandle<Result<InsertOutcome, InsertError>>>) {
             "{outcome:?}"
         );
     }
+    let text = metrics.render();
+    (
+        metric_value(&text, "relay_ingest_batch_rows_count"),
+        metric_value(&text, "relay_ingest_batch_rows_sum"),
+    )
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -115,11 +118,8 @@ async fn a_second_statement_starts_once_its_overlap_rows_are_queued(pool: PgPool
     sent.push(send(&ingestor, &integration.id, "fourth"));
     wait_for_statements_waiting(&pool, 2).await;
 
-    blocker.close().await.unwrap();
-    all_stored(sent).await;
-    let text = metrics.render();
-    assert_eq!(metric_value(&text, "relay_ingest_batch_rows_count"), 2.0);
-    assert_eq!(metric_value(&text, "relay_ingest_batch_rows_sum"), 5.0);
+    let (statements, rows) = release_and_count_statements(blocker, sent, &metrics).await;
+    assert_eq!((statements, rows), (2.0, 5.0));
     assert_eq!(delivery_count(&pool).await, 5);
 }
 
@@ -138,9 +138,6 @@ async fn what_was_gathered_goes_when_the_statement_in_flight_ends(pool: PgPool) 
     assert_eq!(statements_waiting(&pool).await, 1);
 
     // Two of eight gathered: they go as soon as the first statement commits.
-    blocker.close().await.unwrap();
-    all_stored(sent).await;
-    let text = metrics.render();
-    assert_eq!(metric_value(&text, "relay_ingest_batch_rows_count"), 2.0);
-    assert_eq!(metric_value(&text, "relay_ingest_batch_rows_sum"), 3.0);
+    let (statements, rows) = release_and_count_statements(blocker, sent, &metrics).await;
+    assert_eq!((statements, rows), (2.0, 3.0));
 }

@@ -392,7 +392,7 @@ async fn content_types_and_odd_headers_never_cause_a_500(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPool) {
     use relay::http::ingest::{GroupCommit, Ingestor};
-    use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
+    use relay_store::deliveries::{InsertError, InsertOutcome};
     let cloud = add_integration(&pool, IntegrationType::Cloud).await;
     let (proxy, proxied) = proxied_pool(&pool).await;
     // One writer, so the stalled request meets the connection the first one left it.
@@ -407,13 +407,7 @@ async fn a_silent_database_connection_times_out_then_ingest_recovers(pool: PgPoo
             batch_timeout: Duration::from_secs(2),
         },
     );
-    let delivery = |id: &str| NewDelivery {
-        integration_id: cloud.id.clone(),
-        request_id: Some(id.to_owned()),
-        event_key: "repo:push".into(),
-        headers: serde_json::json!({}),
-        body: bytes::Bytes::from_static(b"{}"),
-    };
+    let delivery = |id: &str| push_delivery(&cloud.id, id);
     assert!(matches!(
         ingestor.store(delivery("before")).await,
         Ok(InsertOutcome::Stored(_))

@@ -5,20 +5,10 @@
 use std::time::Duration;
 
 use relay_core::IntegrationType;
-use relay_store::deliveries::{insert_batch, InsertError, InsertOutcome, NewDelivery};
+use relay_store::deliveries::{insert_batch, InsertError, InsertOutcome};
 use sqlx::{Connection, PgPool};
 
 use crate::support::*;
-
-fn delivery(integration_id: &str, request_id: &str) -> NewDelivery {
-    NewDelivery {
-        integration_id: integration_id.to_owned(),
-        request_id: Some(request_id.to_owned()),
-        event_key: "repo:push".into(),
-        headers: serde_json::json!({}),
-        body: bytes::Bytes::from_static(b"{}"),
-    }
-}
 
 async fn deliveries_of(pool: &PgPool, integration_id: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE integration_id = $1")
@@ -34,9 +24,9 @@ async fn deleting_an_integration_deletes_its_deliveries_only(pool: PgPool) {
     let kept = add_integration(&pool, IntegrationType::Server).await;
     let mut conn = pool.acquire().await.unwrap();
     let batch = [
-        delivery(&gone.id, "a"),
-        delivery(&kept.id, "b"),
-        delivery(&gone.id, "c"),
+        push_delivery(&gone.id, "a"),
+        push_delivery(&kept.id, "b"),
+        push_delivery(&gone.id, "c"),
     ];
     let stored = insert_batch(&mut conn, &batch).await;
     assert!(stored
@@ -67,7 +57,11 @@ async fn storing_during_a_delete_waits_for_it_and_is_refused(pool: PgPool) {
         let id = integration.id.clone();
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.unwrap();
-            insert_batch(&mut conn, &[delivery(&id, "a"), delivery(&id, "b")]).await
+            insert_batch(
+                &mut conn,
+                &[push_delivery(&id, "a"), push_delivery(&id, "b")],
+            )
+            .await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -95,7 +89,7 @@ async fn a_delete_during_storing_waits_and_takes_the_new_deliveries(pool: PgPool
     let integration = add_integration(&pool, IntegrationType::Cloud).await;
     let mut conn = pool.acquire().await.unwrap();
     let mut storing = conn.begin().await.unwrap();
-    let stored = insert_batch(&mut storing, &[delivery(&integration.id, "a")]).await;
+    let stored = insert_batch(&mut storing, &[push_delivery(&integration.id, "a")]).await;
     assert!(matches!(stored[0], Ok(InsertOutcome::Stored(_))));
 
     let deleting = {
@@ -120,7 +114,7 @@ async fn a_delete_during_storing_waits_and_takes_the_new_deliveries(pool: PgPool
 async fn references_cannot_be_broken_by_updates(pool: PgPool) {
     let integration = add_integration(&pool, IntegrationType::Cloud).await;
     let mut conn = pool.acquire().await.unwrap();
-    let stored = insert_batch(&mut conn, &[delivery(&integration.id, "a")]).await;
+    let stored = insert_batch(&mut conn, &[push_delivery(&integration.id, "a")]).await;
     assert!(matches!(stored[0], Ok(InsertOutcome::Stored(_))));
 
     let renamed = sqlx::query("UPDATE integrations SET id = 'renamed' WHERE id = $1")

@@ -219,6 +219,20 @@ pub(crate) fn metric_value(metrics: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in {metrics}"))
 }
 
+/// A minimal `repo:push` delivery of `integration_id`, for tests that store rows directly.
+pub(crate) fn push_delivery(
+    integration_id: &str,
+    request_id: &str,
+) -> relay_store::deliveries::NewDelivery {
+    relay_store::deliveries::NewDelivery {
+        integration_id: integration_id.to_owned(),
+        request_id: Some(request_id.to_owned()),
+        event_key: "repo:push".into(),
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+    }
+}
+
 pub(crate) async fn delivery_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(pool)
