@@ -165,6 +165,7 @@ async fn run_workers(config: Config, state: AppState, shutdown: CancellationToke
             state.metrics.clone(),
             ProcessorConfig {
                 workers: config.workers,
+                batch_interval: config.batch_interval,
                 refresh_application_sets: !config.argocd_application_sets.is_empty(),
                 ..ProcessorConfig::default()
             },

@@ -24,6 +24,6 @@ pub mod worker;
 /// mimalloc instead of glibc's malloc, for every program that links the relay: its binary,
 /// its tests and its benchmark, so the benchmark measures the allocator the relay runs with.
 /// Under ingest load glibc spent ~18 % of the relay's CPU in malloc and free (bodies of
-/// 1-12 KB fall outside its fast bins); see the README's Performance section.
+/// 1-12 KB fall outside its fast bins); see docs/PERFORMANCE.md (third session).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

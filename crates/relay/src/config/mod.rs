@@ -12,6 +12,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::worker::processor::DEFAULT_BATCH_INTERVAL;
+
 mod argocd;
 pub use argocd::{parse_application_sets, ApplicationSetRef};
 
@@ -55,6 +57,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Delivery processors in this process; 0 makes an ingest-only replica.
     pub workers: usize,
+    /// Under load, the least time between two claims of one integration's deliveries
+    /// (`relay::worker::processor::DEFAULT_BATCH_INTERVAL`); zero claims again at once.
+    pub batch_interval: Duration,
     /// Concurrent group-commit writers of webhook ingest (`DEFAULT_INGEST_WRITERS` says what
     /// was measured).
     pub ingest_writers: usize,
@@ -108,6 +113,7 @@ struct FileConfig {
     db_acquire_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     workers: Option<u64>,
+    batch_interval_ms: Option<u64>,
     ingest_writers: Option<u64>,
     ingest_overlap_rows: Option<u64>,
     job_workers: Option<u64>,
@@ -124,6 +130,10 @@ struct FileConfig {
     circuit_probe_secs: Option<u64>,
     activity_retention: Option<String>,
 }
+
+/// A longer interval would hold a busy integration's deliveries back for longer than it
+/// saves; this bound keeps a typo from holding them for minutes.
+pub const MAX_BATCH_INTERVAL_MS: u64 = 1_000;
 
 /// Bitbucket Cloud caps webhook bodies at 256 KB; Server has no documented cap, so the default
 /// leaves room while still refusing anything absurd.
@@ -207,6 +217,14 @@ impl Config {
             ),
             workers: usize::try_from(number("RELAY_WORKERS", file.workers, 2)?)
                 .unwrap_or(usize::MAX),
+            batch_interval: Duration::from_millis(
+                number(
+                    "RELAY_BATCH_INTERVAL_MS",
+                    file.batch_interval_ms,
+                    DEFAULT_BATCH_INTERVAL.as_millis() as u64,
+                )?
+                .min(MAX_BATCH_INTERVAL_MS),
+            ),
             ingest_writers: usize::try_from(
                 number(
                     "RELAY_INGEST_WRITERS",

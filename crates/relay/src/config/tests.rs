@@ -202,3 +202,19 @@ fn debug_does_not_print_secrets() {
         assert!(!printed.contains(secret), "{printed}");
     }
 }
+
+#[test]
+fn batch_interval_defaults_and_is_bounded() {
+    let config = Config::load_from(None, env(&[])).unwrap();
+    assert_eq!(config.batch_interval, DEFAULT_BATCH_INTERVAL);
+    let config = Config::load_from(None, env(&[("RELAY_BATCH_INTERVAL_MS", "0")])).unwrap();
+    assert_eq!(config.batch_interval, Duration::ZERO);
+    let config = Config::load_from(None, env(&[("RELAY_BATCH_INTERVAL_MS", "120")])).unwrap();
+    assert_eq!(config.batch_interval, Duration::from_millis(120));
+    let config = Config::load_from(None, env(&[("RELAY_BATCH_INTERVAL_MS", "600000")])).unwrap();
+    assert_eq!(
+        config.batch_interval,
+        Duration::from_millis(MAX_BATCH_INTERVAL_MS)
+    );
+    assert!(Config::load_from(None, env(&[("RELAY_BATCH_INTERVAL_MS", "soon")])).is_err());
+}

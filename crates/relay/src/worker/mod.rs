@@ -5,6 +5,7 @@ mod batch;
 pub mod circuit;
 pub mod jobs;
 pub mod processor;
+pub mod rest;
 pub mod resync;
 pub mod retry;
 pub mod sampler;

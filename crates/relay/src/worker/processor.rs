@@ -14,14 +14,21 @@ use std::time::Duration;
 use chrono::Utc;
 use relay_store::queue;
 use relay_store::{PgPool, StoreError};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::batch::{EndState, Speculation};
+use super::rest::Rests;
 use super::retry::RetrySchedule;
+use super::wake::Wake;
 use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "relay_deliveries";
+
+/// `RELAY_BATCH_INTERVAL_MS` unless set: long enough for a stream of ~10,000 deliveries a
+/// second to gather batches of ~500, short next to anything a deployment waits for.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -33,6 +40,9 @@ pub struct ProcessorConfig {
     /// Queue an Argo CD refresh when a batch changes the plugin generator's output
     /// (`RELAY_ARGOCD_APPLICATIONSETS` is set).
     pub refresh_application_sets: bool,
+    /// Under load, the least time from one batch's claim to the next claim of the same
+    /// integration, so that its deliveries gather into bigger batches (see `rest`).
+    pub batch_interval: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -43,6 +53,7 @@ impl Default for ProcessorConfig {
             sweep_interval: Duration::from_secs(5),
             retry: RetrySchedule::default(),
             refresh_application_sets: false,
+            batch_interval: DEFAULT_BATCH_INTERVAL,
         }
     }
 }
@@ -60,6 +71,9 @@ pub struct Processor {
     /// The next batch of a backlogged integration, being read while its current batch is
     /// written (see `relay_store::queue::ReadAhead`).
     ahead: Arc<Mutex<Option<Ahead>>>,
+    /// Integrations resting between batches under load, and the workers' wake-up.
+    rests: Arc<Rests>,
+    wake: Arc<Notify>,
 }
 
 /// A read-ahead in flight for one integration: the rows, and the first chunk of them planned
@@ -71,7 +85,10 @@ struct Ahead {
 
 impl Processor {
     pub fn new(pool: PgPool, metrics: Arc<Metrics>, config: ProcessorConfig) -> Self {
+        let wake = Arc::new(Notify::new());
         Self {
+            rests: Arc::new(Rests::new(config.batch_interval, wake.clone())),
+            wake,
             pool,
             metrics,
             config,
@@ -89,14 +106,19 @@ impl Processor {
             self.config.workers,
             self.config.sweep_interval,
         );
-        let held = self.held.clone();
-        let in_hand: super::wake::InHand =
-            Arc::new(move |integration: &str| lock(&held).contains(integration));
+        let (held, rests) = (self.held.clone(), self.rests.clone());
+        // A resting integration is in hand too: its rest's end wakes the workers for it.
+        let wake = Wake {
+            notify: self.wake.clone(),
+            in_hand: Arc::new(move |integration: &str| {
+                lock(&held).contains(integration) || rests.is_resting(integration)
+            }),
+        };
         let step = move || {
             let processor = self.clone();
             async move { processor.process_next().await.map(|done| done > 0) }
         };
-        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, in_hand).await;
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, wake).await;
     }
 
     /// Claims and processes one batch (one integration's next deliveries). Returns how many
@@ -107,7 +129,8 @@ impl Processor {
         // A notification can wake every worker; one that probed an integration a sibling
         // holds would only find it locked, after walking its queue for nothing.
         let claiming = self.claiming.lock().await;
-        let skip: Vec<String> = self.held_now().iter().cloned().collect();
+        let mut skip: Vec<String> = self.held_now().iter().cloned().collect();
+        skip.extend(self.rests.resting_now());
         let (ahead, speculation) = match self.take_ahead(&skip).await {
             Some((read, planned)) => (Some(read), planned),
             None => (None, None),
@@ -117,7 +140,9 @@ impl Processor {
         else {
             return Ok(0);
         };
-        let _held = Held::new(self.held.clone(), claim.integration_id.clone());
+        let integration_id = claim.integration_id.clone();
+        let _held = Held::new(self.held.clone(), integration_id.clone());
+        let claimed_at = tokio::time::Instant::now();
         // A full batch means a backlog: its next batch is read while this one is written.
         let mut end = None;
         if claim.deliveries.len() as i64 >= self.config.batch_size {
@@ -139,42 +164,66 @@ impl Processor {
             delivery.id = head.id,
             batch = count,
         );
-        async {
-            let refresh = self.config.refresh_application_sets;
-            match super::batch::process(claim, refresh, speculation, end).await {
-                Ok(outcomes) => {
-                    let now = Utc::now();
-                    for (outcome, received_at) in outcomes.iter().zip(received) {
-                        let lag = (now - received_at).num_milliseconds() as f64 / 1000.0;
-                        self.metrics.record_processed(outcome.as_str(), lag);
+        let refresh = self.config.refresh_application_sets;
+        let result = super::batch::process(claim, refresh, speculation, end)
+            .instrument(span.clone())
+            .await;
+        self.record(result, head, received).instrument(span).await;
+        // Before `_held` is dropped, so that no sibling claims it in between.
+        let batch_size = usize::try_from(self.config.batch_size).unwrap_or(usize::MAX);
+        self.rests
+            .after_batch(&integration_id, count, batch_size, claimed_at);
+        Ok(count)
+    }
+
+    /// Records what processing a batch gave: its outcomes, or its failure charged to its
+    /// oldest delivery.
+    async fn record(
+        &self,
+        result: Result<Vec<queue::Outcome>, StoreError>,
+        head: HeadOf,
+        received: Vec<chrono::DateTime<Utc>>,
+    ) {
+        match result {
+            Ok(outcomes) => {
+                let now = Utc::now();
+                for (outcome, received_at) in outcomes.iter().zip(received) {
+                    let lag = (now - received_at).num_milliseconds() as f64 / 1000.0;
+                    self.metrics.record_processed(outcome.as_str(), lag);
+                }
+            }
+            Err(err) if matches!(err, StoreError::Corrupt(_)) => {
+                self.park(head.id, &err).await;
+            }
+            // A transient failure is charged to the oldest delivery: it alone backs off
+            // (holding the rest of its integration in order) and is parked after its last
+            // attempt, releasing the others.
+            Err(err) => {
+                let attempts = head.attempts + 1;
+                let retry_in = self.config.retry.delay_after(attempts);
+                match queue::record_retry(
+                    &self.pool,
+                    head.id,
+                    &err.to_string(),
+                    retry_in,
+                    self.config.retry.max_attempts,
+                )
+                .await
+                {
+                    Ok(true) => {
+                        tracing::error!(error = %err, attempts, "delivery failed; parked after its last attempt");
+                        self.metrics.record_processed("failed", 0.0);
                     }
-                }
-                Err(err) if matches!(err, StoreError::Corrupt(_)) => {
-                    self.park(head.id, &err).await;
-                }
-                // A transient failure is charged to the oldest delivery: it alone backs off
-                // (holding the rest of its integration in order) and is parked after its last
-                // attempt, releasing the others.
-                Err(err) => {
-                    let attempts = head.attempts + 1;
-                    let retry_in = self.config.retry.delay_after(attempts);
-                    match queue::record_retry(&self.pool, head.id, &err.to_string(), retry_in, self.config.retry.max_attempts).await {
-                        Ok(true) => {
-                            tracing::error!(error = %err, attempts, "delivery failed; parked after its last attempt");
-                            self.metrics.record_processed("failed", 0.0);
-                        }
-                        Ok(false) => {
-                            tracing::warn!(error = %err, attempts, retry_in_ms = retry_in.as_millis() as u64, "delivery failed; will retry");
-                            self.metrics.record_processed("retry", 0.0);
-                        }
-                        Err(record_err) => tracing::error!(error = %err, record_error = %record_err, "delivery failed and the failure could not be recorded; it will be claimed again"),
+                    Ok(false) => {
+                        tracing::warn!(error = %err, attempts, retry_in_ms = retry_in.as_millis() as u64, "delivery failed; will retry");
+                        self.metrics.record_processed("retry", 0.0);
+                    }
+                    Err(record_err) => {
+                        tracing::error!(error = %err, record_error = %record_err, "delivery failed and the failure could not be recorded; it will be claimed again")
                     }
                 }
             }
         }
-        .instrument(span)
-        .await;
-        Ok(count)
     }
 
     /// Starts reading `integration_id`'s deliveries after `after_id` on a connection of its

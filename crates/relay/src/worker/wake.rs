@@ -21,9 +21,26 @@ use tokio_util::sync::CancellationToken;
 /// workers, which will claim again once it has finished what it holds.
 pub(super) type InHand = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// What wakes the workers: a notification naming something not [`InHand`], or anyone
+/// notifying `notify` (the processor does when an integration's rest ends).
+pub(super) struct Wake {
+    pub notify: Arc<Notify>,
+    pub in_hand: InHand,
+}
+
+impl Wake {
+    /// Every notification wakes the workers.
+    pub(super) fn on_every_notification() -> Self {
+        Self {
+            notify: Arc::new(Notify::new()),
+            in_hand: Arc::new(|_: &str| false),
+        }
+    }
+}
+
 /// Runs `workers` copies of `step` plus one listener until `shutdown`. `step` claims and
 /// finishes one unit of work and says whether it found any; a worker calls it until it finds
-/// none, then sleeps until a notification or the sweep. A worker finishes the step it is in
+/// none, then sleeps until it is woken or the sweep. A worker finishes the step it is in
 /// before it stops.
 pub(super) async fn run<S, F>(
     pool: PgPool,
@@ -32,12 +49,14 @@ pub(super) async fn run<S, F>(
     sweep: Duration,
     shutdown: CancellationToken,
     step: S,
-    in_hand: InHand,
+    Wake {
+        notify: wake,
+        in_hand,
+    }: Wake,
 ) where
     S: Fn() -> F + Clone + Send + 'static,
     F: Future<Output = Result<bool, StoreError>> + Send + 'static,
 {
-    let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let listener = Listener {
         pool,

@@ -31,6 +31,7 @@ mod processing;
 mod processing_failures;
 mod read_ahead;
 mod reconcile;
+mod rests;
 mod rotation;
 mod secrets_hygiene;
 mod support;

@@ -12,23 +12,6 @@ use crate::support::*;
 
 const CHANNEL: &str = "relay_deliveries";
 
-async fn insert(pool: &PgPool, rows: &[(&str, &str)]) {
-    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
-    let integrations: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    let request_ids: Vec<&str> = rows.iter().map(|r| r.1).collect();
-    sqlx::query(
-        "INSERT INTO deliveries (integration_id, request_id, event_key, body)
-         SELECT i, r, 'repo:push', $3 FROM UNNEST($1::text[], $2::text[]) AS t(i, r)
-         ON CONFLICT (integration_id, request_id) WHERE request_id IS NOT NULL DO NOTHING",
-    )
-    .bind(&integrations)
-    .bind(&request_ids)
-    .bind(&body)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn next_payload(listener: &mut PgListener) -> String {
     let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
         .await
@@ -44,15 +27,15 @@ async fn the_notification_names_the_integrations_its_statement_stored_for(pool: 
     let mut listener = PgListener::connect_with(&pool).await.unwrap();
     listener.listen(CHANNEL).await.unwrap();
 
-    insert(&pool, &[(&a.id, "a1"), (&b.id, "b1"), (&a.id, "a2")]).await;
+    insert_pushes(&pool, &[(&a.id, "a1"), (&b.id, "b1"), (&a.id, "a2")]).await;
     let mut expected = [a.id.as_str(), b.id.as_str()];
     expected.sort();
     assert_eq!(next_payload(&mut listener).await, expected.join(" "));
 
     // Only request ids seen before: nothing stored, no notification. The next one received
     // is the following statement's.
-    insert(&pool, &[(&a.id, "a1"), (&b.id, "b1")]).await;
-    insert(&pool, &[(&b.id, "b2")]).await;
+    insert_pushes(&pool, &[(&a.id, "a1"), (&b.id, "b1")]).await;
+    insert_pushes(&pool, &[(&b.id, "b2")]).await;
     assert_eq!(next_payload(&mut listener).await, b.id);
 }
 
@@ -78,7 +61,7 @@ async fn a_statement_for_more_integrations_than_a_payload_holds_names_none(pool:
     let mut listener = PgListener::connect_with(&pool).await.unwrap();
     listener.listen(CHANNEL).await.unwrap();
     let rows: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "r")).collect();
-    insert(&pool, &rows).await;
+    insert_pushes(&pool, &rows).await;
     assert_eq!(next_payload(&mut listener).await, "");
 }
 
@@ -101,9 +84,9 @@ async fn a_worker_holding_an_integration_claims_what_arrived_while_it_held_it(po
 
     let first: Vec<String> = (0..150).map(|n| format!("first-{n}")).collect();
     let rows: Vec<(&str, &str)> = first.iter().map(|r| (a.id.as_str(), r.as_str())).collect();
-    insert(&pool, &rows).await;
+    insert_pushes(&pool, &rows).await;
     for n in 0..30 {
-        insert(&pool, &[(&a.id, &format!("later-{n}"))]).await;
+        insert_pushes(&pool, &[(&a.id, &format!("later-{n}"))]).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 

@@ -189,8 +189,8 @@ impl Runner {
             async move { runner.run_next().await }
         };
         // The jobs' notification names nothing: every one wakes the runners.
-        let in_hand: super::wake::InHand = std::sync::Arc::new(|_: &str| false);
-        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, in_hand).await;
+        let wake = super::wake::Wake::on_every_notification();
+        super::wake::run(pool, CHANNEL, workers, sweep, shutdown, step, wake).await;
     }
 
     /// Claims and runs one job. `Ok(false)` when none is runnable.

@@ -219,6 +219,25 @@ pub(crate) fn metric_value(metrics: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in {metrics}"))
 }
 
+/// Stores the real Cloud push fixture once for each `(integration id, request id)` in one
+/// statement, as ingest's group commit does (a request id seen before is skipped).
+pub(crate) async fn insert_pushes(pool: &PgPool, rows: &[(&str, &str)]) {
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let integrations: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let request_ids: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    sqlx::query(
+        "INSERT INTO deliveries (integration_id, request_id, event_key, body)
+         SELECT i, r, 'repo:push', $3 FROM UNNEST($1::text[], $2::text[]) AS t(i, r)
+         ON CONFLICT (integration_id, request_id) WHERE request_id IS NOT NULL DO NOTHING",
+    )
+    .bind(&integrations)
+    .bind(&request_ids)
+    .bind(&body)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// A minimal `repo:push` delivery of `integration_id`, for tests that store rows directly.
 pub(crate) fn push_delivery(
     integration_id: &str,
