@@ -174,7 +174,7 @@ pub async fn claim_batch(
 /// Raw body bytes one batch may hold: with bodies of up to a megabyte, a full batch of them
 /// would otherwise hold a gigabyte in the relay. The first delivery always comes, whatever
 /// its size.
-const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// The due prefix of `integration_id`'s pending deliveries, up to `max` of them and
 /// [`MAX_BATCH_BODY_BYTES`] of bodies.

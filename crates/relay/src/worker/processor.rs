@@ -157,6 +157,10 @@ impl Processor {
             attempts: claim.deliveries[0].attempts,
         };
         let count = claim.deliveries.len();
+        // Cut short by the batch's bounds: more may be waiting, so no rest after it.
+        let body_bytes: usize = claim.deliveries.iter().map(|d| d.body.len()).sum();
+        let backlog =
+            count as i64 >= self.config.batch_size || body_bytes >= queue::MAX_BATCH_BODY_BYTES;
         let received: Vec<_> = claim.deliveries.iter().map(|d| d.received_at).collect();
         let span = tracing::info_span!(
             "process",
@@ -168,62 +172,67 @@ impl Processor {
         let result = super::batch::process(claim, refresh, speculation, end)
             .instrument(span.clone())
             .await;
-        self.record(result, head, received).instrument(span).await;
+        let processed = self.record(result, head, received).instrument(span).await;
+        // A failed batch's head backs off on its own; the rest is for a stream being processed.
         // Before `_held` is dropped, so that no sibling claims it in between.
-        let batch_size = usize::try_from(self.config.batch_size).unwrap_or(usize::MAX);
-        self.rests
-            .after_batch(&integration_id, count, batch_size, claimed_at);
+        if processed {
+            self.rests
+                .after_batch(&integration_id, count, backlog, claimed_at);
+        }
         Ok(count)
     }
 
     /// Records what processing a batch gave: its outcomes, or its failure charged to its
-    /// oldest delivery.
+    /// oldest delivery. Whether it was processed.
     async fn record(
         &self,
         result: Result<Vec<queue::Outcome>, StoreError>,
         head: HeadOf,
         received: Vec<chrono::DateTime<Utc>>,
-    ) {
-        match result {
+    ) -> bool {
+        let err = match result {
             Ok(outcomes) => {
                 let now = Utc::now();
                 for (outcome, received_at) in outcomes.iter().zip(received) {
                     let lag = (now - received_at).num_milliseconds() as f64 / 1000.0;
                     self.metrics.record_processed(outcome.as_str(), lag);
                 }
+                return true;
             }
-            Err(err) if matches!(err, StoreError::Corrupt(_)) => {
-                self.park(head.id, &err).await;
+            Err(err) => err,
+        };
+        if matches!(err, StoreError::Corrupt(_)) {
+            self.park(head.id, &err).await;
+            return false;
+        }
+        // A transient failure is charged to the oldest delivery: it alone backs off (holding
+        // the rest of its integration in order) and is parked after its last attempt,
+        // releasing the others.
+        let attempts = head.attempts + 1;
+        let retry_in = self.config.retry.delay_after(attempts);
+        let max_attempts = self.config.retry.max_attempts;
+        match queue::record_retry(
+            &self.pool,
+            head.id,
+            &err.to_string(),
+            retry_in,
+            max_attempts,
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::error!(error = %err, attempts, "delivery failed; parked after its last attempt");
+                self.metrics.record_processed("failed", 0.0);
             }
-            // A transient failure is charged to the oldest delivery: it alone backs off
-            // (holding the rest of its integration in order) and is parked after its last
-            // attempt, releasing the others.
-            Err(err) => {
-                let attempts = head.attempts + 1;
-                let retry_in = self.config.retry.delay_after(attempts);
-                match queue::record_retry(
-                    &self.pool,
-                    head.id,
-                    &err.to_string(),
-                    retry_in,
-                    self.config.retry.max_attempts,
-                )
-                .await
-                {
-                    Ok(true) => {
-                        tracing::error!(error = %err, attempts, "delivery failed; parked after its last attempt");
-                        self.metrics.record_processed("failed", 0.0);
-                    }
-                    Ok(false) => {
-                        tracing::warn!(error = %err, attempts, retry_in_ms = retry_in.as_millis() as u64, "delivery failed; will retry");
-                        self.metrics.record_processed("retry", 0.0);
-                    }
-                    Err(record_err) => {
-                        tracing::error!(error = %err, record_error = %record_err, "delivery failed and the failure could not be recorded; it will be claimed again")
-                    }
-                }
+            Ok(false) => {
+                tracing::warn!(error = %err, attempts, retry_in_ms = retry_in.as_millis() as u64, "delivery failed; will retry");
+                self.metrics.record_processed("retry", 0.0);
+            }
+            Err(record_err) => {
+                tracing::error!(error = %err, record_error = %record_err, "delivery failed and the failure could not be recorded; it will be claimed again")
             }
         }
+        false
     }
 
     /// Starts reading `integration_id`'s deliveries after `after_id` on a connection of its

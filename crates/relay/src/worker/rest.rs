@@ -6,7 +6,8 @@
 //! find only the ~100 deliveries that arrived meanwhile, paying those fixed costs again and
 //! again while ingest competes for the same cores. An integration whose batch shows load (at
 //! least [`SHOWS_LOAD`] deliveries) but no backlog (fewer than the batch size) is not claimed
-//! again by this process until `interval` after that batch's claim; other integrations go on
+//! again by this process until `interval` after that batch's claim (a batch cut short by the
+//! batch size or the bound on its bodies' bytes is a backlog); other integrations go on
 //! meanwhile, and when the rest ends the workers are woken. A trickle of webhooks never rests
 //! (each is planned at once), and a backlog is drained without pause.
 
@@ -54,17 +55,17 @@ impl Rests {
         until.keys().cloned().collect()
     }
 
-    /// After a batch of `count` deliveries (at most `batch_size`) claimed at `claimed_at`:
-    /// rests its integration until `interval` after the claim, if the batch showed load and
-    /// no backlog and that moment is still ahead.
+    /// After a batch of `count` deliveries claimed at `claimed_at`: rests its integration
+    /// until `interval` after the claim, if the batch showed load and no `backlog` (it was
+    /// not cut short by the batch's bounds) and that moment is still ahead.
     pub(super) fn after_batch(
         &self,
         integration_id: &str,
         count: usize,
-        batch_size: usize,
+        backlog: bool,
         claimed_at: Instant,
     ) {
-        if self.interval.is_zero() || count < SHOWS_LOAD || count >= batch_size {
+        if self.interval.is_zero() || count < SHOWS_LOAD || backlog {
             return;
         }
         let until = claimed_at + self.interval;
@@ -101,7 +102,7 @@ mod tests {
         let rests = rests(50);
         let claimed_at = Instant::now();
         tokio::time::advance(Duration::from_millis(20)).await;
-        rests.after_batch("app", 120, 1000, claimed_at);
+        rests.after_batch("app", 120, false, claimed_at);
         assert!(rests.is_resting("app"));
         assert!(!rests.is_resting("web"));
         assert_eq!(rests.resting_now(), vec!["app".to_owned()]);
@@ -114,11 +115,11 @@ mod tests {
     async fn a_trickle_a_backlog_or_no_interval_never_rests() {
         let claimed_at = Instant::now();
         let rests_50 = rests(50);
-        rests_50.after_batch("trickle", SHOWS_LOAD - 1, 1000, claimed_at);
-        rests_50.after_batch("backlog", 1000, 1000, claimed_at);
+        rests_50.after_batch("trickle", SHOWS_LOAD - 1, false, claimed_at);
+        rests_50.after_batch("backlog", 1000, true, claimed_at);
         assert!(rests_50.resting_now().is_empty());
         let off = rests(0);
-        off.after_batch("app", 500, 1000, claimed_at);
+        off.after_batch("app", 500, false, claimed_at);
         assert!(off.resting_now().is_empty());
     }
 
@@ -127,7 +128,7 @@ mod tests {
         let rests = rests(50);
         let claimed_at = Instant::now();
         tokio::time::advance(Duration::from_millis(60)).await;
-        rests.after_batch("app", 500, 1000, claimed_at);
+        rests.after_batch("app", 500, false, claimed_at);
         assert!(!rests.is_resting("app"));
     }
 
@@ -138,7 +139,7 @@ mod tests {
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        rests.after_batch("app", 100, 1000, Instant::now());
+        rests.after_batch("app", 100, false, Instant::now());
         tokio::time::timeout(Duration::from_millis(49), &mut woken)
             .await
             .expect_err("woken before the rest ended");

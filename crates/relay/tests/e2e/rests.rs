@@ -12,7 +12,8 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-const INTERVAL: Duration = Duration::from_millis(1000);
+// Long, so that a slow machine still stores the later deliveries within the first rest.
+const INTERVAL: Duration = Duration::from_secs(2);
 
 fn config() -> ProcessorConfig {
     ProcessorConfig {
@@ -108,5 +109,38 @@ async fn a_trickle_is_processed_at_once(pool: PgPool) {
     assert!(
         spread < chrono::Duration::from_std(INTERVAL).unwrap(),
         "batches under {SHOWS_LOAD} never rest, yet three took {spread}"
+    );
+}
+
+/// A batch cut short by the bound on its bodies' bytes leaves more waiting: a backlog, which
+/// is drained without a rest however few deliveries the batch held.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_cut_short_by_its_bodies_bytes_does_not_rest(pool: PgPool) {
+    let integration = add_integration(&pool, IntegrationType::Cloud).await;
+    let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(1024 * 1024));
+    let rows = relay_store::queue::MAX_BATCH_BODY_BYTES / body.len() + 4;
+    assert!(rows > SHOWS_LOAD);
+    sqlx::query(
+        "INSERT INTO deliveries (integration_id, request_id, event_key, body)
+         SELECT $1, 'big-' || n, 'repo:push', convert_to($2, 'UTF8')
+         FROM generate_series(1, $3) AS n",
+    )
+    .bind(&integration.id)
+    .bind(&body)
+    .bind(i32::try_from(rows).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (token, running) = start_processor(&pool, config()).await;
+    finish(&pool).await;
+    token.cancel();
+    running.await.unwrap();
+
+    let claims = batches(&pool, &integration.id).await;
+    assert_eq!(claims.len(), 2, "cut by the bytes bound: {claims:?}");
+    let gap = claims[1].0 - claims[0].0;
+    assert!(
+        gap < chrono::Duration::from_std(INTERVAL).unwrap(),
+        "the rest of the backlog waited {gap}"
     );
 }
