@@ -450,9 +450,8 @@ async fn add_integration(
 }
 
 /// A number from the environment, for comparing settings between runs (RELAY_BENCH_WRITERS,
-/// RELAY_BENCH_OVERLAP, RELAY_BENCH_BATCH, RELAY_BENCH_PROCESSORS,
-/// RELAY_BENCH_INTERVAL_MS); `default` when unset or
-/// not a number.
+/// RELAY_BENCH_OVERLAP, RELAY_BENCH_BATCH, RELAY_BENCH_PROCESSORS, RELAY_BENCH_INTERVAL_MS);
+/// `default` when unset or not a number.
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

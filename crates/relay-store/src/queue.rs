@@ -270,6 +270,14 @@ async fn restore_plans(conn: &mut PgConnection) -> Result<(), StoreError> {
 }
 
 impl Claim {
+    /// Whether the batch stopped at its bounds (`max` deliveries, or [`MAX_BATCH_BODY_BYTES`]
+    /// of bodies) rather than at the end of what was due: more of its integration may be
+    /// waiting.
+    pub fn cut_short(&self, max: i64) -> bool {
+        let bytes: usize = self.deliveries.iter().map(|d| d.body.len()).sum();
+        self.deliveries.len() as i64 >= max || bytes >= MAX_BATCH_BODY_BYTES
+    }
+
     /// The transaction, for writing environments and jobs together with the outcome.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
