@@ -210,8 +210,17 @@ async fn a_new_branch_refreshes_the_application_sets_once_its_ref_is_deployed(po
     assert_eq!(set["metadata"]["annotations"]["team"], "web");
     assert!(set["spec"]["generators"][0]["plugin"].is_object());
 
-    // The refresh ran in the git lane, after the mirror job that pushed the ref.
-    let jobs = world.jobs().await;
+    // The refresh ran in the git lane, after the mirror job that pushed the ref. Its patches
+    // are sent before its job row records the outcome, so wait for that too.
+    let mut jobs = world.jobs().await;
+    while jobs
+        .iter()
+        .any(|j| j.1 == "refresh_application_sets" && j.3 != "succeeded")
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        jobs = world.jobs().await;
+    }
     let mirror = jobs.iter().find(|j| j.1 == "mirror_branch").unwrap();
     let refresh = jobs
         .iter()
