@@ -5,6 +5,7 @@
 //! grows past its bound, so random ids cannot grow memory or hammer the database.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relay_core::IntegrationType;
@@ -14,7 +15,6 @@ use tokio::sync::RwLock;
 
 use crate::secrets::{SecretError, SecretField, SecretKey};
 
-#[derive(Clone)]
 pub struct Credentials {
     pub kind: IntegrationType,
     pub webhook_secret: SecretString,
@@ -34,10 +34,14 @@ pub enum LookupError {
 /// Youngest cached entry a failed signature may have re-read.
 pub const REFRESH_AFTER: Duration = Duration::from_millis(100);
 
+/// When an integration's secrets were read, and what was found (`None`: no such
+/// integration). Shared, so a delivery's lookup counts a reference instead of copying secrets.
+type Cached = (Instant, Option<Arc<Credentials>>);
+
 pub struct CredentialCache {
     ttl: Duration,
     max_entries: usize,
-    entries: RwLock<HashMap<String, (Instant, Option<Credentials>)>>,
+    entries: RwLock<HashMap<String, Cached>>,
     /// When each integration's secrets were last re-read after a failed signature.
     refreshed: RwLock<HashMap<String, Instant>>,
 }
@@ -63,7 +67,7 @@ impl CredentialCache {
         pool: &PgPool,
         key: &SecretKey,
         id: &str,
-    ) -> Result<Option<Credentials>, LookupError> {
+    ) -> Result<Option<Arc<Credentials>>, LookupError> {
         if let Some((at, found)) = self.entries.read().await.get(id) {
             if at.elapsed() < self.ttl {
                 return Ok(found.clone());
@@ -82,7 +86,7 @@ impl CredentialCache {
         pool: &PgPool,
         key: &SecretKey,
         id: &str,
-    ) -> Result<Option<Option<Credentials>>, LookupError> {
+    ) -> Result<Option<Option<Arc<Credentials>>>, LookupError> {
         {
             let mut refreshed = self.refreshed.write().await;
             if refreshed
@@ -104,7 +108,7 @@ impl CredentialCache {
         pool: &PgPool,
         key: &SecretKey,
         id: &str,
-    ) -> Result<Option<Credentials>, LookupError> {
+    ) -> Result<Option<Arc<Credentials>>, LookupError> {
         let found = match relay_store::integrations::webhook_credentials(pool, id).await? {
             Some(stored) => {
                 let previous =
@@ -116,7 +120,7 @@ impl CredentialCache {
                     )),
                     None => None,
                 };
-                Some(Credentials {
+                Some(Arc::new(Credentials {
                     kind: stored.r#type,
                     webhook_secret: key.decrypt(
                         id,
@@ -124,7 +128,7 @@ impl CredentialCache {
                         &stored.webhook_secret_ciphertext,
                     )?,
                     previous_webhook_secret,
-                })
+                }))
             }
             None => None,
         };

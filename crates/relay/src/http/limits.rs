@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Json, Router};
 use serde_json::json;
+use tower::ServiceExt;
 
 /// Longest request target (path and query). Hook and API paths are far shorter.
 pub(super) const MAX_URI_BYTES: usize = 8 * 1024;
@@ -24,46 +24,19 @@ pub(super) fn refusal(status: StatusCode, outcome: &str, error: &str) -> Respons
     (status, Json(json!({ "error": error, "outcome": outcome }))).into_response()
 }
 
-/// 414 and 431 before any handler runs.
-pub(super) async fn request_head(request: Request, next: Next) -> Response {
-    let uri_bytes = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if uri_bytes > MAX_URI_BYTES {
-        return refusal(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            &format!("the request target is longer than {MAX_URI_BYTES} bytes"),
-        );
+/// What every request goes through before and around the router: 414 and 431 before any
+/// handler runs, 408 once the request (reading its body included) has taken longer than
+/// `timeout`, so a sender that trickles its body in is cut off here (the head has its own
+/// timeout in `server`). Called by the server for each request rather than layered on the
+/// router as middleware: two `from_fn` layers cost every webhook a boxed future and a clone
+/// of the routes each (measured with relay-bench, see the README's Performance section).
+pub(super) async fn limited(request: Request, router: Router, timeout: Duration) -> Response {
+    if let Some(refused) = head_refusal(&request) {
+        return refused;
     }
-    let headers = request.headers();
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return refusal(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            &format!(
-                "the request has more than {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes of them"
-            ),
-        );
-    }
-    next.run(request).await
-}
-
-/// 408 once a request (reading its body included) has taken longer than the timeout; a
-/// sender that trickles its body in is cut off here (the head has its own timeout in
-/// `server`).
-pub(super) async fn request_time(
-    State(timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
+    match tokio::time::timeout(timeout, router.oneshot(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
         Err(_) => refusal(
             StatusCode::REQUEST_TIMEOUT,
             "timeout",
@@ -73,4 +46,33 @@ pub(super) async fn request_time(
             ),
         ),
     }
+}
+
+fn head_refusal(request: &Request) -> Option<Response> {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return Some(refusal(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            &format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Some(refusal(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &format!(
+                "the request has more than {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes of them"
+            ),
+        ));
+    }
+    None
 }

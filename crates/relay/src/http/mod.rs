@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::middleware;
 use axum::Router;
 use relay_store::PgPool;
 use tokio::net::TcpListener;
@@ -145,12 +144,6 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(state.clone()))
         .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        // Cuts off senders that trickle a body in; Bitbucket itself gives up after 10 s.
-        .layer(middleware::from_fn_with_state(
-            state.request_timeout,
-            limits::request_time,
-        ))
-        .layer(middleware::from_fn(limits::request_head))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -164,6 +157,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = server::ServerLimits {
         header_timeout: state.request_timeout,
+        request_timeout: state.request_timeout,
         max_connections: state.max_connections,
         drain_timeout: state.request_timeout,
     };

@@ -3,9 +3,9 @@
 //!
 //! * **Header-read timeout.** A connection must deliver a complete request head within
 //!   `RELAY_REQUEST_TIMEOUT_SECS` of being accepted, and again within that time of its previous
-//!   answer (an idle keep-alive connection is closed the same way). The request timeout of the
-//!   router starts only once the head is in, so without this a client that never finishes its
-//!   headers would hold its socket forever.
+//!   answer (an idle keep-alive connection is closed the same way). The request timeout
+//!   (`limits::limited`, around the router) starts only once the head is in, so without this
+//!   a client that never finishes its headers would hold its socket forever.
 //! * **Connection cap.** At most `RELAY_MAX_CONNECTIONS` connections are open; beyond that the
 //!   loop stops accepting and new connections wait in the kernel's backlog until one closes,
 //!   so the process never runs out of file descriptors (which would also stop the database
@@ -32,7 +32,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 /// Room left under the open-files limit for everything that is not a client connection:
 /// the database pool, git children's pipes, mirror pack files, logs.
@@ -50,6 +49,9 @@ pub struct ServerLimits {
     /// Longest wait for a complete request head (after accepting, or after the previous
     /// answer on a keep-alive connection).
     pub header_timeout: Duration,
+    /// Longest a request may take once its head is in, reading its body included (408 after
+    /// it); Bitbucket itself gives up after 10 s.
+    pub request_timeout: Duration,
     pub max_connections: usize,
     /// Longest a request in flight may take to finish once shutdown began.
     pub drain_timeout: Duration,
@@ -156,10 +158,7 @@ async fn serve_connection(
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            let response = match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+            let response = super::limits::limited(request, router, limits.request_timeout).await;
             // The request counts as in flight until its answer has been written out.
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(Guarded {

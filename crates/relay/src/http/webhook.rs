@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -16,7 +16,8 @@ use bytes::Bytes;
 use relay_core::{verify_signature, IntegrationId, IntegrationType};
 use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
 use secrecy::ExposeSecret;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tracing::{field, Instrument};
 
 use super::webhook_error::WebhookError;
@@ -41,10 +42,13 @@ pub(super) fn router() -> Router<AppState> {
 async fn receive(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    mut request: Request,
 ) -> Response {
     let started = Instant::now();
+    // Taken rather than extracted as a `HeaderMap`, which would copy them; the body is then
+    // read under the same limit (`DefaultBodyLimit`, an extension of the request).
+    let headers = std::mem::take(request.headers_mut());
+    let body = Bytes::from_request(request, &state).await;
     let span = tracing::info_span!(
         "webhook",
         integration.id = field::Empty,
@@ -97,11 +101,20 @@ struct Accepted {
     delivery_id: Option<i64>,
 }
 
+/// The answer's body: `{"status": ..., "delivery_id": ...}`, serialized without building a
+/// JSON value first.
+#[derive(Serialize)]
+struct Acknowledgement {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_id: Option<i64>,
+}
+
 impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
-        let body = match self.delivery_id {
-            Some(id) => json!({ "status": self.outcome, "delivery_id": id }),
-            None => json!({ "status": self.outcome }),
+        let body = Acknowledgement {
+            status: self.outcome,
+            delivery_id: self.delivery_id,
         };
         (self.status, Json(body)).into_response()
     }
