@@ -29,7 +29,8 @@ pub(super) fn refusal(status: StatusCode, outcome: &str, error: &str) -> Respons
 /// `timeout`, so a sender that trickles its body in is cut off here (the head has its own
 /// timeout in `server`). Called by the server for each request rather than layered on the
 /// router as middleware: two `from_fn` layers cost every webhook a boxed future and a clone
-/// of the routes each (measured with relay-bench, see the README's Performance section).
+/// of its route each (about 1 µs a webhook in a `perf` profile; docs/PERFORMANCE.md,
+/// seventeenth session).
 pub(super) async fn limited(request: Request, router: Router, timeout: Duration) -> Response {
     if let Some(refused) = head_refusal(&request) {
         return refused;
