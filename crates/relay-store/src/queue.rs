@@ -299,6 +299,15 @@ impl Claim {
         self.tx.commit().await?;
         Ok(())
     }
+
+    /// Gives the claim up, recording nothing: its transaction has rolled back when this
+    /// returns, so the integration's lock is free for the next claim. A dropped claim rolls
+    /// back too, but only once its connection's return to the pool has run, which a claim
+    /// made right after can overtake.
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
 }
 
 /// Writes the outcome of each delivery in `finished` on `conn` (the claim's transaction or a

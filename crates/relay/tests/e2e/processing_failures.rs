@@ -261,7 +261,7 @@ async fn large_bodies_are_claimed_a_bounded_batch_at_a_time(pool: PgPool) {
         ids[..4],
         "0, 5, 10 and 15 MB before each: the fifth waits"
     );
-    drop(claim);
+    claim.release().await.unwrap();
     drain(&processor(&pool)).await;
     let batches: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT min(id), count(*) FROM deliveries WHERE status <> 'pending' GROUP BY processed_at ORDER BY min(id)",
