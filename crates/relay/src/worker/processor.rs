@@ -28,7 +28,7 @@ pub const CHANNEL: &str = "relay_deliveries";
 
 /// `RELAY_BATCH_INTERVAL_MS` unless set. relay-bench's stream of 16,000-21,000 deliveries a
 /// second gathered batches of 1,420-1,650 with it (670-810 with 50 ms), and
-/// ingest + processing ran faster than with 50 ms in 5 of 6 alternating runs (medians ~20,100
+/// ingest + processing ran faster than with 50 ms in 6 of 8 alternating runs (medians ~19,900
 /// against ~18,500 a second); its processing lag (~100 ms on average, against ~55 ms) is short
 /// next to anything a deployment waits for.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
