@@ -14,17 +14,22 @@ mkdir -p .relay/data
 env_file=.relay/relay.env
 log "building the relay (release)"
 cargo build --release --locked -p relay
-relay=target/release/relay
+# Where cargo put it: a CARGO_TARGET_DIR set in the environment moves the build.
+relay="${CARGO_TARGET_DIR:-target}/release/relay"
 
 if [ ! -f "$env_file" ]; then
+  # Generated before the file is written: a key that failed to generate inside the heredoc
+  # would leave a file with an empty key, which later runs would keep.
+  key=$("$relay" secret-key:generate)
   umask 077
-  cat > "$env_file" <<ENV
+  cat > "$env_file.tmp" <<ENV
 # Written by scripts/up.sh. Keep RELAY_SECRET_KEY: it decrypts the stored credentials.
 DATABASE_URL=$DATABASE_URL
-RELAY_SECRET_KEY=$("$relay" secret-key:generate)
+RELAY_SECRET_KEY=$key
 RELAY_LISTEN=${RELAY_LISTEN:-0.0.0.0:8080}
 RELAY_DATA_DIR=$PWD/.relay/data
 ENV
+  mv "$env_file.tmp" "$env_file"
   log "wrote $env_file (with a new RELAY_SECRET_KEY)"
 fi
 set -a
