@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ensure_build_packages
 ensure_postgres relay_test
 cargo build --release --locked -p relay-bench
-exec "${CARGO_TARGET_DIR:-target}/release/relay-bench" "${1:-64}" "${2:-10}" "${3:-3}"
+exec "$(release_binary relay-bench)" "${1:-64}" "${2:-10}" "${3:-3}"

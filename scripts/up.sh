@@ -14,8 +14,7 @@ mkdir -p .relay/data
 env_file=.relay/relay.env
 log "building the relay (release)"
 cargo build --release --locked -p relay
-# Where cargo put it: a CARGO_TARGET_DIR set in the environment moves the build.
-relay="${CARGO_TARGET_DIR:-target}/release/relay"
+relay=$(release_binary relay)
 
 if [ ! -f "$env_file" ]; then
   # Generated before the file is written: a key that failed to generate inside the heredoc

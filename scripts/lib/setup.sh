@@ -98,6 +98,11 @@ ensure_build_packages() {
   fi
 }
 
+# The path of a release binary cargo built: CARGO_TARGET_DIR, when set, moves the build.
+release_binary() {
+  printf '%s/release/%s\n' "${CARGO_TARGET_DIR:-target}" "$1"
+}
+
 # promtool checks deploy/monitoring/ (the alert rules, and the dashboard's queries in the
 # end-to-end tests). Debian ships it in the prometheus package; its service is not needed
 # and not started here.
