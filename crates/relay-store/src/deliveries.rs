@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use crate::hinted::Hinted;
 use crate::{DeliveryStatus, StoreError, Text};
 
 /// A delivery to store, owned so it can wait in the ingest batcher's queue.
@@ -111,9 +112,10 @@ pub async fn insert_batch(
 
 /// One multi-row INSERT for the whole batch. Identity values are drawn in the order rows are
 /// produced, and the rows are produced in input order, so sorting the returned ids recovers
-/// which input each belongs to: inputs with a request id are matched by key, those without
-/// (never in conflict) by position. The outer error is the batch statement's, which wrote
-/// nothing; once it has committed, each row gets its own answer.
+/// which input each belongs to: when every row was stored, by position; when some were left
+/// out as seen before, inputs with a request id by key and those without (never in conflict)
+/// by position. The outer error is the batch statement's, which wrote nothing; once it has
+/// committed, each row gets its own answer.
 async fn insert_many(
     conn: &mut PgConnection,
     batch: &[NewDelivery],
@@ -128,20 +130,46 @@ async fn insert_many(
         .collect();
     let bodies: Vec<&[u8]> = batch.iter().map(|d| d.body.as_ref()).collect();
     let columns = Columns {
-        integration_ids: &integration_ids,
-        request_ids: &request_ids,
-        event_keys: &event_keys,
-        headers: &headers,
-        bodies: &bodies,
+        integration_ids: Hinted::array(&integration_ids),
+        request_ids: Hinted::with_size(&request_ids, optional_text_size(&request_ids)),
+        event_keys: Hinted::array(&event_keys),
+        headers: Hinted::with_size(&headers, headers_size(batch)),
+        bodies: Hinted::array(&bodies),
     };
     // Without ON CONFLICT first: its speculative insertion costs PostgreSQL a few µs per row
     // (measured in psql), and a request id seen before is rare (Bitbucket's retries). When
     // one is in the batch, the statement fails having stored nothing, and the batch is
     // stored again with ON CONFLICT DO NOTHING, which leaves the repeated ones out.
-    let mut inserted = match insert_rows(conn, &columns).await {
-        Err(StoreError::Conflict(_)) => insert_rows_skipping_seen(conn, &columns).await?,
-        result => result?,
-    };
+    match insert_rows(conn, &columns).await {
+        Ok(mut ids) if ids.len() == batch.len() => {
+            ids.sort_unstable();
+            return Ok(ids
+                .into_iter()
+                .map(|id| Ok(InsertOutcome::Stored(id)))
+                .collect());
+        }
+        // Cannot happen without a conflict; the caller then stores each alone, and those
+        // already stored are answered with their ids.
+        Ok(ids) => {
+            return Err(StoreError::Corrupt(format!(
+                "the batch INSERT returned {} ids for {} deliveries",
+                ids.len(),
+                batch.len()
+            )))
+        }
+        Err(StoreError::Conflict(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let inserted = insert_rows_skipping_seen(conn, &columns).await?;
+    answer_by_key(conn, batch, inserted).await
+}
+
+/// Each input's answer after the batch was stored leaving out request ids seen before.
+async fn answer_by_key(
+    conn: &mut PgConnection,
+    batch: &[NewDelivery],
+    mut inserted: Vec<Inserted>,
+) -> Result<Vec<Result<InsertOutcome, InsertError>>, StoreError> {
     inserted.sort_by_key(|row| row.id);
     let mut by_key = std::collections::HashMap::new();
     let mut anonymous = std::collections::VecDeque::new();
@@ -177,37 +205,62 @@ async fn insert_many(
     Ok(outcomes)
 }
 
-/// A batch's values, column by column, as the multi-row INSERT binds them.
-struct Columns<'a> {
-    integration_ids: &'a [&'a str],
-    request_ids: &'a [Option<&'a str>],
-    event_keys: &'a [&'a str],
-    headers: &'a [sqlx::types::Json<&'a serde_json::Value>],
-    bodies: &'a [&'a [u8]],
+/// A `text[]` with NULLs: each element's length prefix, and its bytes when present.
+fn optional_text_size(values: &[Option<&str>]) -> usize {
+    24 + values
+        .iter()
+        .map(|v| 4 + v.map_or(0, str::len))
+        .sum::<usize>()
 }
 
-/// A row the batch INSERT stored.
+/// The kept headers as a `jsonb[]`: each element's length prefix, jsonb's version byte and
+/// the JSON text, estimated from the names and values (escapes aside), with some slack.
+fn headers_size(batch: &[NewDelivery]) -> usize {
+    let one = |headers: &serde_json::Value| match headers {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(name, value)| name.len() + value.as_str().map_or(32, str::len) + 6)
+            .sum::<usize>(),
+        _ => 64,
+    };
+    24 + batch
+        .iter()
+        .map(|d| 4 + 1 + 2 + one(&d.headers) + 16)
+        .sum::<usize>()
+}
+
+/// A batch's values, column by column, as the multi-row INSERT binds them, each with its
+/// encoded size so the statement's arguments are allocated once.
+struct Columns<'a> {
+    integration_ids: Hinted<&'a [&'a str]>,
+    request_ids: Hinted<&'a [Option<&'a str>]>,
+    event_keys: Hinted<&'a [&'a str]>,
+    headers: Hinted<&'a [sqlx::types::Json<&'a serde_json::Value>]>,
+    bodies: Hinted<&'a [&'a [u8]]>,
+}
+
+/// A row the batch INSERT stored leaving out request ids seen before.
 struct Inserted {
     id: i64,
     integration_id: String,
     request_id: Option<String>,
 }
 
-/// Every row of the batch, in order; a request id stored before fails the whole statement
-/// with `Conflict`. (Two functions, not one with a flag: the checked query macros need the
-/// SQL as a literal.)
+/// Every row of the batch, in order, by id; a request id stored before fails the whole
+/// statement with `Conflict`. Only ids come back: with every row stored, their order is the
+/// batch's. (Two functions, not one with a flag: the checked query macros need the SQL as a
+/// literal.)
 async fn insert_rows(
     conn: &mut PgConnection,
     columns: &Columns<'_>,
-) -> Result<Vec<Inserted>, StoreError> {
-    sqlx::query_as!(
-        Inserted,
+) -> Result<Vec<i64>, StoreError> {
+    sqlx::query_scalar!(
         r#"INSERT INTO deliveries (integration_id, request_id, event_key, headers, body)
            SELECT integration_id, request_id, event_key, headers, body
            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])
                 WITH ORDINALITY AS t(integration_id, request_id, event_key, headers, body, ord)
            ORDER BY ord
-           RETURNING id, integration_id, request_id"#,
+           RETURNING id"#,
         columns.integration_ids as _,
         columns.request_ids as _,
         columns.event_keys as _,

@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod deployments;
 pub mod environments;
 pub mod error;
+mod hinted;
 pub mod integrations;
 pub mod jobs;
 pub mod pool;

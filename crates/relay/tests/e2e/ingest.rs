@@ -314,3 +314,35 @@ async fn a_batch_mixing_new_and_seen_request_ids_stores_the_new_ones_once(pool: 
     assert_eq!(results[1], Ok(InsertOutcome::Duplicate(seen)));
     assert_eq!(delivery_count(&pool).await, 3);
 }
+
+/// With every row new, the batch INSERT returns only ids, matched to the deliveries by
+/// position: each answer must name the row holding that delivery's own values, across
+/// integrations and with or without a request id.
+#[sqlx::test(migrations = "../../migrations")]
+async fn each_delivery_of_a_batch_is_answered_with_its_own_row(pool: PgPool) {
+    use relay_store::deliveries::{insert_batch, InsertOutcome, NewDelivery};
+    let first = add_integration(&pool, IntegrationType::Cloud).await;
+    let second = add_integration(&pool, IntegrationType::Server).await;
+    let batch: Vec<NewDelivery> = (0..40)
+        .map(|n| NewDelivery {
+            integration_id: if n % 3 == 0 { &second } else { &first }.id.clone(),
+            request_id: (n % 5 != 0).then(|| format!("r-{n}")),
+            event_key: "repo:push".into(),
+            headers: serde_json::json!({ "x-attempt-number": n.to_string() }),
+            body: bytes::Bytes::from(format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(n * 300))),
+        })
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    let results = insert_batch(&mut conn, &batch).await;
+    for (delivery, result) in batch.iter().zip(&results) {
+        let Ok(InsertOutcome::Stored(id)) = result else {
+            panic!("{results:?}");
+        };
+        let stored = relay_store::deliveries::get(&pool, *id).await.unwrap();
+        assert_eq!(stored.integration_id, delivery.integration_id);
+        assert_eq!(stored.request_id, delivery.request_id);
+        assert_eq!(stored.headers, delivery.headers);
+        assert_eq!(stored.body, delivery.body.as_ref());
+    }
+    assert_eq!(delivery_count(&pool).await, 40);
+}
