@@ -145,7 +145,11 @@ check_sqlx_offline_data() {
   local url
   ensure_sqlx_cli
   url=$(sibling_database_url relay_sqlx_check)
-  sqlx database drop -y --database-url "$url" >/dev/null
+  # A copy left by another role cannot be dropped; say so rather than stop without a word.
+  if ! sqlx database drop -y --database-url "$url" >/dev/null; then
+    log "cannot drop relay_sqlx_check (owned by another role?); drop it as its owner and rerun"
+    return 1
+  fi
   sqlx database create --database-url "$url"
   sqlx migrate run --source migrations --database-url "$url" >/dev/null
   DATABASE_URL=$url SQLX_OFFLINE=false cargo sqlx prepare --check --workspace -- --all-targets --locked
