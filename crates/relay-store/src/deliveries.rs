@@ -148,8 +148,9 @@ async fn insert_many(
                 .map(|id| Ok(InsertOutcome::Stored(id)))
                 .collect());
         }
-        // Cannot happen without a conflict; the caller then stores each alone, and those
-        // already stored are answered with their ids.
+        // Cannot happen: the statement stores one row per element and returns each id. Were
+        // it to, the caller stores each alone: one with a request id is answered with the row
+        // already stored, one without is stored again, as Bitbucket's retry of it would be.
         Ok(ids) => {
             return Err(StoreError::Corrupt(format!(
                 "the batch INSERT returned {} ids for {} deliveries",
