@@ -131,9 +131,10 @@ async fn insert_many(
     let bodies: Vec<&[u8]> = batch.iter().map(|d| d.body.as_ref()).collect();
     let columns = Columns {
         integration_ids: Hinted::array(&integration_ids),
-        request_ids: Hinted::with_size(&request_ids, optional_text_size(&request_ids)),
+        // A NULL element is its length prefix alone.
+        request_ids: Hinted::array_with(&request_ids, |id| id.map_or(0, str::len)),
         event_keys: Hinted::array(&event_keys),
-        headers: Hinted::with_size(&headers, headers_size(batch)),
+        headers: Hinted::array_with(&headers, |headers| jsonb_size(headers.0)),
         bodies: Hinted::array(&bodies),
     };
     // Without ON CONFLICT first: its speculative insertion costs PostgreSQL a few µs per row
@@ -206,28 +207,17 @@ async fn answer_by_key(
     Ok(outcomes)
 }
 
-/// A `text[]` with NULLs: each element's length prefix, and its bytes when present.
-fn optional_text_size(values: &[Option<&str>]) -> usize {
-    24 + values
-        .iter()
-        .map(|v| 4 + v.map_or(0, str::len))
-        .sum::<usize>()
-}
-
-/// The kept headers as a `jsonb[]`: each element's length prefix, jsonb's version byte and
-/// the JSON text, estimated from the names and values (escapes aside), with some slack.
-fn headers_size(batch: &[NewDelivery]) -> usize {
-    let one = |headers: &serde_json::Value| match headers {
+/// A jsonb element: its version byte and the JSON text, estimated from the kept headers' names
+/// and values (escapes aside), with some slack.
+fn jsonb_size(headers: &serde_json::Value) -> usize {
+    let text = match headers {
         serde_json::Value::Object(map) => map
             .iter()
             .map(|(name, value)| name.len() + value.as_str().map_or(32, str::len) + 6)
             .sum::<usize>(),
         _ => 64,
     };
-    24 + batch
-        .iter()
-        .map(|d| 4 + 1 + 2 + one(&d.headers) + 16)
-        .sum::<usize>()
+    1 + 2 + text + 16
 }
 
 /// A batch's values, column by column, as the multi-row INSERT binds them, each with its

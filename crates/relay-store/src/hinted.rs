@@ -23,13 +23,15 @@ const ARRAY_OVERHEAD: usize = 24;
 /// Each element's length prefix.
 const ELEMENT_OVERHEAD: usize = 4;
 
-impl<'a, T: AsRef<[u8]>> Hinted<&'a [T]> {
-    /// A `bytea[]` or `text[]` parameter: its exact encoded size.
-    pub(crate) fn array(elements: &'a [T]) -> Self {
+impl<'a, T> Hinted<&'a [T]> {
+    /// A one-dimensional array parameter whose element `e` encodes to `element_bytes(e)`
+    /// bytes (an estimate is fine: a short one costs one more doubling of the buffer, a long
+    /// one unused capacity).
+    pub(crate) fn array_with(elements: &'a [T], element_bytes: impl Fn(&T) -> usize) -> Self {
         let bytes = ARRAY_OVERHEAD
             + elements
                 .iter()
-                .map(|element| ELEMENT_OVERHEAD + element.as_ref().len())
+                .map(|element| ELEMENT_OVERHEAD + element_bytes(element))
                 .sum::<usize>();
         Self {
             value: elements,
@@ -38,11 +40,10 @@ impl<'a, T: AsRef<[u8]>> Hinted<&'a [T]> {
     }
 }
 
-impl<T> Hinted<T> {
-    /// A parameter whose encoded size is `bytes` (an estimate is fine: a short one costs one
-    /// more doubling of the buffer, a long one unused capacity).
-    pub(crate) fn with_size(value: T, bytes: usize) -> Self {
-        Self { value, bytes }
+impl<'a, T: AsRef<[u8]>> Hinted<&'a [T]> {
+    /// A `bytea[]` or `text[]` parameter: its exact encoded size.
+    pub(crate) fn array(elements: &'a [T]) -> Self {
+        Self::array_with(elements, |element| element.as_ref().len())
     }
 }
 
@@ -79,6 +80,16 @@ mod tests {
         assert!(matches!(null, IsNull::No));
         // The buffer holds the array; the value's own length prefix is written by the
         // arguments, not by the value.
+        assert_eq!(hinted.size_hint(), buf.len() + 4);
+    }
+
+    #[test]
+    fn a_null_element_is_its_length_prefix_alone() {
+        let ids: Vec<Option<&str>> = vec![Some("r-1"), None, Some("request-2")];
+        let hinted = Hinted::array_with(ids.as_slice(), |id| id.map_or(0, str::len));
+        let mut buf = PgArgumentBuffer::default();
+        let null = hinted.encode_by_ref(&mut buf).expect("encodes");
+        assert!(matches!(null, IsNull::No));
         assert_eq!(hinted.size_hint(), buf.len() + 4);
     }
 }
