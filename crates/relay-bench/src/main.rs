@@ -49,6 +49,14 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let runs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
     let duration = Duration::from_secs(seconds);
+    // RELAY_BENCH_LOG=text or json: the relay's logging set up as `relay serve` sets it up
+    // (to stderr, `RUST_LOG` filtering), so that a run pays for its log lines as a relay
+    // does; unset, nothing is logged.
+    let _logs = match std::env::var("RELAY_BENCH_LOG").as_deref() {
+        Ok("text") => Some(relay::telemetry::init(relay::config::LogFormat::Text)),
+        Ok("json") => Some(relay::telemetry::init(relay::config::LogFormat::Json)),
+        _ => None,
+    };
     let base_url =
         std::env::var("DATABASE_URL").context("DATABASE_URL must point at PostgreSQL")?;
     let mut figures = Vec::new();

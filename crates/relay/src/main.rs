@@ -38,8 +38,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    relay::telemetry::init(config.log_format);
-    match cli::run(cli, config).await {
+    let logs = relay::telemetry::init(config.log_format);
+    let result = cli::run(cli, config).await;
+    // Every queued log line out before the closing error, so that it comes last.
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

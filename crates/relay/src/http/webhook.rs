@@ -18,7 +18,7 @@ use relay_store::deliveries::{InsertError, InsertOutcome, NewDelivery};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::{field, Instrument};
+use tracing::Instrument;
 
 use super::webhook_error::WebhookError;
 use super::AppState;
@@ -49,19 +49,45 @@ async fn receive(
     // read under the same limit (`DefaultBodyLimit`, an extension of the request).
     let headers = std::mem::take(request.headers_mut());
     let body = Bytes::from_request(request, &state).await;
-    let span = tracing::info_span!(
-        "webhook",
-        integration.id = field::Empty,
-        event.key = field::Empty,
-        delivery.id = field::Empty,
-        request.id = field::Empty,
-    );
     let mut labels = Labels::default();
-    let result = handle(&state, &raw_id, &headers, body, &mut labels)
-        .instrument(span.clone())
-        .await;
-    let _entered = span.enter();
-    let (outcome, response) = match result {
+    // The span is opened with every field it will carry, once they are known to be valid:
+    // recording a field later costs the JSON log format a parse and a rewrite of the span's
+    // fields each time (docs/PERFORMANCE.md, twenty-first session). What is learnt later
+    // (request id, delivery id) goes on the events that report it.
+    let (outcome, response) = match target(&raw_id, &headers) {
+        Ok((id, event_key)) => {
+            let span = tracing::info_span!(
+                "webhook",
+                integration.id = id.as_str(),
+                event.key = event_key,
+            );
+            let handled = handle(&state, &id, event_key, &headers, body, &mut labels);
+            async { respond(handled.await) }.instrument(span).await
+        }
+        Err(err) => respond(Err(err)),
+    };
+    state.metrics.record_delivery(
+        &labels.integration,
+        &labels.event_key,
+        outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The integration named by the path and the event named by `X-Event-Key`, checked in that
+/// order.
+fn target<'h>(
+    raw_id: &str,
+    headers: &'h HeaderMap,
+) -> Result<(IntegrationId, &'h str), WebhookError> {
+    let id = IntegrationId::parse(raw_id).map_err(|_| WebhookError::UnknownIntegration)?;
+    Ok((id, event_key(headers)?))
+}
+
+/// The answer, with a log line for a refusal.
+fn respond(result: Result<Accepted, WebhookError>) -> (&'static str, Response) {
+    match result {
         Ok(accepted) => (accepted.outcome, accepted.into_response()),
         Err(err) => {
             let outcome = err.outcome();
@@ -71,14 +97,7 @@ async fn receive(
             }
             (outcome, err.into_response())
         }
-    };
-    state.metrics.record_delivery(
-        &labels.integration,
-        &labels.event_key,
-        outcome,
-        started.elapsed().as_secs_f64(),
-    );
-    response
+    }
 }
 
 struct Labels {
@@ -122,17 +141,12 @@ impl IntoResponse for Accepted {
 
 async fn handle(
     state: &AppState,
-    raw_id: &str,
+    id: &IntegrationId,
+    event_key: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     labels: &mut Labels,
 ) -> Result<Accepted, WebhookError> {
-    let span = tracing::Span::current();
-    let id = IntegrationId::parse(raw_id).map_err(|_| WebhookError::UnknownIntegration)?;
-    span.record("integration.id", id.as_str());
-    let event_key = event_key(headers)?;
-    span.record("event.key", event_key);
-
     if !state.schema_ready() {
         return Err(WebhookError::Unavailable);
     }
@@ -177,9 +191,6 @@ async fn handle(
         .map_err(|e| WebhookError::MalformedBody(e.to_string()))?;
 
     let request_id = request_id(headers, credentials.kind)?;
-    if let Some(request_id) = request_id {
-        span.record("request.id", request_id);
-    }
     let delivery = NewDelivery {
         integration_id: id.to_string(),
         request_id: request_id.map(str::to_owned),
@@ -187,14 +198,14 @@ async fn handle(
         headers: kept_headers(headers),
         body,
     };
-    store(state, delivery, &span).await
+    store(state, delivery, request_id).await
 }
 
 /// Hands a verified delivery to the group-commit writer and answers once it is durable.
 async fn store(
     state: &AppState,
     delivery: NewDelivery,
-    span: &tracing::Span,
+    request_id: Option<&str>,
 ) -> Result<Accepted, WebhookError> {
     let bytes = delivery.body.len();
     let outcome = state
@@ -204,19 +215,26 @@ async fn store(
         .map_err(|err| match err {
             InsertError::UnknownIntegration => WebhookError::UnknownIntegration,
             err => {
-                tracing::error!(error = %err, "storing the delivery failed");
+                tracing::error!(request.id = request_id, error = %err, "storing the delivery failed");
                 WebhookError::Unavailable
             }
         })?;
     let (outcome, status, delivery_id) = match outcome {
         InsertOutcome::Stored(id) => {
-            span.record("delivery.id", id);
-            tracing::info!(bytes, "delivery stored");
+            tracing::info!(
+                delivery.id = id,
+                request.id = request_id,
+                bytes,
+                "delivery stored"
+            );
             ("stored", StatusCode::ACCEPTED, id)
         }
         InsertOutcome::Duplicate(id) => {
-            span.record("delivery.id", id);
-            tracing::info!("duplicate delivery ignored");
+            tracing::info!(
+                delivery.id = id,
+                request.id = request_id,
+                "duplicate delivery ignored"
+            );
             ("duplicate", StatusCode::OK, id)
         }
     };

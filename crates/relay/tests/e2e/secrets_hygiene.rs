@@ -85,7 +85,8 @@ async fn logs_carry_fields_and_never_secrets(pool: PgPool) {
     let span = &stored["span"];
     assert_eq!(span["integration.id"], id.as_str(), "{stored}");
     assert_eq!(span["event.key"], "repo:push", "{stored}");
-    assert!(span["delivery.id"].is_number(), "{stored}");
+    assert!(stored["delivery.id"].is_number(), "{stored}");
+    assert_eq!(stored["request.id"], "log-1", "{stored}");
     assert!(
         lines.iter().any(|l| l["outcome"] == "bad_signature"),
         "{logs}"
@@ -130,4 +131,34 @@ async fn sigterm_finishes_the_request_in_flight(pool: PgPool) {
     let (status, logs) = serve.terminate();
     assert!(status.success(), "{logs}");
     assert_eq!(delivery_count(&pool).await, 1);
+}
+
+/// Log lines reach stderr while the relay runs, not only when it exits: they are written by a
+/// thread of their own (`telemetry`), which flushes whenever its queue runs dry.
+#[sqlx::test(migrations = "../../migrations")]
+async fn log_lines_are_written_as_they_happen(pool: PgPool) {
+    let relay = Relay::new(&pool);
+    let created = relay.add_cloud(&[]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    let mut serve = ServeProcess::start(&relay);
+    let logs = serve.follow_logs();
+    let body = std::fs::read(fixtures_dir().join("bitbucket-cloud/push.json")).unwrap();
+    let ok = raw_post(
+        &serve.addr,
+        &format!("/webhooks/bitbucket/{id}"),
+        &[
+            ("X-Event-Key", "repo:push".into()),
+            ("X-Request-UUID", "live-1".into()),
+            ("X-Hub-Signature", sign(&secret, &body)),
+        ],
+        &body,
+    );
+    assert!(ok.starts_with("HTTP/1.1 202"), "{ok}");
+    let line = logs
+        .wait_for(|line| line.contains("delivery stored") && line.contains("live-1"))
+        .unwrap_or_else(|seen| panic!("no 'delivery stored' line while running:\n{seen}"));
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(line["delivery.id"].is_number(), "{line}");
+    serve.sigterm();
 }

@@ -62,6 +62,27 @@ impl ServeProcess {
         }
     }
 
+    /// Reads the relay's log lines as they are written (`start` captures them); `terminate`
+    /// then returns none.
+    pub(crate) fn follow_logs(&mut self) -> LiveLogs {
+        let child = self.child.as_mut().expect("the relay is running");
+        let stderr = child
+            .stderr
+            .take()
+            .expect("logs captured (ServeProcess::start)");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LiveLogs { lines }
+    }
+
     /// SIGTERM, without waiting: the relay drains and exits (see `terminate`).
     pub(crate) fn sigterm(&self) {
         let child = self.child.as_ref().expect("the relay is running");
@@ -85,6 +106,30 @@ impl ServeProcess {
             output.status,
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+}
+
+/// The log lines of a running relay (`ServeProcess::follow_logs`).
+pub(crate) struct LiveLogs {
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LiveLogs {
+    /// The first line `matches` accepts within 10 s; otherwise every line seen.
+    pub(crate) fn wait_for(&self, matches: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = String::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return Ok(line),
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
+        Err(seen)
     }
 }
 
