@@ -133,8 +133,8 @@ async fn sigterm_finishes_the_request_in_flight(pool: PgPool) {
     assert_eq!(delivery_count(&pool).await, 1);
 }
 
-/// Log lines reach stderr while the relay runs, not only when it exits: they are written by a
-/// thread of their own (`telemetry`), which flushes whenever its queue runs dry.
+/// Log lines reach stderr while the relay runs, not only when it exits: `telemetry` gathers
+/// them in a buffer that a thread of its own writes out every 50 ms.
 #[sqlx::test(migrations = "../../migrations")]
 async fn log_lines_are_written_as_they_happen(pool: PgPool) {
     let relay = Relay::new(&pool);
