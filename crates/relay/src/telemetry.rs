@@ -6,8 +6,9 @@
 //! to a `write` as have gathered. The relay logs two lines per delivery at `info`; one `write`
 //! each, under stderr's lock, was one system call per line in the webhook's and the
 //! processor's path (and, with stderr a pipe to journald or Docker, a wake-up of the reader per
-//! line). A thread that wakes per line (`tracing-appender`) measured no better on two cores:
-//! the wake-up costs what the `write` did (docs/PERFORMANCE.md, twenty-first session).
+//! line). A writer thread woken for every line (`tracing-appender`) measured worse than that
+//! on two cores: its wake-up cost more than the `write` it saved (docs/PERFORMANCE.md,
+//! twenty-first session).
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
