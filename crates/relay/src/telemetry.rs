@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Longest a line waits in the buffer before it is written out.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Bytes gathered before the line that reaches them writes the buffer out itself.
 const FULL_BYTES: usize = 64 * 1024;
 
@@ -73,79 +73,98 @@ pub fn init(format: LogFormat) -> LogGuard {
 }
 
 /// Lines gathered for `out`, written out in one `write_all` each time.
-pub struct LogBuffer<W: Write> {
-    state: Mutex<State<W>>,
+///
+/// Two locks, so that no thread that logs waits on a `write`: `lines` is held only to append
+/// or to swap the gathered lines out; `out` is held across the `write`, and taken before the
+/// swap, so chunks reach `out` in the order they were gathered.
+struct LogBuffer<W: Write> {
+    lines: Mutex<Lines>,
+    out: Mutex<Out<W>>,
     stopped: Condvar,
 }
 
-struct State<W> {
-    lines: Vec<u8>,
-    out: W,
+struct Lines {
+    gathered: Vec<u8>,
     stopping: bool,
 }
 
+struct Out<W> {
+    out: W,
+    /// The buffer swapped in for the gathered lines, kept to spare an allocation per write.
+    spare: Vec<u8>,
+}
+
+/// A thread that panicked while holding a lock leaves at worst a partial line: keep logging.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<W: Write> LogBuffer<W> {
-    pub fn new(out: W) -> Self {
+    fn new(out: W) -> Self {
         Self {
-            state: Mutex::new(State {
-                lines: Vec::with_capacity(FULL_BYTES),
-                out,
+            lines: Mutex::new(Lines {
+                gathered: Vec::with_capacity(FULL_BYTES),
                 stopping: false,
+            }),
+            out: Mutex::new(Out {
+                out,
+                spare: Vec::with_capacity(FULL_BYTES),
             }),
             stopped: Condvar::new(),
         }
     }
 
-    /// A logging thread that panicked mid-line leaves at worst a partial line: keep logging.
-    fn lock(&self) -> MutexGuard<'_, State<W>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn append(&self, line: &[u8]) {
-        let mut state = self.lock();
-        state.lines.extend_from_slice(line);
-        if state.lines.len() >= FULL_BYTES {
-            state.write_out();
+        let full = {
+            let mut lines = lock(&self.lines);
+            lines.gathered.extend_from_slice(line);
+            lines.gathered.len() >= FULL_BYTES
+        };
+        if full {
+            self.flush_now();
         }
     }
 
-    /// Writes out what is buffered.
-    pub fn flush_now(&self) {
-        self.lock().write_out();
+    /// Writes out what has gathered.
+    fn flush_now(&self) {
+        let mut out = lock(&self.out);
+        let Out { out, spare } = &mut *out;
+        {
+            let mut lines = lock(&self.lines);
+            if lines.gathered.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut lines.gathered, spare);
+        }
+        // Nowhere to report a failed write of the logs: the lines are dropped, not retried.
+        let _ = out.write_all(spare);
+        let _ = out.flush();
+        spare.clear();
     }
 
-    /// Writes the buffer out every `period` until [`stop`](Self::stop).
-    pub fn flush_until_stopped(&self, period: Duration) {
-        let mut state = self.lock();
-        while !state.stopping {
-            state.write_out();
-            state = match self.stopped.wait_timeout(state, period) {
-                Ok((state, _)) => state,
+    /// Writes out what has gathered every `period` until [`stop`](Self::stop).
+    fn flush_until_stopped(&self, period: Duration) {
+        loop {
+            self.flush_now();
+            let lines = lock(&self.lines);
+            if lines.stopping {
+                return;
+            }
+            drop(match self.stopped.wait_timeout(lines, period) {
+                Ok((lines, _)) => lines,
                 Err(poisoned) => poisoned.into_inner().0,
-            };
+            });
         }
     }
 
-    pub fn stop(&self) {
-        self.lock().stopping = true;
+    fn stop(&self) {
+        lock(&self.lines).stopping = true;
         self.stopped.notify_all();
     }
 }
 
-impl<W: Write> State<W> {
-    fn write_out(&mut self) {
-        if self.lines.is_empty() {
-            return;
-        }
-        // Nowhere to report a failed write of the logs: the lines are dropped, not retried.
-        let _ = self.out.write_all(&self.lines);
-        let _ = self.out.flush();
-        self.lines.clear();
-    }
-}
-
 /// What the formatter writes one line into.
-pub struct BufferedLine<'a, W: Write>(&'a LogBuffer<W>);
+struct BufferedLine<'a, W: Write>(&'a LogBuffer<W>);
 
 impl<W: Write> Write for BufferedLine<'_, W> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
@@ -155,14 +174,6 @@ impl<W: Write> Write for BufferedLine<'_, W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a, W: Write + 'a> MakeWriter<'a> for LogBuffer<W> {
-    type Writer = BufferedLine<'a, W>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        BufferedLine(self)
     }
 }
 
@@ -205,8 +216,8 @@ mod tests {
     fn lines_gather_until_flushed_then_go_out_in_one_write() {
         let out = Recorded::default();
         let buffer = LogBuffer::new(out.clone());
-        buffer.make_writer().write_all(b"one\n").unwrap();
-        buffer.make_writer().write_all(b"two\n").unwrap();
+        buffer.append(b"one\n");
+        buffer.append(b"two\n");
         assert!(out.writes().is_empty());
         buffer.flush_now();
         assert_eq!(out.writes(), vec![b"one\ntwo\n".to_vec()]);
@@ -220,10 +231,10 @@ mod tests {
         let buffer = LogBuffer::new(out.clone());
         let line = vec![b'x'; 1000];
         for _ in 0..FULL_BYTES / line.len() {
-            buffer.make_writer().write_all(&line).unwrap();
+            buffer.append(&line);
         }
         assert!(out.writes().is_empty());
-        buffer.make_writer().write_all(&line).unwrap();
+        buffer.append(&line);
         assert_eq!(out.writes().len(), 1);
         assert_eq!(out.writes()[0].len(), (FULL_BYTES / line.len() + 1) * 1000);
     }
@@ -236,7 +247,7 @@ mod tests {
             let buffer = buffer.clone();
             std::thread::spawn(move || buffer.flush_until_stopped(Duration::from_millis(10)))
         };
-        buffer.make_writer().write_all(b"line\n").unwrap();
+        buffer.append(b"line\n");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while out.writes().is_empty() {
             assert!(std::time::Instant::now() < deadline, "never flushed");
