@@ -74,9 +74,11 @@ pub fn init(format: LogFormat) -> LogGuard {
 
 /// Lines gathered for `out`, written out in one `write_all` each time.
 ///
-/// Two locks, so that no thread that logs waits on a `write`: `lines` is held only to append
-/// or to swap the gathered lines out; `out` is held across the `write`, and taken before the
-/// swap, so chunks reach `out` in the order they were gathered.
+/// Two locks, so that appending a line never waits on a `write` in progress: `lines` is held
+/// only to append or to swap the gathered lines out; `out` is held across the `write`, and
+/// taken before the swap, so chunks reach `out` in the order they were gathered. Only the line
+/// that fills the buffer writes it out itself, and so waits for any write in progress first:
+/// with stderr blocked, loggers then slow down instead of the buffer growing without bound.
 struct LogBuffer<W: Write> {
     lines: Mutex<Lines>,
     out: Mutex<Out<W>>,
